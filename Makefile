@@ -1,0 +1,43 @@
+# The README's two commands: `make demo` (set up, then run the main job) and `make test`.
+# Both create .venv in the repo root and install everything on a fresh machine.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+export CUDA_HOME ?= /usr/local/cuda
+
+# torch and torchvision are pinned: other versions are unavailable or break torchvision.
+RUNTIME_DEPS := torch==2.14.1 torchvision==0.29.1 numpy scikit-image pluggy tqdm matplotlib
+BUILD_DEPS   := setuptools wheel ninja pybind11
+TEST_DEPS    := pytest hypothesis bm3d
+SOURCES      := setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/cuda/*.cu csrc/cuda/*.cuh) \
+                $(wildcard examples/restorekit-skimage/setup.py)
+STAMP        := $(VENV)/.restorekit-installed
+
+.PHONY: demo test install build clean-build help
+help:
+	@echo "make demo   - set up .venv and run 'restorekit demo' on scikit-image's bundled photos"
+	@echo "make test   - set up .venv and run the test suite"
+	@echo "make build  - rebuild the compiled extension in place after editing csrc/"
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): $(PY) $(SOURCES)
+	$(PIP) install --upgrade pip
+	$(PIP) install $(RUNTIME_DEPS) $(BUILD_DEPS) $(TEST_DEPS)
+	$(PIP) install --no-build-isolation -e . -e examples/restorekit-skimage
+	touch $(STAMP)
+
+install: $(STAMP)
+
+build: $(STAMP)
+	$(PY) setup.py build_ext --inplace
+
+demo: $(STAMP)
+	$(VENV)/bin/restorekit demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean-build:
+	rm -rf build restorekit/_C*.so $(STAMP)

@@ -1,0 +1,1 @@
+"""restorekit's built-in plugins, each a folder that a plugin author can copy."""

@@ -1,0 +1,43 @@
+"""The exceptions restorekit raises for problems a user can fix.
+
+Every error that reaches a user because of bad input (a file, a parameter, a
+plugin) is a :class:`RestorekitError`. Its message names the problem and the
+fix; the command line prints it without a traceback and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class RestorekitError(Exception):
+    """Base class: a problem the user can fix, described in the message."""
+
+
+class InputError(RestorekitError, ValueError):
+    """An input (image, kernel, mask, sigma, shape) is unusable."""
+
+
+class ParameterError(RestorekitError, ValueError):
+    """A restorer parameter is unknown or has a value it cannot take."""
+
+
+class UnknownRestorerError(RestorekitError, KeyError):
+    """No restorer is registered under the requested name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginError(RestorekitError):
+    """A plugin failed to import or registered something invalid."""
+
+
+class DuplicateRestorerError(PluginError):
+    """Two plugins registered a restorer under the same name."""
+
+
+class ExtensionMissingError(RestorekitError, ImportError):
+    """The compiled extension ``restorekit._C`` is not built."""
+
+
+class WeightsError(RestorekitError):
+    """A shipped or user weights file is missing, damaged or mismatched."""

@@ -1,0 +1,385 @@
+"""The Restorer interface, its parameters, and pipelines of restorers.
+
+Every method in restorekit, classical or learned, built-in or third-party, is
+a :class:`Restorer`: it has a name, the tasks it handles (``"denoise"``,
+``"deblur"``, ``"inpaint"``), typed parameters with defaults, and
+``restore(image, degradation)`` working on batched ``N, C, H, W`` float
+tensors with values in [0, 1]. A :class:`Pipeline` chains restorers and is
+itself a restorer.
+
+This module imports no torch at import time so that ``restorekit list`` and
+``restorekit --help`` stay quick.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence
+
+from .errors import InputError, ParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .degrade import Degradation
+    from .registry import Registry
+
+TASKS = ("denoise", "deblur", "inpaint")
+
+
+# --------------------------------------------------------------------------- parameters
+def float_or_auto(value: Any) -> float | str:
+    """Parse a positive float or the word ``"auto"`` (used by Wiener's ``snr``)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("must be a positive finite number or 'auto'")
+    return number
+
+
+def parse_bool(value: Any) -> bool:
+    """Parse ``true/false/1/0/yes/no`` (case-insensitive) or a Python bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a restorer.
+
+    Parameters
+    ----------
+    name : str
+        The keyword a user passes (``--param name=value`` on the command line).
+    default : object
+        The value used when none is given; also fixes the type when
+        ``parse`` is not given (bool, int, float or str).
+    help : str
+        One line shown by ``restorekit list``.
+    parse : callable, optional
+        Turns a string or Python value into the parameter's value; raises
+        ``ValueError`` with a short reason for a bad value.
+    choices : tuple, optional
+        The allowed values, checked after parsing.
+    """
+
+    name: str
+    default: Any
+    help: str = ""
+    parse: Callable[[Any], Any] | None = None
+    choices: tuple | None = None
+
+    def convert(self, value: Any, owner: str = "") -> Any:
+        """Return ``value`` parsed and checked, or raise :class:`ParameterError`."""
+        parser = self.parse
+        if parser is None:
+            kind = type(self.default)
+            parser = parse_bool if kind is bool else (kind if kind in (int, float, str) else None)
+        try:
+            parsed = parser(value) if parser is not None else value
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"parameter {self.name!r}{_of(owner)} got {value!r}: {exc}. "
+                f"Default is {self.default!r}."
+            ) from None
+        if self.choices is not None and parsed not in self.choices:
+            raise ParameterError(
+                f"parameter {self.name!r}{_of(owner)} got {value!r}; choose one of "
+                + ", ".join(repr(c) for c in self.choices)
+            )
+        return parsed
+
+    def describe(self) -> dict:
+        """A JSON-friendly description (used by ``restorekit list --json``)."""
+        out = {"name": self.name, "default": self.default, "help": self.help}
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        return out
+
+
+def _of(owner: str) -> str:
+    return f" of {owner!r}" if owner else ""
+
+
+def resolve_params(params: Sequence[Param], given: Mapping[str, Any], owner: str) -> dict:
+    """Merge ``given`` over the defaults of ``params``, refusing unknown names."""
+    known = {p.name: p for p in params}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        names = ", ".join(sorted(known)) or "none"
+        raise ParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+            f"{_of(owner)}; it takes: {names}"
+        )
+    return {p.name: (p.convert(given[p.name], owner) if p.name in given else p.default) for p in params}
+
+
+# --------------------------------------------------------------------------- restorers
+class Restorer(abc.ABC):
+    """Base class of every restoration method.
+
+    Subclasses set the class attributes ``name``, ``tasks``, ``params`` and
+    ``summary`` and implement :meth:`restore`. Parameter values are resolved
+    and checked in ``__init__`` and kept in ``self.config``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from restorekit.restorer import Restorer, Param
+    >>> class Clip(Restorer):
+    ...     name = "clip"
+    ...     tasks = frozenset({"denoise"})
+    ...     params = (Param("low", 0.0, "smallest value kept"),)
+    ...     def restore(self, image, degradation=None):
+    ...         return image.clamp(self.config["low"], 1.0)
+    >>> Clip(low=0.5)(torch.zeros(1, 1, 2, 2)).max().item()
+    0.5
+    """
+
+    name: ClassVar[str] = ""
+    tasks: ClassVar[frozenset[str]] = frozenset()
+    params: ClassVar[tuple[Param, ...]] = ()
+    summary: ClassVar[str] = ""
+
+    def __init__(self, **params: Any) -> None:
+        self.config = resolve_params(self.params, params, self.name or type(self).__name__)
+
+    @abc.abstractmethod
+    def restore(self, image: "torch.Tensor", degradation: "Degradation | None" = None) -> "torch.Tensor":
+        """Restore a batch ``image`` (N, C, H, W, float, [0, 1]) damaged by ``degradation``."""
+
+    def __call__(self, image: "torch.Tensor", degradation: "Degradation | None" = None) -> "torch.Tensor":
+        check_batch(image, self.name)
+        return self.restore(image, degradation)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"
+
+
+def check_batch(image: Any, who: str = "") -> None:
+    """Raise :class:`InputError` unless ``image`` is a finite N, C, H, W float tensor."""
+    import torch
+
+    where = f" for {who!r}" if who else ""
+    if not isinstance(image, torch.Tensor):
+        raise InputError(f"expected a torch.Tensor{where}, got {type(image).__name__}")
+    if image.ndim != 4:
+        raise InputError(
+            f"expected a batch of shape (N, C, H, W){where}, got shape {tuple(image.shape)}; "
+            "use image[None] to add the batch dimension"
+        )
+    if not image.is_floating_point():
+        raise InputError(f"expected a float tensor{where}, got {image.dtype}; divide integer images by their maximum")
+    if image.numel() == 0:
+        raise InputError(f"the image{where} is empty (shape {tuple(image.shape)})")
+    if not torch.isfinite(image).all():
+        raise InputError(f"the image{where} contains NaN or Inf values; replace them before restoring")
+
+
+@dataclass(frozen=True)
+class RestorerSpec:
+    """What a plugin registers: the description of a restorer and how to build it.
+
+    ``factory`` is a callable ``factory(**params) -> Restorer`` or a lazy
+    ``"package.module:Attribute"`` string resolved on first build. When
+    ``steps`` is given the spec is a pipeline (see :func:`pipeline_spec`).
+    ``plugin`` is filled in by the registry.
+    """
+
+    name: str
+    tasks: frozenset[str]
+    params: tuple[Param, ...] = ()
+    factory: Callable[..., Restorer] | str | None = None
+    summary: str = ""
+    steps: tuple[tuple[str, dict], ...] = ()
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", frozenset(self.tasks))
+        object.__setattr__(self, "params", tuple(self.params))
+
+    @classmethod
+    def from_class(cls, restorer_cls: type[Restorer]) -> "RestorerSpec":
+        """The spec of a :class:`Restorer` subclass, read from its class attributes."""
+        return cls(
+            name=restorer_cls.name,
+            tasks=restorer_cls.tasks,
+            params=restorer_cls.params,
+            factory=restorer_cls,
+            summary=restorer_cls.summary or (restorer_cls.__doc__ or "").strip().split("\n")[0],
+        )
+
+    @property
+    def is_pipeline(self) -> bool:
+        return bool(self.steps)
+
+    def problems(self) -> list[str]:
+        """Reasons this spec cannot be registered (empty when it is valid)."""
+        found = []
+        if not isinstance(self.name, str) or not self.name or any(c.isspace() for c in self.name):
+            found.append(f"name {self.name!r} must be a non-empty string without spaces")
+        bad_tasks = set(self.tasks) - set(TASKS)
+        if not self.tasks or bad_tasks:
+            found.append(f"tasks {sorted(self.tasks)} must be a non-empty subset of {list(TASKS)}")
+        if not all(isinstance(p, Param) for p in self.params):
+            found.append("params must be restorekit.Param objects")
+        if self.factory is None and not self.steps:
+            found.append("needs a factory (a Restorer subclass, a callable or 'module:attr') or steps")
+        return found
+
+    def resolve_factory(self) -> Callable[..., Restorer]:
+        factory = self.factory
+        if isinstance(factory, str):
+            module_name, _, attr = factory.partition(":")
+            try:
+                factory = getattr(importlib.import_module(module_name), attr)
+            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+                from .errors import PluginError
+
+                raise PluginError(
+                    f"restorer {self.name!r} of plugin {self.plugin!r} could not load {self.factory!r}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        return factory
+
+    def build(self, registry: "Registry", params: Mapping[str, Any]) -> Restorer:
+        """Build the restorer with ``params`` (a pipeline's steps come from ``registry``)."""
+        if self.steps:
+            return _build_pipeline(self, registry, params)
+        values = resolve_params(self.params, params, self.name)
+        restorer = self.resolve_factory()(**values)
+        if not isinstance(restorer, Restorer):
+            from .errors import PluginError
+
+            raise PluginError(
+                f"restorer {self.name!r} of plugin {self.plugin!r} built a {type(restorer).__name__}, "
+                "not a restorekit.Restorer"
+            )
+        return restorer
+
+    def describe(self) -> dict:
+        out = {
+            "name": self.name,
+            "plugin": self.plugin,
+            "tasks": sorted(self.tasks),
+            "summary": self.summary,
+            "params": [p.describe() for p in self.params],
+        }
+        if self.steps:
+            out["steps"] = [{"name": n, "params": dict(p)} for n, p in self.steps]
+        return out
+
+
+# --------------------------------------------------------------------------- pipelines
+class Pipeline(Restorer):
+    """Restorers applied one after another; itself a restorer.
+
+    Every step receives the original ``degradation``: a non-blind first step
+    (Wiener) uses the kernel, and a following learned step that was trained
+    on that step's outputs ignores it.
+
+    Examples
+    --------
+    >>> import restorekit
+    >>> pipe = restorekit.pipeline("wiener", "wiener")  # doctest: +SKIP
+    """
+
+    def __init__(self, steps: Sequence[Restorer], name: str = "", tasks: Iterable[str] | None = None) -> None:
+        if not steps:
+            raise ParameterError("a pipeline needs at least one restorer")
+        self.steps = list(steps)
+        self.config = {}
+        self.name = name or "+".join(s.name for s in self.steps)
+        self.tasks = frozenset(tasks) if tasks is not None else frozenset(self.steps[0].tasks)
+
+    def restore(self, image, degradation=None):
+        out = image
+        for step in self.steps:
+            out = step.restore(out, degradation)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.name!r}, steps={self.steps!r})"
+
+
+def pipeline_spec(
+    name: str,
+    steps: Sequence[str | tuple[str, Mapping[str, Any]]],
+    tasks: Iterable[str] | None = None,
+    summary: str = "",
+) -> RestorerSpec:
+    """A spec for a named pipeline of registered restorers.
+
+    ``steps`` are restorer names, or ``(name, params)`` pairs that fix
+    parameters of a step. Users can override a step's parameter with
+    ``stepname.param=value`` (``--param wiener.snr=auto``). ``tasks``
+    defaults to the first step's tasks, resolved when the pipeline is built.
+    """
+    normalized = tuple((s, {}) if isinstance(s, str) else (s[0], dict(s[1])) for s in steps)
+    return RestorerSpec(
+        name=name,
+        tasks=frozenset(tasks) if tasks is not None else frozenset(TASKS),
+        summary=summary or "pipeline: " + " -> ".join(n for n, _ in normalized),
+        steps=normalized,
+        params=(),
+    )
+
+
+def split_step_params(step_names: Sequence[str], params: Mapping[str, Any], owner: str) -> list[dict]:
+    """Route ``"step.param"`` keys to their step; a bare key goes to every step that takes it."""
+    routed: list[dict] = [{} for _ in step_names]
+    for key, value in params.items():
+        step, dot, pname = key.partition(".")
+        if dot:
+            matches = [i for i, n in enumerate(step_names) if n == step]
+            if not matches:
+                raise ParameterError(
+                    f"parameter {key!r} of pipeline {owner!r} names step {step!r}; "
+                    f"its steps are: {', '.join(step_names)}"
+                )
+            for i in matches:
+                routed[i][pname] = value
+        else:
+            raise ParameterError(
+                f"parameter {key!r} of pipeline {owner!r} must name its step, e.g. "
+                f"{step_names[0]}.{key}={value}"
+            )
+    return routed
+
+
+def _build_pipeline(spec: RestorerSpec, registry: "Registry", params: Mapping[str, Any]) -> Pipeline:
+    names = [n for n, _ in spec.steps]
+    routed = split_step_params(names, params, spec.name)
+    steps = [registry.create(n, **{**fixed, **extra}) for (n, fixed), extra in zip(spec.steps, routed)]
+    tasks = spec.tasks if spec.tasks != frozenset(TASKS) else steps[0].tasks
+    return Pipeline(steps, name=spec.name, tasks=tasks)
+
+
+def with_plugin(spec: RestorerSpec, plugin: str) -> RestorerSpec:
+    return replace(spec, plugin=plugin)
+
+
+__all__ = [
+    "TASKS",
+    "Param",
+    "Pipeline",
+    "Restorer",
+    "RestorerSpec",
+    "check_batch",
+    "float_or_auto",
+    "parse_bool",
+    "pipeline_spec",
+    "resolve_params",
+    "split_step_params",
+]
