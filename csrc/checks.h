@@ -1,0 +1,138 @@
+// Argument checks shared by the CPU (.cpp) and CUDA (.cu) kernels of the restorekit ops.
+//
+// Every check fails with a c10::Error (RuntimeError in Python) whose message names the op and the
+// shapes, dtypes and devices of all its tensor arguments, so a wrong call is diagnosed from the
+// message alone. No kernel reads memory before these checks have passed.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <optional>
+#include <sstream>
+#include <string>
+
+namespace restorekit {
+
+// "[32, 784] float32 cpu" (or "None" for an absent optional tensor).
+inline std::string describe(const at::Tensor& t) {
+  if (!t.defined()) return "None";
+  std::ostringstream s;
+  s << t.sizes() << " " << c10::toString(t.scalar_type()) << " " << t.device();
+  if (t.dim() == 2 && !t.is_contiguous()) s << " strides " << t.strides();
+  return s.str();
+}
+
+inline std::string describe(const std::optional<at::Tensor>& t) {
+  return t.has_value() ? describe(*t) : std::string("None");
+}
+
+// "x: [..] float cpu, weight: [..] ..." for the arguments of one call.
+struct ArgList {
+  std::ostringstream s;
+  ArgList& add(const char* name, const at::Tensor& t) {
+    if (s.tellp() > 0) s << ", ";
+    s << name << ": " << describe(t);
+    return *this;
+  }
+  ArgList& add(const char* name, const std::optional<at::Tensor>& t) {
+    if (s.tellp() > 0) s << ", ";
+    s << name << ": " << describe(t);
+    return *this;
+  }
+  std::string str() const { return s.str(); }
+};
+
+// dtype and device rules common to all ops: strided, floating point, one dtype, one device;
+// float16/bfloat16 only on CUDA.
+inline void check_tensor_common(const char* op, const at::Tensor& t, const at::Tensor& ref,
+                                const std::string& args) {
+  TORCH_CHECK(t.layout() == at::kStrided, "restorekit::", op,
+              ": only dense (strided) tensors are supported; got ", args);
+  TORCH_CHECK(t.device() == ref.device(), "restorekit::", op,
+              ": all tensors must be on the same device; got ", args);
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), "restorekit::", op,
+              ": all tensors must have the same dtype; got ", args);
+  const auto dt = t.scalar_type();
+  const bool is_cuda = t.device().is_cuda();
+  const bool ok = dt == at::kFloat || dt == at::kDouble ||
+                  (is_cuda && (dt == at::kHalf || dt == at::kBFloat16));
+  TORCH_CHECK(ok, "restorekit::", op, ": dtype ", c10::toString(dt), " is not supported on ",
+              t.device().type(), " (supported: float32, float64",
+              is_cuda ? ", float16, bfloat16" : "; float16/bfloat16 on CUDA only", "); got ", args);
+}
+
+// x: (N, K), weight: (M, K), bias: (M,) or None.
+inline void check_linear_args(const char* op, const at::Tensor& x, const at::Tensor& weight,
+                              const std::optional<at::Tensor>& bias) {
+  ArgList a;
+  a.add("x", x).add("weight", weight).add("bias", bias);
+  const std::string args = a.str();
+  TORCH_CHECK(x.defined() && weight.defined(), "restorekit::", op, ": x and weight are required; got ", args);
+  check_tensor_common(op, x, x, args);
+  check_tensor_common(op, weight, x, args);
+  TORCH_CHECK(x.dim() == 2, "restorekit::", op,
+              ": x must be 2-D (batch, in_features); got ", args);
+  TORCH_CHECK(weight.dim() == 2, "restorekit::", op,
+              ": weight must be 2-D (out_features, in_features); got ", args);
+  TORCH_CHECK(x.size(1) == weight.size(1), "restorekit::", op,
+              ": in_features mismatch, x.size(1)=", x.size(1), " but weight.size(1)=", weight.size(1),
+              "; got ", args);
+  if (bias.has_value() && bias->defined()) {
+    check_tensor_common(op, *bias, x, args);
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), "restorekit::", op,
+                ": bias must be 1-D of length out_features=", weight.size(0), "; got ", args);
+  }
+}
+
+// grad_out: (N, M), x: (N, K), weight: (M, K), out: (N, M) or undefined.
+inline void check_linear_backward_args(const char* op, const at::Tensor& grad_out, const at::Tensor& x,
+                                       const at::Tensor& weight, const at::Tensor& out) {
+  ArgList a;
+  a.add("grad_out", grad_out).add("x", x).add("weight", weight);
+  if (out.defined()) a.add("out", out);
+  const std::string args = a.str();
+  TORCH_CHECK(grad_out.defined() && x.defined() && weight.defined(), "restorekit::", op,
+              ": grad_out, x and weight are required; got ", args);
+  check_tensor_common(op, grad_out, x, args);
+  check_tensor_common(op, x, x, args);
+  check_tensor_common(op, weight, x, args);
+  TORCH_CHECK(x.dim() == 2 && weight.dim() == 2 && grad_out.dim() == 2, "restorekit::", op,
+              ": grad_out, x and weight must be 2-D; got ", args);
+  TORCH_CHECK(x.size(1) == weight.size(1), "restorekit::", op,
+              ": in_features mismatch, x.size(1)=", x.size(1), " but weight.size(1)=", weight.size(1),
+              "; got ", args);
+  TORCH_CHECK(grad_out.size(0) == x.size(0) && grad_out.size(1) == weight.size(0), "restorekit::", op,
+              ": grad_out must be (batch, out_features) = [", x.size(0), ", ", weight.size(0), "]; got ",
+              args);
+  if (out.defined()) {
+    check_tensor_common(op, out, x, args);
+    TORCH_CHECK(out.sizes() == grad_out.sizes(), "restorekit::", op,
+                ": out must have the shape of grad_out; got ", args);
+  }
+}
+
+// grad_out and out of relu_backward: same shape, dtype and device.
+inline void check_relu_backward_args(const char* op, const at::Tensor& grad_out, const at::Tensor& out) {
+  ArgList a;
+  a.add("grad_out", grad_out).add("out", out);
+  const std::string args = a.str();
+  check_tensor_common(op, grad_out, out, args);
+  check_tensor_common(op, out, out, args);
+  TORCH_CHECK(grad_out.sizes() == out.sizes(), "restorekit::", op,
+              ": grad_out and out must have the same shape; got ", args);
+}
+
+// On the error path only: which inputs hold NaN, to name them in the message.
+inline std::string nan_culprits(std::initializer_list<std::pair<const char*, at::Tensor>> tensors) {
+  std::ostringstream s;
+  for (const auto& [name, t] : tensors) {
+    if (t.defined() && t.numel() > 0 && t.isnan().any().item<bool>()) {
+      if (s.tellp() > 0) s << ", ";
+      s << name;
+    }
+  }
+  return s.tellp() > 0 ? s.str() : std::string("none of the inputs (infinities cancelled in a product)");
+}
+
+}  // namespace restorekit

@@ -1,0 +1,44 @@
+// The restorekit operator library: schemas of every op (TORCH_LIBRARY) and the Python module
+// restorekit._C whose import loads them.
+//
+// Kernels live beside this file: CPU in linear_relu_cpu.cpp (TORCH_LIBRARY_IMPL(restorekit, CPU)),
+// CUDA in cuda/linear_relu_cuda.cu (TORCH_LIBRARY_IMPL(restorekit, CUDA)), autograd in autograd.cpp
+// (TORCH_LIBRARY_IMPL(restorekit, Autograd)). Fake (meta) kernels for torch.compile are Python
+// functions in restorekit/nn/ops.py, named here with set_python_module.
+//
+// Ops (x: (N, K), weight: (M, K), bias: (M,), out and grad_out: (N, M)):
+//   linear(x, weight, bias=None)               x W^T + b
+//   linear_backward(grad_out, x, weight, output_mask) -> (grad_x, grad_weight, grad_bias)
+//   relu(x)                                    max(x, 0), any shape
+//   relu_backward(grad_out, out)               grad_out * [out > 0]
+//   linear_relu(x, weight, bias=None)          max(x W^T + b, 0), fused
+//   linear_relu_backward(grad_out, x, weight, out, output_mask) -> (grad_x, grad_weight, grad_bias)
+// output_mask says which of the three gradients to compute; the others come back as None.
+#include <torch/extension.h>
+
+namespace restorekit {
+
+TORCH_LIBRARY(restorekit, m) {
+  m.set_python_module("restorekit.nn.ops");
+  m.def("linear(Tensor x, Tensor weight, Tensor? bias=None) -> Tensor");
+  m.def("linear_backward(Tensor grad_out, Tensor x, Tensor weight, bool[3] output_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("relu(Tensor x) -> Tensor");
+  m.def("relu_backward(Tensor grad_out, Tensor out) -> Tensor");
+  m.def("linear_relu(Tensor x, Tensor weight, Tensor? bias=None) -> Tensor");
+  m.def("linear_relu_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor out, bool[3] output_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+}
+
+}  // namespace restorekit
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "restorekit compiled ops; importing this module registers torch.ops.restorekit.*";
+#ifdef RESTOREKIT_WITH_CUDA
+  m.attr("cuda_built") = true;
+#else
+  m.attr("cuda_built") = false;
+#endif
+  m.attr("ops") = pybind11::make_tuple("linear", "linear_backward", "relu", "relu_backward", "linear_relu",
+                                       "linear_relu_backward");
+}
