@@ -1,1 +1,28 @@
+"""MLP inpainter plugin: the course's fully connected network filling the lower half of digits.
 
+How it works: ``FullyConnectedNet(784, 784, n=32)`` from :mod:`restorekit.nn`
+(restorekit's own Linear/ReLU with hand-written backward passes; the
+compiled C++ ops when the extension is built) maps a flattened 28x28 digit,
+normalised by MNIST's mean and std with its lower half zeroed, to the whole
+digit. ``train.py`` trains it with plain gradient descent (lr 2, the update
+written by hand) on MNIST; the weights ship in ``weights/`` with their
+metadata. It restores 28x28 grayscale digits with the lower-half mask and
+refuses anything else with a clear message.
+"""
+
+from restorekit import Param, RestorerSpec, hookimpl
+
+
+@hookimpl
+def register_restorers(register):
+    register(RestorerSpec(
+        name="mlp-inpaint",
+        tasks={"inpaint"},
+        params=(
+            Param("weights", "mlp-inpaint", "shipped model name or path to a .pt file (with its .json)"),
+            Param("backend", "auto", "Linear/ReLU implementation: compiled ops when built, else Python",
+                  choices=("auto", "python", "compiled")),
+        ),
+        factory="restorekit_plugins.mlp_inpaint.restorer:MLPInpaint",
+        summary="MLP FullyConnectedNet(784, 784, n=32) filling the lower half of 28x28 grayscale MNIST digits",
+    ))

@@ -1,0 +1,116 @@
+"""The ``mlp-inpaint`` restorer: fills the missing lower half of 28x28 grayscale digits.
+
+It knows one problem only, the course's: MNIST-like digits (white strokes on
+black, 28x28, one channel, values in [0, 1]) whose lower 14 rows are missing.
+Anything else (another size, colour, another mask) raises
+:class:`~restorekit.errors.InputError` saying what it got. Without a mask in
+the degradation the lower-half mask is assumed. The observed upper half is
+returned unchanged; the lower half is the network's prediction, clipped to
+[0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from restorekit.errors import InputError
+from restorekit.restorer import Param, Restorer
+
+from .model import SIDE, build_net, lower_half_mask, network_input, to_image
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED = "mlp-inpaint"
+
+
+def weights_path(weights: str) -> Path:
+    return Path(weights) if weights.endswith(".pt") else WEIGHTS_DIR / f"{weights}.pt"
+
+
+def load_inpainter(weights: str = SHIPPED, backend: str = "auto") -> tuple[torch.nn.Module, dict]:
+    """The trained ``FullyConnectedNet(784, 784, n=32)`` and its metadata (SHA-256 checked)."""
+    from restorekit import weights as rw
+
+    return rw.load_model(weights_path(weights), lambda arch: build_net(backend))
+
+
+def export_weights(net: torch.nn.Module, cfg, history: dict, name: str = SHIPPED) -> Path:
+    """Write the shipped weights (``weights/<name>.pt`` + ``.json`` with metadata and SHA-256)."""
+    from dataclasses import asdict
+
+    from restorekit import weights as rw
+
+    meta = {
+        "restorer": "mlp-inpaint",
+        "training_data": "MNIST train digits (../shared/data/MNIST, 4,000 digits; the last "
+                         f"{cfg.val_digits} held apart for validation; the 1,000 t10k digits never seen)",
+        "task": "inpaint the lower half (rows 14-27) of 28x28 grayscale digits",
+        "normalisation": {"mean": 0.1307, "std": 0.3081},
+        "optimizer": f"plain gradient descent written by hand, lr {cfg.lr}, batch {cfg.batch_size}",
+        "epochs": cfg.epochs,
+        "updates": cfg.epochs * -(-(4000 - cfg.val_digits) // cfg.batch_size),
+        "seed": cfg.seed,
+        "val_half_psnr_db": round(history["val_half_psnr"][-1], 3),
+        "final_train_loss": round(history["loss"][-1], 5),
+        "train_seconds": round(history["seconds"], 1),
+        "command": "python -m restorekit_plugins.mlp_inpaint.train --out runs/mlp-inpaint --export",
+        "config": asdict(cfg),
+    }
+    path = WEIGHTS_DIR / f"{name}.pt"
+    rw.save_model(net, path, arch={"din": 784, "dout": 784, "n": 32}, metadata=meta)
+    return path
+
+
+class MLPInpaint(Restorer):
+    """Course MLP inpainter for the lower half of 28x28 grayscale digits."""
+
+    name = "mlp-inpaint"
+    tasks = frozenset({"inpaint"})
+    params = (
+        Param("weights", SHIPPED, "shipped model name or path to a .pt file (with its .json)"),
+        Param("backend", "auto", "Linear/ReLU implementation: compiled ops when built, else Python",
+              choices=("auto", "python", "compiled")),
+    )
+    summary = "MLP FullyConnectedNet(784, 784, n=32) filling the lower half of 28x28 grayscale digits"
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.net, self.metadata = load_inpainter(self.config["weights"], self.config["backend"])
+        self.net.eval()
+
+    @staticmethod
+    def check(image: torch.Tensor, degradation=None) -> None:
+        """Raise :class:`InputError` unless ``image`` is a batch of 28x28 grayscale digits with the lower-half mask."""
+        n, c, h, w = image.shape
+        if (h, w) != (SIDE, SIDE):
+            raise InputError(
+                f"'mlp-inpaint' restores 28x28 digits only (the MNIST size it was trained on), got {h}x{w}; "
+                "resize the digit to 28x28 or use an inpainter for photographs"
+            )
+        if c != 1:
+            raise InputError(
+                f"'mlp-inpaint' restores grayscale digits (1 channel), got {c} channels; "
+                "convert to grayscale first, e.g. image.mean(dim=1, keepdim=True)"
+            )
+        mask = getattr(degradation, "mask", None) if degradation is not None else None
+        if mask is None:
+            return
+        mask = torch.as_tensor(mask).float()
+        expected = lower_half_mask(mask.dtype).to(mask.device)
+        if mask.shape[-2:] != (SIDE, SIDE) or not bool(((mask != 0).float() == expected).all()):
+            missing = float(1 - (mask != 0).float().mean())
+            raise InputError(
+                "'mlp-inpaint' was trained for one mask only: the lower half (rows 14-27) missing; "
+                f"this mask differs (shape {tuple(mask.shape)}, {missing:.0%} missing). Use Mask.lower_half(28, 28) "
+                "or a general inpainter"
+            )
+
+    def restore(self, image: torch.Tensor, degradation=None) -> torch.Tensor:
+        self.check(image, degradation)
+        x = image.detach().to(torch.float32).cpu()
+        with torch.no_grad():
+            predicted = to_image(self.net(network_input(x)))
+        keep = lower_half_mask()
+        out = x * keep + predicted * (1 - keep)
+        return out.clamp(0, 1).to(image.device, image.dtype)
