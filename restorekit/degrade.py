@@ -264,15 +264,20 @@ class Blur(Degradation):
         In the Fourier domain ``X = conj(H) Y / (|H|^2 + reg)``. ``reg`` is a
         scalar or a tensor broadcastable to ``(N, C, 1, 1)``. For
         ``boundary="circular"`` this is exact. Otherwise the image is first
-        extended by mirroring to twice its size, which is periodic and
-        continuous, so the FFT's wrap-around adds no edge that would ring.
+        extended by mirroring about its edge pixels (to ``2H - 2`` by
+        ``2W - 2``), which is periodic and continuous, so the FFT's
+        wrap-around adds no edge that would ring. That mirror is the one
+        :meth:`forward` pads with (``F.pad(mode="reflect")``, edge pixel not
+        repeated), so for a kernel symmetric about its centre the result is
+        the exact inverse of the ``"reflect"`` forward model too.
         """
         self._check_size(y)
         if self.boundary == "circular":
             return self._wiener(y, reg)
         h, w = y.shape[-2:]
-        mirrored = torch.cat([y, y.flip(-1)], dim=-1)
-        mirrored = torch.cat([mirrored, mirrored.flip(-2)], dim=-2)
+        # Whole-sample symmetric extension, period (2h - 2, 2w - 2): y0 .. y[n-1], y[n-2] .. y1.
+        mirrored = torch.cat([y, y[..., :, 1 : w - 1].flip(-1)], dim=-1)
+        mirrored = torch.cat([mirrored, mirrored[..., 1 : h - 1, :].flip(-2)], dim=-2)
         return self._wiener(mirrored, reg)[..., :h, :w]
 
     def _wiener(self, y: torch.Tensor, reg: float | torch.Tensor) -> torch.Tensor:
