@@ -1,0 +1,194 @@
+"""The Wiener deconvolution restorer and its automatic regularisation.
+
+The Wiener filter inverts a known blur ``H`` in the Fourier domain::
+
+    X = conj(H) Y / (|H|^2 + reg)
+
+With ``snr=100`` (the course's setting) ``reg = 1 / snr`` is one number for
+every frequency. With ``snr="auto"`` it is the textbook Wiener ratio of noise
+to signal power at each frequency, ``reg(f) = sigma^2 / S_x(f)``: ``sigma``
+is the degradation's noise level ([0, 1] scale) and ``S_x`` the clean image's
+power spectrum, estimated from the observed image as a power law
+``S_x(f) = A |f|^-alpha`` (natural images have ``alpha`` close to 2):
+
+1. the observed periodogram ``|Y(f)|^2 / (H W)`` is averaged in log-spaced
+   rings of radial frequency ``f`` (cycles per pixel);
+2. in each ring the expected power is ``|H|^2 S_x + sigma^2``, so
+   ``S_x = (mean |Y|^2 / (H W) - sigma^2) / mean |H|^2``, kept where the
+   signal stands clearly above the noise (twice the noise floor) and the
+   blur passes enough of it (``mean |H|^2 > 0.01``);
+3. ``log S_x = log A - alpha log f`` is fitted by least squares over those
+   rings, per image and channel, with ``alpha`` held to [1, 4].
+
+High frequencies, where the blur has wiped the signal out, are then damped
+hard while low ones are inverted almost exactly; one number cannot do both.
+The mean (``f = 0``) is inverted exactly.
+A noise-free degradation is treated as 8-bit quantisation noise
+(``sigma = 1 / (255 sqrt 12)``), the smallest noise a stored photo carries.
+
+Edges are handled by :meth:`restorekit.degrade.Blur.regularized_inverse`:
+exact for the circular model of synthetic benchmarks, mirrored for a
+``boundary="reflect"`` blur (a real photo) so the borders do not ring.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from restorekit.errors import InputError
+from restorekit.restorer import Restorer
+
+from . import PARAMS, SUMMARY
+
+#: Noise level assumed when the degradation has none: the rounding noise of 8-bit storage.
+QUANTIZATION_SIGMA = 1.0 / (255.0 * math.sqrt(12.0))
+#: Number of log-spaced frequency rings used to fit the power law.
+RINGS = 24
+#: Bounds of the fitted power-law exponent (natural images: about 2).
+ALPHA_RANGE = (1.0, 4.0)
+
+
+def _radial_frequency(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """|f| in cycles per pixel on the ``rfft2`` grid of an image of ``shape``."""
+    fy = torch.fft.fftfreq(shape[0], dtype=torch.float64, device=device)[:, None]
+    fx = torch.fft.rfftfreq(shape[1], dtype=torch.float64, device=device)[None, :]
+    return torch.sqrt(fy**2 + fx**2)
+
+
+def fit_signal_spectrum(y: torch.Tensor, otf_power: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit ``log S_x(f) = a - alpha log f`` to a blurred, noisy batch.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        The observed images, ``(N, C, H, W)``.
+    otf_power : torch.Tensor
+        ``|H|^2`` on ``y``'s ``rfft2`` grid, ``(H, W // 2 + 1)``.
+    sigma : float
+        Noise standard deviation on the [0, 1] scale (> 0).
+
+    Returns
+    -------
+    (a, alpha) : tuple of torch.Tensor
+        float64 tensors of shape ``(N, C)``: the log amplitude and the
+        exponent of the clean images' power spectrum (per-pixel power,
+        ``|FFT|^2 / (H W)``).
+    """
+    n, c, h, w = y.shape
+    yd = y.to(torch.float64)
+    power = torch.fft.rfft2(yd).abs().square() / (h * w)
+    f = _radial_frequency((h, w), y.device)
+    edges = torch.logspace(math.log10(1.0 / max(h, w)), math.log10(math.sqrt(0.5)) + 1e-9, RINGS + 1,
+                           dtype=torch.float64, device=y.device)
+    ring = torch.bucketize(f, edges) - 1
+    inside = (ring >= 0) & (ring < RINGS)  # the DC term (f = 0) is left out
+    ring = ring[inside]
+    counts = torch.zeros(RINGS, dtype=torch.float64, device=y.device).index_add_(0, ring, torch.ones_like(f[inside]))
+    per = counts.clamp(min=1)
+    ring_power = torch.zeros(n, c, RINGS, dtype=torch.float64, device=y.device).index_add_(2, ring, power[..., inside]) / per
+    ring_otf = torch.zeros(RINGS, dtype=torch.float64, device=y.device).index_add_(0, ring, otf_power.to(torch.float64)[inside]) / per
+    ring_logf = torch.zeros(RINGS, dtype=torch.float64, device=y.device).index_add_(0, ring, f[inside].log()) / per
+
+    noise = sigma**2
+    signal = (ring_power - noise) / ring_otf.clamp(min=1e-12)
+    usable = (counts > 0) & (ring_power > 2 * noise) & (ring_otf > 1e-2)
+    weight = usable.to(torch.float64)
+    lx = ring_logf.expand_as(signal)
+    ly = signal.clamp(min=1e-30).log()
+    total = weight.sum(-1)
+    mx = (weight * lx).sum(-1) / total.clamp(min=1)
+    my = (weight * ly).sum(-1) / total.clamp(min=1)
+    slope = (weight * (lx - mx[..., None]) * (ly - my[..., None])).sum(-1) / (
+        (weight * (lx - mx[..., None]) ** 2).sum(-1).clamp(min=1e-12)
+    )
+    alpha = (-slope).clamp(*ALPHA_RANGE)
+    a = my + alpha * mx
+
+    # Too few rings above the noise to fit a line (a flat or tiny image): keep alpha = 2 and scale
+    # the power law so that its mean over the grid equals the signal variance left after the noise.
+    few = total < 3
+    if bool(few.any()):
+        variance = (yd.var(dim=(-2, -1)) - noise).clamp(min=noise * 1e-2)
+        fg = f.clamp(min=0.5 / max(h, w))
+        mean_shape = fg.pow(-2.0).mean()
+        alpha = torch.where(few, torch.full_like(alpha, 2.0), alpha)
+        a = torch.where(few, variance.log() - mean_shape.log(), a)
+    return a, alpha
+
+
+def auto_regularization(y: torch.Tensor, blur, sigma: float, grid: tuple[int, int]) -> torch.Tensor:
+    """Per-frequency ``sigma^2 / S_x(f)`` on the ``rfft2`` grid of size ``grid``.
+
+    The spectrum is fitted on ``y`` (see :func:`fit_signal_spectrum`) and
+    evaluated on ``grid``, the size of the array the inverse transforms
+    (larger than ``y`` when the borders are mirrored). Returns a tensor of
+    shape ``(N, C, grid[0], grid[1] // 2 + 1)``.
+    """
+    sigma = max(float(sigma), QUANTIZATION_SIGMA)
+    otf_power = blur.otf(y.shape[-2:], y).abs().square()
+    a, alpha = fit_signal_spectrum(y, otf_power, sigma)
+    f = _radial_frequency(grid, y.device).clamp(min=0.5 / max(grid))
+    log_signal = a[..., None, None] - alpha[..., None, None] * f.log()
+    reg = sigma**2 * torch.exp(-log_signal)
+    # The mean (f = 0) carries the image's whole mean power and H(0) = sum(kernel) != 0: invert it exactly.
+    reg[..., 0, 0] = 0.0
+    return reg
+
+
+def _inverse_grid(blur, shape: tuple[int, int]) -> tuple[int, int]:
+    """The size of the array :meth:`Blur.regularized_inverse` transforms for an image of ``shape``."""
+    h, w = shape
+    return (h, w) if blur.boundary == "circular" else (2 * h - 2, 2 * w - 2)
+
+
+class Wiener(Restorer):
+    """Wiener deconvolution: invert the degradation's known blur in the Fourier domain.
+
+    Parameters
+    ----------
+    snr : float or "auto"
+        Signal-to-noise ratio: ``reg = 1 / snr`` at every frequency (the
+        course used 100). ``"auto"`` derives a per-frequency regularisation
+        from the degradation's noise level and the observed image's power
+        spectrum (see the module docstring).
+    clip : bool
+        Clip the estimate to [0, 1] (default). Turn off to keep the linear
+        estimate, e.g. for a following step that expects it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from restorekit.degrade import Blur, Compose, Noise
+    >>> from restorekit.kernels import load_kernel
+    >>> from restorekit_plugins.wiener.restorer import Wiener
+    >>> x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> d = Compose(Blur(load_kernel("course")), Noise(0.01))
+    >>> Wiener(snr="auto")(d.apply(x, seed=0), d).shape
+    torch.Size([2, 3, 32, 32])
+    """
+
+    name = "wiener"
+    tasks = frozenset({"deblur"})
+    params = PARAMS
+    summary = SUMMARY
+
+    def restore(self, image: torch.Tensor, degradation=None) -> torch.Tensor:
+        blur = getattr(degradation, "blur", None)
+        if blur is None or getattr(blur, "kernel", None) is None:
+            got = "no degradation" if degradation is None else f"a {type(degradation).__name__} without blur"
+            raise InputError(
+                f"'wiener' needs the blur kernel but got {got}; pass the degradation, e.g. "
+                "Compose(Blur(load_kernel('course')), Noise(0.01)), or on the command line "
+                "--kernel SPEC (for noise alone use a denoiser)"
+            )
+        snr = self.config["snr"]
+        work = image if image.dtype in (torch.float32, torch.float64) else image.float()
+        if snr == "auto":
+            grid = _inverse_grid(blur, tuple(work.shape[-2:]))
+            reg = auto_regularization(work, blur, degradation.sigma, grid)
+        else:
+            reg = 1.0 / float(snr)
+        out = blur.regularized_inverse(work, reg).to(image.dtype)
+        return out.clamp(0, 1) if self.config["clip"] else out
