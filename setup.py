@@ -44,7 +44,67 @@ def _cuda_wanted() -> bool:
     return available
 
 
+# GPU architectures compiled for when TORCH_CUDA_ARCH_LIST is unset and no GPU is visible (CI):
+# Turing, Ampere, Hopper, Blackwell, plus PTX for newer ones. With a GPU visible, torch compiles
+# for that GPU only; set TORCH_CUDA_ARCH_LIST to choose yourself.
+DEFAULT_CUDA_ARCH_LIST = "7.5;8.0;9.0;10.0;12.0+PTX"
+
+
+def _set_cuda_arch_list() -> None:
+    import torch
+
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCH_LIST
+        print(f"restorekit: no GPU visible; compiling the CUDA kernels for TORCH_CUDA_ARCH_LIST={DEFAULT_CUDA_ARCH_LIST}")
+
+
+def _cuda_blas_paths(cuda_home: str) -> tuple[list[str], list[str], list[str]]:
+    """(include dirs, library dirs, link args) that give the csrc/cuda kernels cuBLAS.
+
+    A full toolkit has cublas_v2.h and libcublas.so under CUDA_HOME. A minimal one (nvcc and
+    cudart only, as in CI) does not, and neither has torch's own headers' dependency cusparse.h;
+    then the headers and libcublas.so.N come from the NVIDIA wheels torch is installed with
+    (site-packages/nvidia/cu13 or nvidia/<lib>), linked by file name with an rpath.
+    """
+    lib_dirs = [d for d in (os.path.join(cuda_home, "lib"), os.path.join(cuda_home, "lib64")) if os.path.isdir(d)]
+    include_dirs: list[str] = []
+    link_args: list[str] = []
+    need_headers = not all(os.path.exists(os.path.join(cuda_home, "include", h)) for h in ("cublas_v2.h", "cusparse.h"))
+    has_cublas = any(os.path.exists(os.path.join(d, "libcublas.so")) for d in lib_dirs)
+    wheel_roots: list[str] = []
+    try:
+        import nvidia  # namespace package of the NVIDIA wheels
+
+        wheel_roots = [d for root in nvidia.__path__ for d in sorted(glob.glob(os.path.join(root, "*")))]
+    except ImportError:
+        pass
+    if need_headers:
+        include_dirs = [os.path.join(d, "include") for d in wheel_roots
+                        if glob.glob(os.path.join(d, "include", "cublas_v2.h"))
+                        or glob.glob(os.path.join(d, "include", "cusparse.h"))]
+    if has_cublas:
+        link_args = ["-lcublas"]
+    else:
+        libs = sorted(lib for d in wheel_roots for lib in glob.glob(os.path.join(d, "lib", "libcublas.so.*")))
+        if libs:
+            link_args = [f"-L{os.path.dirname(libs[0])}", f"-l:{os.path.basename(libs[0])}",
+                         f"-Wl,-rpath,{os.path.dirname(libs[0])}"]
+    missing = []
+    if need_headers and not any(os.path.exists(os.path.join(d, "cusparse.h")) for d in include_dirs):
+        missing.append("the cuBLAS/cuSPARSE headers (cublas_v2.h, cusparse.h)")
+    if not link_args:
+        missing.append("libcublas")
+    if missing:
+        raise RuntimeError(
+            f"Cannot build the CUDA kernels: {' and '.join(missing)} not found under CUDA_HOME={cuda_home} "
+            "nor in the nvidia-* wheels. Install the CUDA toolkit's cuBLAS, or set RESTOREKIT_CUDA=0 "
+            "for a CPU-only build."
+        )
+    return include_dirs, lib_dirs, link_args
+
+
 def get_extensions():
+    """restorekit._C from csrc/*.cpp (always) and csrc/cuda/*.cu (when _cuda_wanted())."""
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     cpu_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
@@ -52,22 +112,28 @@ def get_extensions():
     if not cpu_sources:
         return []
     extra = {"cxx": ["-O3", "-fopenmp"]}
-    kwargs = dict(extra_link_args=["-fopenmp"], py_limited_api=False)
+    link = ["-fopenmp"]
     if cuda_sources and _cuda_wanted():
         cuda_home = os.environ["CUDA_HOME"]
-        extra["nvcc"] = ["-O3", "--expt-relaxed-constexpr"]
+        _set_cuda_arch_list()
+        include_dirs, lib_dirs, blas_link = _cuda_blas_paths(cuda_home)
+        # wheel headers after the toolkit's own (-isystem comes after every -I)
+        system = [arg for d in include_dirs for arg in ("-isystem", d)]
+        extra["cxx"] += system
+        extra["nvcc"] = ["-O3", "--expt-relaxed-constexpr"] + system
         return [
             CUDAExtension(
                 "restorekit._C",
                 cpu_sources + cuda_sources,
                 define_macros=[("RESTOREKIT_WITH_CUDA", "1")],
+                library_dirs=lib_dirs,
                 extra_compile_args=extra,
-                library_dirs=[os.path.join(cuda_home, "lib"), os.path.join(cuda_home, "lib64")],
-                libraries=["cublas"],
-                **kwargs,
+                extra_link_args=link + blas_link,
+                py_limited_api=False,
             )
         ]
-    return [CppExtension("restorekit._C", cpu_sources, extra_compile_args=extra, **kwargs)]
+    return [CppExtension("restorekit._C", cpu_sources, extra_compile_args=extra, extra_link_args=link,
+                         py_limited_api=False)]
 
 
 def _cmdclass():

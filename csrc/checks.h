@@ -14,11 +14,25 @@
 
 namespace restorekit {
 
+// torch's Python names of the dtypes we mention most.
+inline std::string dtype_name(at::ScalarType dt) {
+  switch (dt) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kBool: return "bool";
+    default: return c10::toString(dt);
+  }
+}
+
 // "[32, 784] float32 cpu" (or "None" for an absent optional tensor).
 inline std::string describe(const at::Tensor& t) {
   if (!t.defined()) return "None";
   std::ostringstream s;
-  s << t.sizes() << " " << c10::toString(t.scalar_type()) << " " << t.device();
+  s << t.sizes() << " " << dtype_name(t.scalar_type()) << " " << t.device();
   if (t.dim() == 2 && !t.is_contiguous()) s << " strides " << t.strides();
   return s.str();
 }
@@ -57,7 +71,7 @@ inline void check_tensor_common(const char* op, const at::Tensor& t, const at::T
   const bool is_cuda = t.device().is_cuda();
   const bool ok = dt == at::kFloat || dt == at::kDouble ||
                   (is_cuda && (dt == at::kHalf || dt == at::kBFloat16));
-  TORCH_CHECK(ok, "restorekit::", op, ": dtype ", c10::toString(dt), " is not supported on ",
+  TORCH_CHECK(ok, "restorekit::", op, ": dtype ", dtype_name(dt), " is not supported on ",
               t.device().type(), " (supported: float32, float64",
               is_cuda ? ", float16, bfloat16" : "; float16/bfloat16 on CUDA only", "); got ", args);
 }

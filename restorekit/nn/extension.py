@@ -9,8 +9,8 @@ Examples
 --------
 >>> from restorekit.nn import extension
 >>> info = extension.status()          # what `restorekit doctor` prints
->>> sorted(info)[:2]
-['built', 'cuda kernels']
+>>> info["built"] in (True, False) and "cuda kernels" in info
+True
 >>> if extension.available():
 ...     import torch
 ...     y = torch.ops.restorekit.relu(torch.tensor([-1.0, 2.0]))
