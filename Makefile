@@ -6,7 +6,7 @@ PIP     := $(PY) -m pip
 export CUDA_HOME ?= /usr/local/cuda
 
 # torch and torchvision are pinned: other versions are unavailable or break torchvision.
-RUNTIME_DEPS := torch==2.14.1 torchvision==0.29.1 numpy scikit-image pluggy tqdm matplotlib
+RUNTIME_DEPS := torch==2.14.1 torchvision==0.29.1 numpy scikit-image pypng pluggy tqdm matplotlib
 BUILD_DEPS   := setuptools wheel ninja pybind11
 TEST_DEPS    := pytest hypothesis bm3d
 SOURCES      := setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/cuda/*.cu csrc/cuda/*.cuh) \

@@ -163,6 +163,7 @@ setup(
         "torchvision==0.29.1",
         "numpy",
         "scikit-image",
+        "pypng",  # 16-bit colour PNG (Pillow cuts it to 8 bits); restorekit.imageio
         "pluggy>=1.3",
         "tqdm",
         "matplotlib",
