@@ -43,8 +43,8 @@ def export_weights(net: torch.nn.Module, cfg, history: dict, name: str = SHIPPED
 
     meta = {
         "restorer": "mlp-inpaint",
-        "training_data": "MNIST train digits (../shared/data/MNIST, 4,000 digits; the last "
-                         f"{cfg.val_digits} held apart for validation; the 1,000 t10k digits never seen)",
+        "training_data": "MNIST train digits (../shared/data/MNIST: 4,000 digits of classes 0-7; the last "
+                         f"{cfg.val_digits} held apart for validation; the 1,000 t10k digits (classes 8, 9) never seen)",
         "task": "inpaint the lower half (rows 14-27) of 28x28 grayscale digits",
         "normalisation": {"mean": 0.1307, "std": 0.3081},
         "optimizer": f"plain gradient descent written by hand, lr {cfg.lr}, batch {cfg.batch_size}",
