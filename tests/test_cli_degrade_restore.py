@@ -132,10 +132,12 @@ def test_degrade_matches_the_api(capsys, images, tmp_path):
     code, stdout, _ = run(capsys, "degrade", images / "a.png", "-o", out, "--blur", "course", "--noise", "0.2", "--seed", "7")
     assert code == 0 and "degraded 1 image" in stdout
     x = read_image(images / "a.png").tensor
-    expected = Compose(Blur(load_kernel("course")), Noise(0.2)).apply(x, seed=image_seed(7, "a.png"))
+    expected = Compose(Blur(load_kernel("course"), "reflect"), Noise(0.2)).apply(x, seed=image_seed(7, "a.png"))
     got = read_image(out)
     assert got.bit_depth is None and torch.equal(got.tensor, expected)
     assert float(got.tensor.min()) < 0 or float(got.tensor.max()) > 1, ".npy keeps noise outside [0, 1]"
+    run(capsys, "degrade", images / "a.png", "-o", tmp_path / "circ.npy", "--blur", "course", "--boundary", "circular")
+    assert torch.equal(read_image(tmp_path / "circ.npy").tensor, Blur(load_kernel("course")).forward(x))
 
 
 def test_degrade_is_reproducible_per_image(capsys, images, tmp_path):
@@ -168,7 +170,7 @@ def test_degrade_keeps_16_bit_and_alpha(capsys, tmp_path):
     got = read_image(tmp_path / "out.png")
     assert got.bit_depth == 16 and got.tensor.shape == (1, 3, 24, 32)
     assert torch.allclose(got.alpha, alpha, atol=1 / 65535)
-    expected = Blur(load_kernel("box:3")).forward(read_image(tmp_path / "rgba16.png").tensor)
+    expected = Blur(load_kernel("box:3"), "reflect").forward(read_image(tmp_path / "rgba16.png").tensor)
     assert torch.allclose(got.tensor, expected, atol=1 / 65535)
 
 
@@ -361,14 +363,17 @@ def test_restore_with_wiener_improves_psnr(capsys, tmp_path):
         pytest.skip("the wiener plugin does not register 'wiener' yet")
     from restorekit.metrics import psnr
 
-    x = gradient(c=1, h=48, w=48)
+    from skimage import data  # camera.png ships inside scikit-image
+
+    x = torch.from_numpy(data.camera()[::4, ::4] / 255.0).float()[None, None]  # 128x128
     write_image(tmp_path / "clean.npy", x)
     assert run(capsys, "degrade", tmp_path / "clean.npy", "-o", tmp_path / "deg.npy", "--blur", "course", "--noise", "0.01")[0] == 0
     code, _, err = run(capsys, "restore", tmp_path / "deg.npy", "-o", tmp_path / "rest.npy", "--method", "wiener",
-                       "--kernel", "course", "--sigma", "0.01", "--boundary", "circular")
+                       "--kernel", "course", "--sigma", "0.01")  # both commands default to --boundary reflect
     assert code == 0, err
     degraded, restored = load(tmp_path / "deg.npy"), load(tmp_path / "rest.npy")
-    assert psnr(restored, x) > psnr(degraded, x) + 1
+    # measured: 21.0 dB degraded -> 26.9 dB restored (course kernel, sigma 0.01, reflect borders)
+    assert psnr(restored, x) > psnr(degraded, x) + 3
 
 
 def load(path):

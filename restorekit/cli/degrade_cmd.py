@@ -11,7 +11,9 @@ HELP = "blur, mask and/or add noise to images (seeded, reproducible)"
 DESCRIPTION = """\
 Degrade images as y = A x + n: blur (--blur), then mask (--mask), then add
 white Gaussian noise (--noise, a standard deviation on the [0, 1] scale:
-sigma 25 on the 0-255 scale is 25/255 = 0.098).
+sigma 25 on the 0-255 scale is 25/255 = 0.098). The blur's border model
+(--boundary) defaults to reflect, as 'restore' does, so restoring with the
+same --kernel and --sigma describes the damage exactly.
 
 INPUT may be image files or folders of images (.png, .jpg, .tif, .npy).
 With one input, -o names the output file; otherwise -o is a folder and each
@@ -48,9 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", metavar="SPEC", help=f"pixel mask: {MASK_HELP}")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and random masks (default 0)")
     parser.add_argument(
-        "--boundary", choices=("circular", "reflect"), default="circular",
-        help="how the blur treats image borders: circular (default; the exact periodic model of synthetic "
-        "benchmarks) or reflect (mirrored content, like a photograph); restore with the same choice",
+        "--boundary", choices=("circular", "reflect"), default="reflect",
+        help="how the blur treats image borders: reflect (default, like 'restore': mirrored content, as in a "
+        "photograph) or circular (the exact periodic model); restore with the same choice",
     )
     parser.add_argument(
         "--format", choices=("png", "jpg", "tif", "npy"),

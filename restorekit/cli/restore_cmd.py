@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--boundary", choices=("circular", "reflect"), default="reflect",
-        help="the blur's border model: reflect (default, for real photos) or circular "
-        "(for images blurred by 'degrade' with its default --boundary circular)",
+        help="the blur's border model: reflect (default, for real photos and 'degrade' outputs) or "
+        "circular (for images blurred with the periodic model, e.g. 'degrade --boundary circular')",
     )
     parser.add_argument(
         "--device", default="cpu", choices=("cpu", "cuda"),
