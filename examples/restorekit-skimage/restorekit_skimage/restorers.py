@@ -1,0 +1,203 @@
+"""The restorers: one scikit-image (or bm3d) call each, wrapped for restorekit's tensors.
+
+restorekit hands a restorer a batch of ``N, C, H, W`` float tensors in
+[0, 1] (C = 1 or 3) and the :class:`~restorekit.degrade.Degradation` that
+damaged it. :class:`SkimageRestorer` converts each image to the
+channel-last float64 array scikit-image expects (``H, W`` for gray,
+``H, W, 3`` with ``channel_axis=-1`` for colour), calls
+:meth:`~SkimageRestorer.restore_one`, clips the result to [0, 1] and stacks
+the batch back on the input's device and dtype. A new method needs only
+``restore_one``.
+
+Deblurring methods take the kernel from the degradation. The scikit-image
+functions assume a circular (FFT) or zero-padded (spatial) boundary, so the
+image is extended first the way it was blurred: by wrapping for a circular
+blur (the synthetic benchmark model), by mirroring for ``boundary="reflect"``
+(a real photo), and cropped back after.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+import torch
+
+from restorekit.errors import InputError
+from restorekit.restorer import Restorer
+
+from . import RESTORERS
+
+
+def _configure(cls):
+    """Fill a restorer class's name, tasks, params and summary from :data:`RESTORERS`."""
+    tasks, params, _, summary = RESTORERS[cls.name]
+    cls.tasks = frozenset(tasks)
+    cls.params = params
+    cls.summary = summary
+    return cls
+
+
+def noise_sigma(array: np.ndarray, degradation, given) -> float:
+    """The noise level to use: ``given`` if a number, else the degradation's, else estimated."""
+    if given != "auto":
+        return float(given)
+    sigma = float(getattr(degradation, "sigma", 0.0) or 0.0)
+    if sigma > 0:
+        return sigma
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(array, average_sigmas=True, channel_axis=-1 if array.ndim == 3 else None))
+
+
+def blur_kernel(degradation, who: str) -> tuple[np.ndarray, str]:
+    """The degradation's kernel as float64 numpy and its boundary, or a clear :class:`InputError`."""
+    blur = getattr(degradation, "blur", None)
+    if blur is None:
+        raise InputError(
+            f"{who!r} needs the blur kernel; pass a degradation with a Blur, e.g. "
+            "Compose(Blur(load_kernel('course')), Noise(0.01)), or --kernel SPEC on the command line"
+        )
+    return blur.kernel.detach().cpu().double().numpy(), blur.boundary
+
+
+def extend(channel: np.ndarray, width: int, boundary: str) -> np.ndarray:
+    """Pad a 2-D array by ``width`` the way it was blurred: wrap (circular) or mirror (reflect)."""
+    return np.pad(channel, width, mode="wrap" if boundary == "circular" else "reflect")
+
+
+class SkimageRestorer(Restorer):
+    """Base class: batch of tensors in, one numpy image at a time through :meth:`restore_one`."""
+
+    @abc.abstractmethod
+    def restore_one(self, array: np.ndarray, degradation) -> np.ndarray:
+        """Restore one image: float64 ``(H, W)`` or ``(H, W, 3)``; return the same shape."""
+
+    def restore(self, image: torch.Tensor, degradation=None) -> torch.Tensor:
+        n, c, h, w = image.shape
+        if c not in (1, 3):
+            raise InputError(
+                f"{self.name!r} restores gray (1-channel) or RGB (3-channel) images, got {c} channels; "
+                "drop the alpha channel with image[:, :3]"
+            )
+        outputs = []
+        for item in image.detach().cpu().double().numpy():
+            array = item[0] if c == 1 else np.moveaxis(item, 0, -1)
+            out = np.asarray(self.restore_one(array, degradation), dtype=np.float64)
+            out = out[None] if c == 1 else np.moveaxis(out, -1, 0)
+            outputs.append(np.clip(out, 0.0, 1.0))
+        return torch.from_numpy(np.stack(outputs)).to(device=image.device, dtype=image.dtype)
+
+
+def _channel_axis(array: np.ndarray):
+    return -1 if array.ndim == 3 else None
+
+
+@_configure
+class TV(SkimageRestorer):
+    """Total-variation denoising, Chambolle's algorithm; weight 0.8 x sigma unless given."""
+
+    name = "tv"
+
+    def restore_one(self, array, degradation):
+        from skimage.restoration import denoise_tv_chambolle
+
+        weight = self.config["weight"]
+        if weight == "auto":
+            weight = 0.8 * noise_sigma(array, degradation, self.config["sigma"])
+        return denoise_tv_chambolle(array, weight=weight, max_num_iter=self.config["max_num_iter"],
+                                    channel_axis=_channel_axis(array))
+
+
+@_configure
+class Wavelet(SkimageRestorer):
+    """Wavelet shrinkage (BayesShrink by default); colour is denoised in YCbCr."""
+
+    name = "wavelet"
+
+    def restore_one(self, array, degradation):
+        from skimage.restoration import denoise_wavelet
+
+        return denoise_wavelet(
+            array, sigma=noise_sigma(array, degradation, self.config["sigma"]), wavelet=self.config["wavelet"],
+            mode=self.config["mode"], method=self.config["method"], convert2ycbcr=array.ndim == 3,
+            rescale_sigma=True, channel_axis=_channel_axis(array),
+        )
+
+
+@_configure
+class NLMeans(SkimageRestorer):
+    """Non-local means (fast mode) with the true or estimated sigma; h = h_factor x sigma."""
+
+    name = "nlmeans"
+
+    def restore_one(self, array, degradation):
+        from skimage.restoration import denoise_nl_means
+
+        sigma = noise_sigma(array, degradation, self.config["sigma"])
+        return denoise_nl_means(
+            array, h=self.config["h_factor"] * sigma, sigma=sigma, fast_mode=True,
+            patch_size=self.config["patch_size"], patch_distance=self.config["patch_distance"],
+            channel_axis=_channel_axis(array),
+        )
+
+
+@_configure
+class UnsupervisedWiener(SkimageRestorer):
+    """Wiener-Hunt deconvolution whose noise and prior levels are sampled, not given."""
+
+    name = "unsupervised-wiener"
+
+    def restore_one(self, array, degradation):
+        from skimage.restoration import unsupervised_wiener
+
+        kernel, boundary = blur_kernel(degradation, self.name)
+        channels = array[..., None] if array.ndim == 2 else array
+        out = []
+        for i in range(channels.shape[-1]):
+            ch = channels[..., i]
+            h, w = ch.shape
+            if boundary != "circular":  # mirrored to a periodic image of twice the size
+                ch = np.pad(ch, ((0, h - 2), (0, w - 2)), mode="reflect")
+            rng = np.random.default_rng(self.config["seed"] + i)
+            restored, _ = unsupervised_wiener(ch, kernel, clip=False, rng=rng)
+            out.append(restored[:h, :w])
+        out = np.stack(out, axis=-1)
+        return out[..., 0] if array.ndim == 2 else out
+
+
+@_configure
+class RichardsonLucy(SkimageRestorer):
+    """Richardson-Lucy deconvolution of the (clipped, non-negative) observation."""
+
+    name = "richardson-lucy"
+
+    def restore_one(self, array, degradation):
+        from skimage.restoration import richardson_lucy
+
+        kernel, boundary = blur_kernel(degradation, self.name)
+        # Each iteration spreads the padded edge's errors inward; a margin of four kernels keeps them out.
+        width = 4 * max(kernel.shape)
+        channels = array[..., None] if array.ndim == 2 else array
+        out = []
+        for i in range(channels.shape[-1]):
+            ch = extend(np.clip(channels[..., i], 0.0, 1.0), width, boundary)
+            restored = richardson_lucy(ch, kernel, num_iter=self.config["num_iter"], clip=False)
+            out.append(restored[width:-width, width:-width])
+        out = np.stack(out, axis=-1)
+        return out[..., 0] if array.ndim == 2 else out
+
+
+@_configure
+class BM3D(SkimageRestorer):
+    """BM3D (gray) or CBM3D (colour, opponent colour space) with the true or estimated sigma."""
+
+    name = "bm3d"
+
+    def restore_one(self, array, degradation):
+        import bm3d
+
+        sigma = noise_sigma(array, degradation, self.config["sigma"])
+        if array.ndim == 3:
+            return bm3d.bm3d_rgb(array, sigma_psd=sigma, profile=self.config["profile"])
+        return bm3d.bm3d(array, sigma_psd=sigma, profile=self.config["profile"])
