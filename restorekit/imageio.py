@@ -258,7 +258,15 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, bool]:
         axes = series.axes
         page = tif.pages[0]
         extra = tuple(getattr(page, "extrasamples", ()) or ())
-        photometric = int(getattr(page, "photometric", 0) or 0)
+        photometric = int(getattr(page, "photometric", 1))
+        colormap = getattr(page, "colormap", None)
+    if photometric == 5:  # SEPARATED (CMYK): four channels that are not RGBA
+        raise _fail(path, "the TIFF is CMYK", "convert it to RGB first")
+    if photometric == 3 and colormap is not None and array.dtype.kind == "u":  # PALETTE: indices -> 16-bit RGB
+        array = np.moveaxis(np.asarray(colormap, dtype=np.uint16)[:, array], 0, -1)
+        axes = axes.replace("S", "") + "S"
+    elif photometric == 0 and array.dtype.kind == "u":  # MINISWHITE: 0 is white
+        array = np.iinfo(array.dtype).max - array
     if "S" in axes:  # samples (channels) last, whatever the planar configuration
         array = np.moveaxis(array, axes.index("S"), -1)
         axes = axes.replace("S", "") + "S"

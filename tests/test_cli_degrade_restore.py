@@ -396,3 +396,11 @@ def test_installed_script(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "sigma must be" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "c.npy").exists()
+
+
+def test_one_input_and_a_folder_output(capsys, images, tmp_path):
+    assert run(capsys, "degrade", images / "a.png", "-o", tmp_path / "newdir", "--blur", "box:3")[0] == 0
+    assert [p.name for p in (tmp_path / "newdir").iterdir()] == ["a.png"]
+    assert run(capsys, "degrade", images / "b.png", "-o", f"{tmp_path / 'dotted.v2'}/", "--blur", "box:3")[0] == 0
+    assert (tmp_path / "dotted.v2" / "b.png").is_file()
+    expect_error(capsys, tmp_path, ["degrade", images / "b.png", "-o", tmp_path / "out.v2", "--blur", "box:3"], "end -o with '/'")

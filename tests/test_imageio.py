@@ -362,3 +362,21 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         write_image(target, torch.zeros(1, 1, 4, 4))
     assert target.read_bytes() == before
     assert _only(tmp_path) == ["keep.png"]
+
+
+def test_tiff_palette_miniswhite_and_cmyk(tmp_path):
+    import tifffile
+
+    colormap = np.zeros((3, 256), dtype=np.uint16)
+    colormap[:, 1] = [65535, 0, 0]  # index 1 is red
+    tifffile.imwrite(tmp_path / "pal.tif", np.array([[0, 1]], dtype=np.uint8), photometric="palette", colormap=colormap)
+    pal = read_image(tmp_path / "pal.tif")
+    assert pal.tensor.shape == (1, 3, 1, 2)
+    assert pal.tensor[0, :, 0, 1].tolist() == [1.0, 0.0, 0.0] and pal.tensor[0, :, 0, 0].tolist() == [0.0, 0.0, 0.0]
+
+    tifffile.imwrite(tmp_path / "white.tif", np.array([[0, 255]], dtype=np.uint8), photometric="miniswhite")
+    assert read_image(tmp_path / "white.tif").tensor.flatten().tolist() == [1.0, 0.0]
+
+    tifffile.imwrite(tmp_path / "cmyk.tif", np.zeros((4, 4, 4), dtype=np.uint8), photometric="separated")
+    with pytest.raises(InputError, match="CMYK"):
+        read_image(tmp_path / "cmyk.tif")

@@ -16,8 +16,9 @@ sigma 25 on the 0-255 scale is 25/255 = 0.098). The blur's border model
 same --kernel and --sigma describes the damage exactly.
 
 INPUT may be image files or folders of images (.png, .jpg, .tif, .npy).
-With one input, -o names the output file; otherwise -o is a folder and each
-output keeps its input's file name. Outputs keep their input's format unless
+-o is an output file when it ends in an image suffix (one input only);
+otherwise it is a folder (created if needed) in which each output keeps its
+input's file name. Outputs keep their input's format unless
 -o names another suffix (or --format is given).
 
 Integer formats (PNG, JPEG, TIFF) clip values to [0, 1] and quantize them,

@@ -16,8 +16,9 @@ wins). The method receives the degradation you describe: the blur kernel
 and the pixel mask (--mask). Blind methods ignore what they do not need.
 
 INPUT may be image files or folders of images (.png, .jpg, .tif, .npy).
-With one input, -o names the output file; otherwise -o is a folder and each
-output keeps its input's file name. Outputs keep their input's format unless
+-o is an output file when it ends in an image suffix (one input only);
+otherwise it is a folder (created if needed) in which each output keeps its
+input's file name. Outputs keep their input's format unless
 -o names another suffix (or --format is given): .npy stays float, an alpha
 channel is written back, and 16-bit PNG/TIFF stays 16-bit. Files are written
 atomically; an input is never overwritten.
