@@ -1,0 +1,336 @@
+"""Training data: image folders, patches, crops, MNIST, and degradation on the fly.
+
+The pieces compose into a dataset of ``(degraded, clean)`` pairs:
+
+1. **clean images**: :func:`load_images` reads any folder of images (PNG,
+   JPEG, TIFF, .npy), or the BSDS300 layout ``folder/images/{train,test}``
+   with ``split=``; :func:`mnist_images` reads MNIST from a torchvision root
+   (never downloading). ``grayscale=True`` converts colour to luma.
+2. **clean samples**: :class:`Patches` cuts every image into non-overlapping
+   ``size x size`` patches (the course's extraction, 32x32 by default);
+   :class:`RandomCrops` draws random crops with random flips and 90-degree
+   rotations instead.
+3. **pairs**: :class:`DegradedPairs` applies a ``make_input(clean, generator)
+   -> degraded`` function to each sample: :class:`AddNoise` (a fixed sigma or
+   one drawn uniformly from a range for each sample), :class:`BlurNoise`
+   (blur by a kernel, then noise), or any callable of your own, e.g. "blur,
+   noise, then Wiener" for a network that cleans Wiener estimates.
+
+Randomness is drawn from a generator seeded by ``(seed, epoch, index)``, so a
+sample is the same whichever process or worker draws it and in whatever
+order: runs are reproducible, resumable mid-epoch, and identical in one
+process or under DDP. Sigma is on the [0, 1] scale everywhere (25/255 = 0.098).
+
+Examples
+--------
+>>> import torch
+>>> from restorekit.training.datasets import Patches, DegradedPairs, AddNoise
+>>> images = [torch.rand(3, 64, 96)]
+>>> pairs = DegradedPairs(Patches(images, size=32), AddNoise(sigma_range=(0, 0.2)), seed=0)
+>>> len(pairs), pairs[0][0].shape
+(6, torch.Size([3, 32, 32]))
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import InputError
+
+MakeInput = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+#: Luma weights of :func:`skimage.color.rgb2gray` (ITU-R BT.709).
+LUMA = (0.2125, 0.7154, 0.0721)
+
+
+# --------------------------------------------------------------------------- files
+def image_files(folder: str | os.PathLike, split: str | None = None) -> list[Path]:
+    """The image files of ``folder`` (sorted), or of its BSDS300 split.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        A folder of images, or a BSDS300-style root holding ``images/train``
+        and ``images/test``.
+    split : {"train", "test"}, optional
+        With a BSDS300 root, which split to read. Without it, a BSDS300 root
+        reads ``images/train``.
+
+    Raises
+    ------
+    InputError
+        If the folder does not exist or holds no images.
+    """
+    from ..imageio import IMAGE_SUFFIXES, list_images
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"training folder {root} does not exist; pass --data with a folder of images")
+    bsds = root / "images"
+    if split is not None or (bsds / "train").is_dir():
+        chosen = bsds / (split or "train")
+        if not chosen.is_dir():
+            raise InputError(f"{root} has no {chosen.relative_to(root)} folder; for the BSDS300 layout "
+                             "pass its root (holding images/train and images/test), or drop the split")
+        root = chosen
+    files = list_images(root)
+    if not files:
+        raise InputError(f"training folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                         "point --data at a folder of images")
+    return files
+
+
+def to_grayscale(image: torch.Tensor) -> torch.Tensor:
+    """Luma of a ``(..., 3, H, W)`` image (scikit-image's ``rgb2gray`` weights); gray passes through."""
+    if image.shape[-3] == 1:
+        return image
+    if image.shape[-3] != 3:
+        raise InputError(f"cannot convert {image.shape[-3]} channels to gray; expected 1 or 3")
+    w = torch.tensor(LUMA, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image * w).sum(dim=-3, keepdim=True)
+
+
+def load_images(folder: str | os.PathLike, split: str | None = None, grayscale: bool = False,
+                limit: int | None = None, progress: bool = False) -> list[torch.Tensor]:
+    """Read the images of a folder as ``(C, H, W)`` float tensors in [0, 1].
+
+    Parameters
+    ----------
+    folder, split
+        See :func:`image_files`.
+    grayscale : bool
+        Convert colour images to luma (one channel).
+    limit : int, optional
+        Read only the first ``limit`` files (sorted by name).
+    progress : bool
+        Show a tqdm bar.
+
+    Raises
+    ------
+    InputError
+        For an empty folder, an unreadable file (named), or images whose
+        channel counts differ (without ``grayscale``).
+    """
+    from tqdm.auto import tqdm
+
+    from ..imageio import read_image
+
+    files = image_files(folder, split)
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"--limit must be at least 1, got {limit}")
+        files = files[:limit]
+    images = []
+    for path in tqdm(files, desc=f"reading {Path(folder).name}", disable=not progress, leave=False):
+        try:
+            img = read_image(path).tensor[0]
+        except InputError as exc:
+            raise InputError(f"cannot read training image {path}: {exc}; remove or replace the file") from None
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
+            raise InputError(f"cannot read training image {path} ({type(exc).__name__}: {exc}); "
+                             "remove or replace the file") from None
+        images.append(to_grayscale(img) if grayscale else img)
+    channels = sorted({int(im.shape[0]) for im in images})
+    if len(channels) > 1:
+        raise InputError(f"the images of {folder} mix {channels} channels; pass grayscale=True (--gray) "
+                         "or keep one kind of image in the folder")
+    return images
+
+
+def mnist_images(root: str | os.PathLike, train: bool = True, limit: int | None = None) -> torch.Tensor:
+    """MNIST digits from a torchvision root as a ``(N, 1, 28, 28)`` float tensor in [0, 1].
+
+    ``root`` holds ``MNIST/raw`` (the IDX files); nothing is downloaded.
+    """
+    try:
+        from torchvision.datasets import MNIST
+
+        data = MNIST(root=str(root), train=train, download=False).data
+    except Exception as exc:  # noqa: BLE001 - torchvision raises RuntimeError for missing files
+        raise InputError(f"cannot read MNIST from {root} ({exc}); pass the folder that holds MNIST/raw "
+                         "(e.g. ../shared/data)") from None
+    images = data[:, None].float() / 255.0
+    return images[:limit] if limit is not None else images
+
+
+# --------------------------------------------------------------------------- samples
+def extract_patches(images: Sequence[torch.Tensor], size: int = 32, stride: int | None = None) -> torch.Tensor:
+    """Cut every ``(C, H, W)`` image into ``size x size`` patches, ``stride`` apart (default: no overlap).
+
+    Returns a ``(P, C, size, size)`` tensor; the image borders that do not fill
+    a whole patch are left out (the course's extraction).
+    """
+    stride = stride or size
+    if size < 1 or stride < 1:
+        raise InputError(f"patch size and stride must be positive, got {size} and {stride}")
+    out = []
+    for img in images:
+        c, h, w = img.shape
+        if h < size or w < size:
+            continue
+        p = img.unfold(1, size, stride).unfold(2, size, stride)  # C, nh, nw, size, size
+        out.append(p.permute(1, 2, 0, 3, 4).reshape(-1, c, size, size))
+    if not out:
+        raise InputError(f"no image is at least {size}x{size}; use a smaller --patch")
+    return torch.cat(out).contiguous()
+
+
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The generator of sample ``index`` in ``epoch``: independent of order, worker and process."""
+    key = ((int(seed) * 1_000_003 + int(epoch)) * 1_000_000_007 + int(index)) % (1 << 63)
+    return torch.Generator().manual_seed(key)
+
+
+class Patches(Dataset):
+    """Non-overlapping ``size x size`` patches of clean images (see :func:`extract_patches`)."""
+
+    def __init__(self, images: Sequence[torch.Tensor], size: int = 32, stride: int | None = None) -> None:
+        self.patches = extract_patches(images, size, stride)
+
+    def __len__(self) -> int:
+        return int(self.patches.shape[0])
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.patches[index]
+
+    def sample(self, index: int, generator: torch.Generator) -> torch.Tensor:
+        return self.patches[index]
+
+
+class RandomCrops(Dataset):
+    """Random ``size x size`` crops of clean images with random flips and 90-degree turns.
+
+    ``length`` samples make an epoch; sample ``i`` comes from image ``i mod
+    len(images)`` so every image is used equally. Crops change every epoch
+    (through :class:`DegradedPairs`'s generator).
+    """
+
+    def __init__(self, images: Sequence[torch.Tensor], size: int = 64, length: int | None = None,
+                 flips: bool = True) -> None:
+        small = [tuple(im.shape[-2:]) for im in images if min(im.shape[-2:]) < size]
+        if small:
+            raise InputError(f"{len(small)} training image(s) are smaller than the {size}x{size} crop "
+                             f"(e.g. {small[0][0]}x{small[0][1]}); use a smaller --patch")
+        if not images:
+            raise InputError("no training images were given")
+        self.images = list(images)
+        self.size = int(size)
+        self.length = int(length or len(self.images))
+        self.flips = flips
+
+    def __len__(self) -> int:
+        return self.length
+
+    def sample(self, index: int, generator: torch.Generator) -> torch.Tensor:
+        img = self.images[index % len(self.images)]
+        h, w = img.shape[-2:]
+        top = int(torch.randint(0, h - self.size + 1, (1,), generator=generator))
+        left = int(torch.randint(0, w - self.size + 1, (1,), generator=generator))
+        crop = img[:, top:top + self.size, left:left + self.size]
+        if self.flips:
+            flip, turns = torch.randint(0, 2, (1,), generator=generator), torch.randint(0, 4, (1,), generator=generator)
+            if int(flip):
+                crop = crop.flip(-1)
+            crop = torch.rot90(crop, int(turns), dims=(-2, -1))
+        return crop.contiguous()
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.sample(index, item_generator(0, 0, index))
+
+
+# --------------------------------------------------------------------------- degradations
+class AddNoise:
+    """``make_input``: Gaussian noise, a fixed ``sigma`` or one drawn uniformly per sample from ``sigma_range``."""
+
+    def __init__(self, sigma: float | None = None, sigma_range: tuple[float, float] | None = None) -> None:
+        if (sigma is None) == (sigma_range is None):
+            raise InputError("give either a noise sigma or a sigma range (low, high), not both or neither")
+        lo, hi = (sigma, sigma) if sigma is not None else tuple(sigma_range)  # type: ignore[misc]
+        if not (0 <= lo <= hi):
+            raise InputError(f"noise sigma must satisfy 0 <= low <= high on the [0, 1] scale, got {lo}, {hi}")
+        self.low, self.high = float(lo), float(hi)
+
+    def draw_sigma(self, generator: torch.Generator) -> float:
+        if self.low == self.high:
+            return self.low
+        return self.low + (self.high - self.low) * float(torch.rand((), generator=generator))
+
+    def __call__(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        sigma = self.draw_sigma(generator)
+        return clean + sigma * torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
+
+    def describe(self) -> dict:
+        return {"noise_sigma": self.low} if self.low == self.high else {"noise_sigma_range": [self.low, self.high]}
+
+
+class BlurNoise:
+    """``make_input``: blur by ``kernel`` (circular, like :class:`restorekit.degrade.Blur`), then :class:`AddNoise`."""
+
+    def __init__(self, kernel: Any, sigma: float | None = None, sigma_range: tuple[float, float] | None = None,
+                 boundary: str = "circular") -> None:
+        from ..degrade import Blur
+
+        self.blur = Blur(kernel, boundary=boundary)
+        self.noise = AddNoise(sigma, sigma_range)
+
+    def __call__(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        blurred = self.blur.forward(clean[None])[0]
+        return self.noise(blurred, generator)
+
+    def describe(self) -> dict:
+        return {"blur_kernel_shape": list(self.blur.kernel.shape), **self.noise.describe()}
+
+
+class DegradedPairs(Dataset):
+    """``(degraded, clean)`` pairs: ``make_input`` applied to the samples of ``source``.
+
+    Parameters
+    ----------
+    source : Patches, RandomCrops, or a dataset of clean ``(C, H, W)`` tensors
+        The clean samples. A source with a ``sample(index, generator)``
+        method draws its own randomness (crops) from the pair's generator.
+    make_input : callable
+        ``make_input(clean, generator) -> degraded``, same shape as ``clean``.
+    seed : int
+        Base of every sample's generator (see :func:`item_generator`).
+    """
+
+    def __init__(self, source: Any, make_input: MakeInput, seed: int = 0) -> None:
+        self.source = source
+        self.make_input = make_input
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw fresh noise (and crops) for ``epoch``; the training loop calls this."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = item_generator(self.seed, self.epoch, index)
+        clean = self.source.sample(index, gen) if hasattr(self.source, "sample") else self.source[index]
+        return self.make_input(clean, gen).to(clean.dtype), clean
+
+
+def fixed_pairs(images: Sequence[torch.Tensor], make_input: MakeInput, seed: int = 0,
+                crop: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Validation pairs drawn once: ``(degraded, clean)`` as ``(1, C, H, W)``, optionally centre-cropped."""
+    pairs = []
+    for i, img in enumerate(images):
+        if crop is not None:
+            h, w = img.shape[-2:]
+            top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+            img = img[:, top:top + crop, left:left + crop]
+        gen = item_generator(seed, -1, i)
+        pairs.append((make_input(img, gen)[None], img[None]))
+    return pairs
+
+
+__all__ = ["AddNoise", "BlurNoise", "DegradedPairs", "MakeInput", "Patches", "RandomCrops", "extract_patches",
+           "fixed_pairs", "image_files", "item_generator", "load_images", "mnist_images", "to_grayscale"]
