@@ -41,3 +41,15 @@ def register_restorers(register):  # pragma: no cover - a specification only
     :class:`~restorekit.restorer.RestorerSpec`. Pipelines are registered as
     specs built with :func:`restorekit.restorer.pipeline_spec`.
     """
+
+
+@hookspec
+def register_trainers(register):  # pragma: no cover - a specification only
+    """Optional: register the plugin's trainers for ``restorekit train NAME``.
+
+    Call ``register(TrainerSpec(name=..., run="package.module:function",
+    summary=...))`` (see :mod:`restorekit.training.trainers`); ``run`` receives
+    a :class:`~restorekit.training.trainers.TrainRequest` with the command's
+    common options and the plugin's own options (after ``--``) and returns an
+    exit status. Plugins without trainers simply do not implement this hook.
+    """
