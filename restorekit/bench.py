@@ -1,0 +1,648 @@
+"""The benchmark harness: every method on the same degraded images, measured alike.
+
+:func:`run_benchmark` takes clean images (a folder, files or tensors), a task
+and a list of methods, and for each image and noise level:
+
+1. degrades the image once, the noise drawn from ``seed + image index`` (so
+   a run is repeatable and every method sees the same input, and one image
+   gets the same noise pattern, scaled, at every sigma);
+2. gives each method a copy of that input and the degradation, timing the
+   call (``time.perf_counter``; CUDA is synchronised first). Each method is
+   built once and run once, untimed, on a small crop before its first timed
+   image, so one-off costs (imports, allocations) are not counted;
+3. measures PSNR and SSIM (:mod:`restorekit.metrics`, ``data_range=1``) of
+   the output as returned against the clean image.
+
+The degradations per task (sigma always on the [0, 1] scale):
+
+===========  ==========================================================  ===================
+task         degradation                                                 default sigmas
+===========  ==========================================================  ===================
+denoise      ``Noise(sigma)``                                            0.05, 0.1, 0.2
+deblur       ``Compose(Blur(kernel), Noise(sigma))``, circular boundary,  0.005, 0.01, 0.02
+             kernel ``"course"`` unless given
+inpaint      ``Compose(Mask, Noise(sigma))``; mask ``"lower-half"`` (the  0
+             course's: the lower half of each image missing) or
+             ``"random:P"`` (each pixel missing with probability P, drawn
+             from the image's seed)
+===========  ==========================================================  ===================
+
+A method is a registered restorer's name, optionally with parameters:
+``"wiener:snr=auto"``, ``"wiener+unet:wiener.snr=50"``. A method whose
+restorer cannot be built (missing weights or compiled extension, a plugin
+that failed) or that refuses the images is left out and listed in
+:attr:`BenchResult.skipped` with the reason; a name that is not registered
+is an error.
+
+Results are rows of mean PSNR, SSIM and seconds per image per method and
+sigma (:attr:`BenchResult.rows`), with the degraded input's own PSNR/SSIM
+(clipped to [0, 1], as it would be stored) as a baseline; the result writes a
+Markdown table, JSON and a figure, each atomically.
+
+Examples
+--------
+>>> import torch
+>>> from restorekit.bench import run_benchmark
+>>> x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+>>> result = run_benchmark(x, "deblur", ["wiener", "wiener:snr=auto"], sigmas=[0.01], progress=False)
+>>> [row.method for row in result.rows]
+['wiener', 'wiener:snr=auto']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+
+from .errors import InputError, ParameterError, RestorekitError, UnknownRestorerError
+from .restorer import TASKS
+
+DEFAULT_SIGMAS = {"denoise": (0.05, 0.1, 0.2), "deblur": (0.005, 0.01, 0.02), "inpaint": (0.0,)}
+DEFAULT_KERNEL = "course"
+DEFAULT_MASK = "lower-half"
+WARMUP_SIZE = 64
+INPUT_LABEL = "(degraded input)"
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class BenchRow:
+    """Mean scores of one method at one noise level."""
+
+    method: str
+    sigma: float
+    psnr: float
+    ssim: float
+    seconds: float
+    images: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A method left out of the run, and why."""
+
+    method: str
+    reason: str
+
+
+@dataclass
+class Example:
+    """One image's clean, degraded and restored versions (kept for figures)."""
+
+    image: str
+    sigma: float
+    clean: torch.Tensor
+    degraded: torch.Tensor
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class BenchResult:
+    """What :func:`run_benchmark` measured.
+
+    Attributes
+    ----------
+    rows : list of BenchRow
+        Mean PSNR (dB), SSIM and seconds per image, per method and sigma.
+    baseline : list of BenchRow
+        The degraded input's PSNR and SSIM per sigma (method ``"(degraded input)"``).
+    records : list of dict
+        Per-image values: image, sigma, method, psnr, ssim, seconds.
+    skipped : list of Skipped
+        Methods left out, with the reason.
+    settings : dict
+        Task, sigmas, kernel, mask, seed, images, machine.
+    examples : list of Example
+        Outputs kept for the first ``keep`` images (see :func:`run_benchmark`).
+    """
+
+    rows: list[BenchRow]
+    baseline: list[BenchRow]
+    records: list[dict]
+    skipped: list[Skipped]
+    settings: dict
+    examples: list[Example] = field(default_factory=list)
+
+    def row(self, method: str, sigma: float) -> BenchRow:
+        """The row of ``method`` at ``sigma`` (KeyError if it was not measured)."""
+        for r in self.rows:
+            if r.method == method and math.isclose(r.sigma, sigma):
+                return r
+        raise KeyError(f"no row for {method!r} at sigma {sigma}")
+
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(r.method for r in self.rows))
+
+    def to_markdown(self) -> str:
+        """A Markdown table: one line per sigma and method, the degraded input first."""
+        s = self.settings
+        lines = [
+            f"Task {s['task']}, {s['images']} image(s) from {s['source']}, {s['degradation']}, "
+            f"noise seed {s['seed']} + image index; sigma on the [0, 1] scale.",
+            "",
+            "| sigma | method | PSNR (dB) | SSIM | s / image |",
+            "| ---: | --- | ---: | ---: | ---: |",
+        ]
+        for base in self.baseline:
+            lines.append(f"| {_num(base.sigma)} | {base.method} | {base.psnr:.2f} | {base.ssim:.4f} | |")
+            for r in (r for r in self.rows if math.isclose(r.sigma, base.sigma)):
+                lines.append(f"| {_num(r.sigma)} | {r.method} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds:.3f} |")
+        if self.skipped:
+            lines += ["", "Not run: " + "; ".join(f"{k.method} ({k.reason})" for k in self.skipped) + "."]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict:
+        return {
+            "settings": self.settings,
+            "rows": [asdict(r) for r in self.rows],
+            "baseline": [asdict(r) for r in self.baseline],
+            "skipped": [asdict(k) for k in self.skipped],
+            "records": self.records,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def write_markdown(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_markdown` to ``path`` atomically."""
+        from .atomic import write_text_atomic
+
+        return write_text_atomic(path, self.to_markdown())
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_json` to ``path`` atomically."""
+        from .atomic import write_text_atomic
+
+        return write_text_atomic(path, self.to_json())
+
+    def figure(self, path: str | os.PathLike) -> Path:
+        """Plot PSNR and SSIM against sigma, one line per method; write it atomically.
+
+        The format follows the suffix (``.png``, ``.pdf``, ``.svg``).
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .atomic import atomic_output
+
+        sigmas = [b.sigma for b in self.baseline]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
+            ax.plot(sigmas, [getattr(b, metric) for b in self.baseline], "k--", marker="x", label=INPUT_LABEL)
+            for method in self.methods():
+                pts = [(r.sigma, getattr(r, metric)) for r in self.rows if r.method == method]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+            ax.set_xlabel("noise sigma ([0, 1] scale)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[1].legend(fontsize=8, loc="best")
+        s = self.settings
+        fig.suptitle(f"{s['task']}: {s['images']} image(s) from {s['source']}; {s['degradation']}", fontsize=10)
+        fig.tight_layout()
+        target = Path(path)
+        with atomic_output(target) as tmp:
+            fig.savefig(tmp, dpi=120, format=(target.suffix.lstrip(".") or "png"))
+        plt.close(fig)
+        return target
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+# --------------------------------------------------------------------------- inputs
+def parse_method(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``"name:key=value:key=value"`` into the restorer name and its parameters.
+
+    Examples
+    --------
+    >>> parse_method("wiener:snr=auto")
+    ('wiener', {'snr': 'auto'})
+    """
+    name, *parts = [p.strip() for p in spec.strip().split(":")]
+    if not name:
+        raise ParameterError(f"method {spec!r} has no restorer name; write NAME or NAME:KEY=VALUE")
+    params = {}
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ParameterError(
+                f"method {spec!r}: {part!r} is not KEY=VALUE; write e.g. wiener:snr=auto (parameters separated by ':')"
+            )
+        params[key.strip()] = value.strip()
+    return name, params
+
+
+def parse_sigmas(values: Iterable[Any] | str | None, task: str) -> tuple[float, ...]:
+    """Noise levels as floats >= 0 ([0, 1] scale); the task's defaults when ``None``."""
+    if values is None:
+        return DEFAULT_SIGMAS[task]
+    if isinstance(values, str):
+        values = [v for v in values.replace(" ", "").split(",") if v]
+    out = []
+    for v in values:
+        try:
+            s = float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"noise sigma {v!r} is not a number; give sigmas on the [0, 1] scale, e.g. 0.05,0.1") from None
+        if not math.isfinite(s) or s < 0:
+            raise InputError(f"noise sigma must be >= 0 on the [0, 1] scale, got {v!r}")
+        if s > 1:
+            raise InputError(
+                f"noise sigma {s:g} is above 1: sigmas are on the [0, 1] scale; for {s:g} on the 0-255 scale "
+                f"write {s / 255:.4g}"
+            )
+        out.append(s)
+    if not out:
+        raise InputError("no noise levels given; pass e.g. --sigmas 0.05,0.1,0.2")
+    return tuple(out)
+
+
+def _as_image(t: Any, what: str) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise InputError(f"{what} must be a torch.Tensor or an image path, got {type(t).__name__}")
+    if t.ndim == 2:
+        t = t[None, None]
+    elif t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[0] != 1:
+        raise InputError(f"{what} must have shape (H, W), (C, H, W) or (1, C, H, W), got {tuple(t.shape)}")
+    return t.float() if not t.is_floating_point() else t
+
+
+def collect_images(images: Any) -> list[tuple[str, Any]]:
+    """Normalise ``images`` into ``(name, loader-or-tensor)`` pairs, in order.
+
+    Accepts a folder (its images sorted by name), an image path, a tensor
+    ``(N, C, H, W)`` (each item an image), a mapping name -> tensor, or a
+    sequence of paths, tensors or ``(name, tensor)`` pairs.
+    """
+    from .imageio import list_images
+
+    if isinstance(images, (str, os.PathLike)):
+        path = Path(images)
+        if path.is_dir():
+            files = list_images(path)
+            if not files:
+                raise InputError(f"{path} holds no images (.png, .jpg, .tif, .npy); point --data at an image folder")
+            return [(p.name, p) for p in files]
+        if path.is_file():
+            return [(path.name, path)]
+        raise InputError(f"{path} does not exist; pass a folder of images or an image file")
+    if isinstance(images, torch.Tensor):
+        batch = images if images.ndim == 4 else _as_image(images, "the images")
+        return [(f"image{i}", batch[i : i + 1]) for i in range(batch.shape[0])]
+    if isinstance(images, Mapping):
+        return [(str(k), _as_image(v, f"image {k!r}")) for k, v in images.items()]
+    out = []
+    for i, item in enumerate(images):
+        if isinstance(item, (str, os.PathLike)):
+            out.append((Path(item).name, Path(item)))
+        elif isinstance(item, tuple) and len(item) == 2:
+            out.append((str(item[0]), _as_image(item[1], f"image {item[0]!r}")))
+        else:
+            out.append((f"image{i}", _as_image(item, f"image {i}")))
+    if not out:
+        raise InputError("no images to benchmark")
+    return out
+
+
+def _load(source: Any) -> torch.Tensor:
+    if isinstance(source, Path):
+        from .imageio import load_image
+
+        return load_image(source)
+    return source
+
+
+def make_degradation(task: str, sigma: float, shape: Sequence[int], seed: int, kernel: torch.Tensor | None,
+                     mask: str = DEFAULT_MASK):
+    """The degradation of one image (``shape`` = N, C, H, W) for ``task`` at ``sigma``."""
+    from .degrade import Blur, Compose, Mask, Noise
+
+    if task == "denoise":
+        return Noise(sigma)
+    if task == "deblur":
+        return Compose(Blur(kernel), Noise(sigma))
+    h, w = int(shape[-2]), int(shape[-1])
+    if mask == "lower-half":
+        m = Mask.lower_half(h, w)
+    else:
+        m = Mask.random(h, w, _random_fraction(mask), seed=seed)
+    return Compose(m, Noise(sigma))
+
+
+def _random_fraction(mask: str) -> float:
+    kind, _, value = mask.partition(":")
+    try:
+        if kind != "random":
+            raise ValueError
+        return float(value)
+    except ValueError:
+        raise InputError(f"unknown mask {mask!r}; use 'lower-half' or 'random:P' (P = missing fraction, e.g. random:0.5)") from None
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (else platform's answer)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> dict:
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+# --------------------------------------------------------------------------- the run
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_benchmark(
+    images: Any,
+    task: str,
+    methods: Sequence[str] | None = None,
+    sigmas: Iterable[float] | str | None = None,
+    kernel: Any = None,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: bool = True,
+    *,
+    mask: str = DEFAULT_MASK,
+    device: str | torch.device = "cpu",
+    keep: int = 0,
+    registry=None,
+) -> BenchResult:
+    """Run ``methods`` on ``images`` degraded for ``task``; see the module docstring.
+
+    Parameters
+    ----------
+    images : folder, path, tensor, mapping or sequence
+        The clean images (see :func:`collect_images`), values in [0, 1].
+    task : {"denoise", "deblur", "inpaint"}
+    methods : sequence of str, optional
+        Method specs (``"name"`` or ``"name:key=value"``). Default: every
+        registered restorer that handles ``task``.
+    sigmas : floats or comma-separated str, optional
+        Noise levels on the [0, 1] scale; the task's defaults when omitted.
+    kernel : spec, array or tensor, optional
+        The blur kernel for ``deblur`` (a :func:`restorekit.kernels.load_kernel`
+        spec); ``"course"`` by default. Refused for other tasks.
+    seed : int
+        Image ``i`` gets noise (and a random mask) drawn from ``seed + i``.
+    limit : int, optional
+        Use only the first ``limit`` images.
+    progress : bool
+        Show a tqdm progress bar (on stderr).
+    mask : str
+        The inpainting mask, ``"lower-half"`` or ``"random:P"``.
+    device : str or torch.device
+        Where the images go before restoring (noise is drawn on the CPU).
+    keep : int
+        Keep the clean, degraded and restored tensors of the first ``keep``
+        images in :attr:`BenchResult.examples` (for figures).
+    registry : Registry, optional
+        Where methods are looked up; the default registry otherwise.
+
+    Returns
+    -------
+    BenchResult
+    """
+    from tqdm.auto import tqdm
+
+    from .metrics import psnr, ssim
+    from .registry import default_registry
+
+    if task not in TASKS:
+        raise ParameterError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    registry = registry or default_registry()
+    sigma_list = parse_sigmas(sigmas, task)
+    device = torch.device(device)
+    if kernel is not None and task != "deblur":
+        raise ParameterError(f"a blur kernel is only used by --task deblur, not {task}; leave --kernel out")
+    kernel_spec = DEFAULT_KERNEL if kernel is None else kernel
+    kernel_tensor = None
+    if task == "deblur":
+        from .kernels import load_kernel
+
+        kernel_tensor = load_kernel(kernel_spec)
+    if task == "inpaint" and mask != DEFAULT_MASK:
+        _random_fraction(mask)
+    if limit is not None and limit < 1:
+        raise ParameterError(f"limit must be at least 1, got {limit}")
+
+    sources = collect_images(images)
+    source_name = str(images) if isinstance(images, (str, os.PathLike)) else "memory"
+    if limit is not None:
+        sources = sources[:limit]
+
+    methods = _method_list(methods, registry, task)
+    built, skipped = build_methods(methods, task, registry)
+
+    degradation_text = {
+        "denoise": "additive Gaussian noise",
+        "deblur": f"blur by kernel {_kernel_label(kernel_spec)} (circular) + Gaussian noise",
+        "inpaint": f"mask {mask} + Gaussian noise",
+    }[task]
+    settings = {
+        "task": task,
+        "sigmas": list(sigma_list),
+        "kernel": _kernel_label(kernel_spec) if task == "deblur" else None,
+        "mask": mask if task == "inpaint" else None,
+        "seed": seed,
+        "limit": limit,
+        "images": len(sources),
+        "image_names": [n for n, _ in sources],
+        "source": source_name,
+        "degradation": degradation_text,
+        "methods": list(methods),
+        "device": str(device),
+        "machine": machine_description(),
+    }
+
+    records: list[dict] = []
+    base_records: list[dict] = []
+    examples: list[Example] = []
+    warmed: set[str] = set()
+    total = len(sources) * len(sigma_list) * max(len(built), 1)
+    bar = tqdm(total=total, desc=f"bench {task}", unit="run", disable=not progress, leave=False)
+    try:
+        for index, (image_name, source) in enumerate(sources):
+            clean = _load(source)
+            for sigma in sigma_list:
+                degradation = make_degradation(task, sigma, clean.shape, seed + index, kernel_tensor, mask)
+                degraded = degradation.apply(clean, seed=seed + index)
+                base_records.append({"image": image_name, "sigma": sigma,
+                                     "psnr": psnr(degraded.clamp(0, 1), clean), "ssim": ssim(degraded.clamp(0, 1), clean)})
+                example = Example(image_name, sigma, clean, degraded) if index < keep else None
+                on_device = degraded.to(device)
+                moved = degradation.to(device)
+                for spec in list(built):
+                    bar.set_postfix_str(f"{spec} sigma={sigma:g} {image_name}", refresh=False)
+                    try:
+                        out, seconds = _timed(built[spec], on_device, moved, device, spec not in warmed,
+                                              (task, sigma, kernel_tensor, mask, seed + index))
+                        warmed.add(spec)
+                        out = out.detach().to("cpu", torch.float32)
+                        if out.shape != clean.shape:
+                            raise InputError(f"it returned shape {tuple(out.shape)} for an input of {tuple(clean.shape)}")
+                    except RestorekitError as exc:
+                        # Left out entirely: a method is compared on all images or on none.
+                        done = sum(1 for r in records if r["method"] == spec)
+                        bar.total -= len(sources) * len(sigma_list) - done
+                        records[:] = [r for r in records if r["method"] != spec]
+                        skipped.append(Skipped(spec, f"failed on {image_name}: {exc}"))
+                        del built[spec]
+                        continue
+                    records.append({"image": image_name, "sigma": sigma, "method": spec,
+                                    "psnr": psnr(out, clean), "ssim": ssim(out, clean), "seconds": seconds})
+                    if example is not None:
+                        example.outputs[spec] = out
+                    bar.update(1)
+                if example is not None:
+                    examples.append(example)
+    finally:
+        bar.close()
+
+    rows = [
+        _mean_row(spec, sigma, [r for r in records if r["method"] == spec and r["sigma"] == sigma])
+        for sigma in sigma_list
+        for spec in methods
+        if spec in built
+    ]
+    baseline = [_mean_row(INPUT_LABEL, sigma, [r for r in base_records if r["sigma"] == sigma]) for sigma in sigma_list]
+    for ex in examples:
+        ex.outputs = {k: v for k, v in ex.outputs.items() if k in built}
+    return BenchResult(rows=rows, baseline=baseline, records=records, skipped=skipped, settings=settings, examples=examples)
+
+
+def _method_list(methods: Sequence[str] | str | None, registry, task: str) -> list[str]:
+    if methods is None:
+        methods = registry.names(task)
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    methods = list(methods)
+    if not methods:
+        raise ParameterError(f"no methods to run for {task}; pass some, see 'restorekit list --task {task}'")
+    if len(set(methods)) != len(methods):
+        raise ParameterError(f"a method is listed twice in {', '.join(methods)}; list each once")
+    return methods
+
+
+def build_methods(methods: Sequence[str], task: str, registry) -> tuple[dict[str, Any], list[Skipped]]:
+    """Build each method spec once: ``({spec: restorer}, skipped)``.
+
+    A name that is not registered, or a bad parameter, is an error (a typo
+    must not vanish from a table); a restorer that cannot be built (missing
+    weights, compiled extension or plugin) or does not handle ``task`` is
+    skipped with the reason.
+    """
+    built: dict[str, Any] = {}
+    skipped: list[Skipped] = []
+    for spec in methods:
+        name, params = parse_method(spec)
+        try:
+            restorer = registry.create(name, **params)
+        except (UnknownRestorerError, ParameterError):
+            raise
+        except RestorekitError as exc:
+            skipped.append(Skipped(spec, str(exc)))
+            continue
+        tasks = _declared_tasks(registry, name, restorer)
+        if task not in tasks:
+            skipped.append(Skipped(spec, f"handles {', '.join(sorted(tasks))}, not {task}"))
+            continue
+        built[spec] = restorer
+    return built, skipped
+
+
+def _declared_tasks(registry, name: str, restorer) -> frozenset[str]:
+    """The tasks a plugin registered for ``name``; a pipeline's (or an 'a+b' composition's) from its first step."""
+    try:
+        spec = registry.get(name)
+    except UnknownRestorerError:
+        return frozenset(restorer.tasks)
+    return frozenset(restorer.tasks) if spec.is_pipeline else spec.tasks
+
+
+def _mean_row(method: str, sigma: float, records: list[dict]) -> BenchRow:
+    n = len(records)
+
+    def mean(key):
+        values = [r[key] for r in records]
+        return float(sum(values) / n) if n else float("nan")
+
+    seconds = mean("seconds") if records and "seconds" in records[0] else 0.0
+    return BenchRow(method, sigma, mean("psnr"), mean("ssim"), seconds, n)
+
+
+def _timed(restorer, degraded, degradation, device, warm_up, setup) -> tuple[torch.Tensor, float]:
+    """Restore a copy of ``degraded``; return the output and the seconds it took."""
+    if warm_up:
+        _warm_up(restorer, degraded, degradation, *setup)
+    _sync(device)
+    start = time.perf_counter()
+    out = restorer(degraded.clone(), degradation)
+    _sync(device)
+    return out, time.perf_counter() - start
+
+
+def _warm_up(restorer, degraded, degradation, task, sigma, kernel, mask, seed) -> None:
+    """Run once, untimed, on a corner crop, so imports and first allocations are not timed.
+
+    A restorer that refuses the crop (a fixed input size) is warmed up on the whole image instead.
+    """
+    h, w = degraded.shape[-2:]
+    ch, cw = min(WARMUP_SIZE, h), min(WARMUP_SIZE, w)
+    crop = degraded[..., :ch, :cw].clone()
+    crop_degradation = degradation if (ch, cw) == (h, w) else make_degradation(task, sigma, crop.shape, seed, kernel, mask).to(degraded.device)
+    try:
+        restorer(crop, crop_degradation)
+    except RestorekitError:
+        restorer(degraded.clone(), degradation)
+
+
+def _kernel_label(spec: Any) -> str:
+    if isinstance(spec, (str, os.PathLike)):
+        return str(spec)
+    shape = tuple(getattr(spec, "shape", ()))
+    return f"array {'x'.join(map(str, shape))}" if shape else type(spec).__name__
+
+
+__all__ = [
+    "DEFAULT_MASK",
+    "DEFAULT_SIGMAS",
+    "BenchResult",
+    "BenchRow",
+    "Example",
+    "Skipped",
+    "build_methods",
+    "collect_images",
+    "make_degradation",
+    "parse_method",
+    "parse_sigmas",
+    "run_benchmark",
+]
