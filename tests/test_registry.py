@@ -1,0 +1,183 @@
+"""The plugin registry: plugins by hand and by entry point, broken plugins reported, strict mode, duplicates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from importlib import metadata
+
+import pytest
+import torch
+
+import restorekit.registry as registry_module
+from restorekit import Param, RestorerSpec, hookimpl
+from restorekit.errors import DuplicateRestorerError, ParameterError, PluginError, UnknownRestorerError
+from restorekit.registry import STRICT_ENV, Registry
+from restorekit.restorer import Restorer
+
+
+class Halve(Restorer):
+    """Multiplies the image by a factor."""
+
+    name = "halve"
+    tasks = frozenset({"denoise"})
+    params = (Param("factor", 0.5, "the factor"),)
+
+    def restore(self, image, degradation=None):
+        return image * self.config["factor"]
+
+
+class GoodPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        register(Halve)
+        register(RestorerSpec(name="lazy-halve", tasks={"denoise"}, params=Halve.params, factory=f"{__name__}:Halve",
+                              summary="lazy"))
+
+
+class RaisingPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        raise RuntimeError("the plugin's own bug")
+
+
+class InvalidPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        register(RestorerSpec(name="bad tasks", tasks={"sharpen"}, factory=Halve))
+        register(object())
+        register(RestorerSpec(name="fine", tasks={"deblur"}, factory=Halve))
+
+
+class TwinPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        register(Halve)
+
+
+def _registry(*plugins, strict=False):
+    reg = Registry(entry_points=False, strict=strict)
+    for name, plugin in plugins:
+        reg.add_plugin(plugin, name=name)
+    return reg
+
+
+def test_a_plugin_added_by_hand_is_used_and_removed():
+    reg = _registry(("good", GoodPlugin()))
+    assert reg.names() == ["halve", "lazy-halve"]
+    assert reg.get("halve").plugin == "good" and reg.get("lazy-halve").summary == "lazy"
+    x = torch.ones(1, 1, 2, 2)
+    assert torch.equal(reg.create("lazy-halve", factor=0.25)(x), x * 0.25)
+    assert reg.names("deblur") == [] and reg.names("denoise") == ["halve", "lazy-halve"]
+    reg.remove_plugin("good")
+    assert reg.names() == []
+
+
+def test_parameters_are_checked_by_name():
+    reg = _registry(("good", GoodPlugin()))
+    with pytest.raises(ParameterError, match="unknown parameter 'factr' of 'halve'; it takes: factor"):
+        reg.create("halve", factr=2)
+    with pytest.raises(ParameterError, match="'factor' of 'halve' got 'big'"):
+        reg.create("halve", factor="big")
+
+
+def test_broken_plugins_are_reported_while_others_keep_working():
+    reg = _registry(("good", GoodPlugin()), ("raising", RaisingPlugin()), ("invalid", InvalidPlugin()))
+    assert reg.names() == ["fine", "halve", "lazy-halve"]
+    failures = {(f.plugin, f.error) for f in reg.failures}
+    assert any(p == "raising" and "the plugin's own bug" in e for p, e in failures)
+    assert any(p == "invalid" and "must be a non-empty subset" in e for p, e in failures)
+    assert any(p == "invalid" and "needs a factory" in e for p, e in failures)
+    with pytest.raises(UnknownRestorerError, match="plugins that failed to load: .*raising"):
+        reg.get("missing")
+
+
+def _fake_entry_points(monkeypatch, extra):
+    real = metadata.entry_points(group="restorekit.plugins")
+
+    def entry_points(group):
+        assert group == "restorekit.plugins"
+        return list(real) + extra
+
+    monkeypatch.setattr(registry_module, "metadata", types.SimpleNamespace(entry_points=entry_points))
+
+
+def test_an_entry_point_that_fails_to_import_is_reported(monkeypatch):
+    broken = metadata.EntryPoint(name="broken", value="restorekit_no_such_module_x", group="restorekit.plugins")
+    _fake_entry_points(monkeypatch, [broken])
+    reg = Registry()
+    assert "wiener" in reg.names()  # the built-in plugins still load
+    failure = next(f for f in reg.failures if f.plugin == "broken")
+    assert failure.target == "restorekit_no_such_module_x" and "ModuleNotFoundError" in failure.error
+    assert "Traceback" in failure.details
+    assert all(p.name != "broken" for p in reg.plugins)
+
+
+def test_entry_point_plugins_carry_their_distribution():
+    reg = Registry()
+    reg.names()  # plugins load on the first query
+    info = next(p for p in reg.plugins if p.name == "wiener")
+    assert info.distribution == "restorekit" and info.version
+
+
+def test_strict_mode_from_the_environment_turns_failures_into_errors(monkeypatch):
+    monkeypatch.setenv(STRICT_ENV, "1")
+    reg = Registry(entry_points=False)
+    reg.add_plugin(GoodPlugin(), name="good")
+    reg.add_plugin(RaisingPlugin(), name="raising")
+    with pytest.raises(PluginError, match="plugin 'raising'.*the plugin's own bug"):
+        reg.names()
+    monkeypatch.setenv(STRICT_ENV, "0")
+    assert _registry(("raising", RaisingPlugin())).names() == []
+
+
+def test_strict_mode_for_a_failing_entry_point(monkeypatch):
+    monkeypatch.setenv(STRICT_ENV, "yes")
+    broken = metadata.EntryPoint(name="broken", value="restorekit_no_such_module_x", group="restorekit.plugins")
+    _fake_entry_points(monkeypatch, [broken])
+    with pytest.raises(PluginError, match="'broken'"):
+        Registry().names()
+
+
+def test_duplicate_names_are_an_error_naming_both_plugins():
+    reg = _registry(("first-plugin", GoodPlugin()), ("second-plugin", TwinPlugin()))
+    with pytest.raises(DuplicateRestorerError, match="'halve': 'first-plugin' and 'second-plugin'"):
+        reg.names()
+
+
+def test_building_a_lazy_factory_that_fails_names_the_plugin():
+    class Plugin:
+        @hookimpl
+        def register_restorers(self, register):
+            register(RestorerSpec(name="ghost", tasks={"denoise"}, factory="restorekit_no_such_module_y:Ghost"))
+
+    reg = _registry(("ghost-plugin", Plugin()))
+    assert reg.names() == ["ghost"]  # registering does not import the factory
+    with pytest.raises(PluginError, match="'ghost' of plugin 'ghost-plugin' could not load"):
+        reg.create("ghost")
+
+
+def test_a_factory_that_builds_no_restorer_is_refused():
+    class Plugin:
+        @hookimpl
+        def register_restorers(self, register):
+            register(RestorerSpec(name="liar", tasks={"denoise"}, factory=lambda: object()))
+
+    with pytest.raises(PluginError, match="built a object, not a restorekit.Restorer"):
+        _registry(("liar-plugin", Plugin())).create("liar")
+
+
+def test_unknown_names_suggest_close_ones():
+    reg = _registry(("good", GoodPlugin()))
+    with pytest.raises(UnknownRestorerError, match="did you mean 'halve'"):
+        reg.create("halv")
+
+
+def test_import_restorekit_loads_no_plugin():
+    code = (
+        "import sys, restorekit; restorekit.Param; "
+        "print(any(m.startswith('restorekit_plugins') for m in sys.modules), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
