@@ -180,3 +180,27 @@ def test_cuda_matches_cpu(kernel):
             gpu = wiener(snr=snr)(y.cuda(), d)
             assert gpu.is_cuda
             torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=0)
+
+
+def _data_root():
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("RESTOREKIT_DATA", "").strip()
+    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return root if (root / "CBSD68").is_dir() else None
+
+
+@pytest.mark.data
+@pytest.mark.skipif(_data_root() is None, reason="needs ../shared/data/CBSD68 (or RESTOREKIT_DATA)")
+def test_reproduces_the_course_wiener_figures_on_cbsd68(kernel):
+    """CBSD68 first 20, course kernel, SNR 100, outputs clipped to [0, 1]: about 32.2, 28.1, 22.8 dB."""
+    from restorekit.imageio import list_images, load_image
+    from restorekit.metrics import psnr
+
+    images = [load_image(p) for p in list_images(_data_root() / "CBSD68")[:20]]
+    restorer = wiener(snr=100)
+    for sigma, course in ((0.005, 32.2), (0.01, 28.1), (0.02, 22.8)):
+        d = Compose(Blur(kernel), Noise(sigma))
+        scores = [psnr(restorer(d.apply(x, seed=i), d), x) for i, x in enumerate(images)]
+        assert abs(sum(scores) / len(scores) - course) <= 0.3, (sigma, sum(scores) / len(scores))
