@@ -1,0 +1,162 @@
+"""The unet plugin: shipped weights, restoring, bad input, and training on tiny data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import restorekit
+from restorekit.degrade import Blur, Compose, Noise
+from restorekit.errors import InputError, WeightsError
+from restorekit_plugins.unet.data import DeblurInputs
+from restorekit_plugins.unet.model import UNet
+from restorekit_plugins.unet.restorer import WEIGHTS_DIR
+from restorekit_plugins.unet.train import UNetTrainConfig, export, train
+
+
+def _photo(size: int = 96) -> torch.Tensor:
+    """A colour photograph shipped with scikit-image, as a (1, 3, size, size) batch."""
+    from skimage import data, transform
+
+    img = transform.resize(data.astronaut()[80:240, 150:310], (size, size), anti_aliasing=True)
+    return torch.from_numpy(img).float().permute(2, 0, 1)[None].clamp(0, 1)
+
+
+def _psnr(x, ref) -> float:
+    return float(10 * torch.log10(1 / (x.clamp(0, 1) - ref).square().mean()))
+
+
+def _course_degradation(sigma: float = 0.01):
+    from restorekit.kernels import load_kernel
+
+    return Compose(Blur(load_kernel("course")), Noise(sigma))
+
+
+def test_model_any_size_and_residual_shape():
+    net = UNet(channels=3, base_channels=4, depth=2)
+    for h, w in [(16, 16), (37, 50)]:
+        assert net.forward_padded(torch.rand(2, 3, h, w)).shape == (2, 3, h, w)
+    assert net.min_size == 16 and net.arch() == {"channels": 3, "base_channels": 4, "depth": 2}
+
+
+@pytest.mark.parametrize("name", ["unet-deblur", "unet-wiener"])
+def test_shipped_weights_are_packaged_with_metadata(name):
+    assert (WEIGHTS_DIR / f"{name}.pt").is_file()
+    meta = __import__("json").loads((WEIGHTS_DIR / f"{name}.json").read_text())
+    text = str(meta)
+    for key in ("CBSD432", "0.02"):
+        assert key in text
+
+
+def test_unet_deblurs_a_photo(monkeypatch, tmp_path):
+    monkeypatch.setenv("RESTOREKIT_DATA", str(tmp_path / "no-data"))  # nothing from ../shared at run time
+    x = _photo()
+    d = _course_degradation(0.01)
+    y = d.apply(x, seed=0)
+    out = restorekit.create("unet")(y, d)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert _psnr(out, x) > _psnr(y, x) + 1.5
+
+
+def test_unet_grayscale_by_channel_replication():
+    x = _photo().mean(dim=1, keepdim=True)
+    d = _course_degradation(0.005)
+    y = d.apply(x, seed=1)
+    out = restorekit.create("unet")(y, d)
+    assert out.shape == (1, 1, 96, 96)
+    assert _psnr(out, x) > _psnr(y, x) + 1.0
+
+
+def test_unet_bad_input_is_a_clear_error():
+    r = restorekit.create("unet")
+    with pytest.raises(InputError, match="channels"):
+        r(torch.rand(1, 4, 64, 64))
+    with pytest.raises(InputError, match="smaller than"):
+        r(torch.rand(1, 3, 20, 64))
+
+
+def test_weights_missing_tampered_or_other_architecture(tmp_path):
+    with pytest.raises(WeightsError):
+        restorekit.create("unet", weights=str(tmp_path / "absent.pt"))
+    for suffix in (".pt", ".json"):
+        shutil.copy(WEIGHTS_DIR / f"unet-deblur{suffix}", tmp_path / f"copy{suffix}")
+    data = bytearray((tmp_path / "copy.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "copy.pt").write_bytes(bytes(data))
+    with pytest.raises(WeightsError):
+        restorekit.create("unet", weights=str(tmp_path / "copy.pt"))
+    (tmp_path / "copy.pt").write_bytes(bytes(data[: len(data) // 3]))
+    with pytest.raises(WeightsError):
+        restorekit.create("unet", weights=str(tmp_path / "copy.pt"))
+
+
+def _tiny_images(n: int = 6, size: int = 48) -> list[torch.Tensor]:
+    """Smooth random colour images (3 x size x size in [0, 1]): blobs that a blur visibly damages."""
+    gen = torch.Generator().manual_seed(0)
+    low = torch.rand(n, 3, 6, 6, generator=gen)
+    up = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    return list(up)
+
+
+def _tiny_config(**kw) -> UNetTrainConfig:
+    base = dict(variant="deblur", epochs=3, crops_per_epoch=80, batch_size=8, patch=32, base_channels=4, depth=1,
+                val_images=2, val_size=32, lr=3e-3, threads=1)
+    base.update(kw)
+    return UNetTrainConfig(**base)
+
+
+def test_a_few_training_steps_reduce_the_loss_and_export(tmp_path):
+    result = train(_tiny_config(), tmp_path / "run", progress=False, images=_tiny_images())
+    h = result.history
+    assert h["loss"][-1] < h["loss"][0]
+    assert h["val_psnr"][-1] > h["val_psnr"][0]
+    assert (tmp_path / "run" / "checkpoint.pt").is_file() and (tmp_path / "run" / "curves.png").is_file()
+    path = export(tmp_path / "run", tmp_path / "w" / "tiny.pt")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["arch"] == {"channels": 3, "base_channels": 4, "depth": 1}
+    assert meta["metadata"]["noise_sigma_range"] == [0.0, 0.02] and meta["metadata"]["epochs"] == 3
+    restored = restorekit.create("unet", weights=str(path))(torch.rand(1, 3, 40, 40))
+    assert restored.shape == (1, 3, 40, 40)
+
+
+def test_export_refuses_an_unfinished_run(tmp_path):
+    train(_tiny_config(epochs=1), tmp_path, progress=False, images=_tiny_images())
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["extra"]["unet_config"]["epochs"] = 2
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(InputError, match="--resume"):
+        export(tmp_path, tmp_path / "x.pt")
+
+
+def test_training_needs_colour_images_and_enough_of_them(tmp_path):
+    with pytest.raises(InputError, match="colour"):
+        train(_tiny_config(), None, progress=False, images=[im[:1] for im in _tiny_images()])
+    with pytest.raises(InputError, match="need more than"):
+        train(_tiny_config(), None, progress=False, images=_tiny_images(2))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError):
+        train(_tiny_config(data=str(empty)), None, progress=False)
+
+
+def test_wiener_training_input_is_the_wiener_restorer_output():
+    """unet-wiener learns from exactly what the pipeline's first step produces (clipped to [0, 1])."""
+    from restorekit.kernels import load_kernel
+
+    if "wiener" not in restorekit.registry.default_registry().names():
+        pytest.skip("the wiener plugin is not registered")
+    k = load_kernel("course")
+    clean = _photo(64)
+    make = DeblurInputs(torch.as_tensor(k), (0.01, 0.01), wiener_snr=100.0)
+    gen = torch.Generator().manual_seed(3)
+    ours = make(clean, gen)  # a batch: one sigma draw, then the noise
+    noise_gen = torch.Generator().manual_seed(3)
+    torch.rand(1, 1, 1, 1, generator=noise_gen)  # the sigma draw DeblurInputs makes first
+    y = Blur(k).forward(clean) + 0.01 * torch.randn(clean.shape, generator=noise_gen)
+    theirs = restorekit.create("wiener", snr=100)(y, Compose(Blur(k), Noise(0.01))).clamp(0, 1)
+    assert torch.allclose(ours, theirs, atol=1e-4)
