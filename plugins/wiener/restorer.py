@@ -11,8 +11,9 @@ is the degradation's noise level ([0, 1] scale) and ``S_x`` the clean image's
 power spectrum, estimated from the observed image as a power law
 ``S_x(f) = A |f|^-alpha`` (natural images have ``alpha`` close to 2):
 
-1. the observed periodogram ``|Y(f)|^2 / (H W)`` is averaged in log-spaced
-   rings of radial frequency ``f`` (cycles per pixel);
+1. the observed periodogram ``|Y(f)|^2 / (H W)`` is averaged in 24
+   log-spaced rings of radial frequency ``f`` (cycles per pixel, from
+   ``1 / max(H, W)`` to ``sqrt(1/2)``);
 2. in each ring the expected power is ``|H|^2 S_x + sigma^2``, so
    ``S_x = (mean |Y|^2 / (H W) - sigma^2) / mean |H|^2``, kept where the
    signal stands clearly above the noise (twice the noise floor) and the
@@ -33,6 +34,7 @@ exact for the circular model of synthetic benchmarks, mirrored for a
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -50,11 +52,33 @@ RINGS = 24
 ALPHA_RANGE = (1.0, 4.0)
 
 
-def _radial_frequency(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
-    """|f| in cycles per pixel on the ``rfft2`` grid of an image of ``shape``."""
+@functools.lru_cache(maxsize=16)
+def _log_frequency(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """log |f| (cycles per pixel) on the ``rfft2`` grid of ``shape``; f = 0 is taken as half the lowest f."""
     fy = torch.fft.fftfreq(shape[0], dtype=torch.float64, device=device)[:, None]
     fx = torch.fft.rfftfreq(shape[1], dtype=torch.float64, device=device)[None, :]
-    return torch.sqrt(fy**2 + fx**2)
+    return torch.sqrt(fy**2 + fx**2).clamp(min=0.5 / max(shape)).log()
+
+
+@functools.lru_cache(maxsize=16)
+def _rings(shape: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ring of every ``rfft2`` frequency (flattened; ``RINGS`` marks f = 0), ring sizes, mean log f."""
+    log_f = _log_frequency(shape, device)
+    edges = torch.linspace(math.log(1.0 / max(shape)), math.log(math.sqrt(0.5)) + 1e-9, RINGS + 1,
+                           dtype=torch.float64, device=device)
+    ring = (torch.bucketize(log_f, edges) - 1).clamp(0, RINGS)
+    ring[0, 0] = RINGS  # the mean (f = 0) is not part of the fit
+    ring = ring.flatten()
+    counts = torch.zeros(RINGS + 1, dtype=torch.float64, device=device).index_add_(0, ring, torch.ones_like(log_f).flatten())
+    mean_log_f = torch.zeros(RINGS + 1, dtype=torch.float64, device=device).index_add_(0, ring, log_f.flatten())
+    return ring, counts[:RINGS], mean_log_f[:RINGS] / counts[:RINGS].clamp(min=1)
+
+
+def _ring_mean(values: torch.Tensor, ring: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (``(..., H, W // 2 + 1)``) over each ring: ``(..., RINGS)``."""
+    flat = values.to(torch.float64).reshape(-1, ring.numel())
+    sums = torch.zeros(flat.shape[0], RINGS + 1, dtype=torch.float64, device=values.device).index_add_(1, ring, flat)
+    return (sums[:, :RINGS] / counts.clamp(min=1)).reshape(*values.shape[:-2], RINGS)
 
 
 def fit_signal_spectrum(y: torch.Tensor, otf_power: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,20 +100,11 @@ def fit_signal_spectrum(y: torch.Tensor, otf_power: torch.Tensor, sigma: float) 
         exponent of the clean images' power spectrum (per-pixel power,
         ``|FFT|^2 / (H W)``).
     """
-    n, c, h, w = y.shape
-    yd = y.to(torch.float64)
-    power = torch.fft.rfft2(yd).abs().square() / (h * w)
-    f = _radial_frequency((h, w), y.device)
-    edges = torch.logspace(math.log10(1.0 / max(h, w)), math.log10(math.sqrt(0.5)) + 1e-9, RINGS + 1,
-                           dtype=torch.float64, device=y.device)
-    ring = torch.bucketize(f, edges) - 1
-    inside = (ring >= 0) & (ring < RINGS)  # the DC term (f = 0) is left out
-    ring = ring[inside]
-    counts = torch.zeros(RINGS, dtype=torch.float64, device=y.device).index_add_(0, ring, torch.ones_like(f[inside]))
-    per = counts.clamp(min=1)
-    ring_power = torch.zeros(n, c, RINGS, dtype=torch.float64, device=y.device).index_add_(2, ring, power[..., inside]) / per
-    ring_otf = torch.zeros(RINGS, dtype=torch.float64, device=y.device).index_add_(0, ring, otf_power.to(torch.float64)[inside]) / per
-    ring_logf = torch.zeros(RINGS, dtype=torch.float64, device=y.device).index_add_(0, ring, f[inside].log()) / per
+    h, w = y.shape[-2:]
+    ring, counts, ring_logf = _rings((h, w), y.device)
+    power = torch.fft.rfft2(y.float()).abs().square() / (h * w)
+    ring_power = _ring_mean(power, ring, counts)
+    ring_otf = _ring_mean(otf_power, ring, counts)
 
     noise = sigma**2
     signal = (ring_power - noise) / ring_otf.clamp(min=1e-12)
@@ -110,9 +125,8 @@ def fit_signal_spectrum(y: torch.Tensor, otf_power: torch.Tensor, sigma: float) 
     # the power law so that its mean over the grid equals the signal variance left after the noise.
     few = total < 3
     if bool(few.any()):
-        variance = (yd.var(dim=(-2, -1)) - noise).clamp(min=noise * 1e-2)
-        fg = f.clamp(min=0.5 / max(h, w))
-        mean_shape = fg.pow(-2.0).mean()
+        variance = (y.to(torch.float64).var(dim=(-2, -1)) - noise).clamp(min=noise * 1e-2)
+        mean_shape = torch.exp(-2.0 * _log_frequency((h, w), y.device)).mean()
         alpha = torch.where(few, torch.full_like(alpha, 2.0), alpha)
         a = torch.where(few, variance.log() - mean_shape.log(), a)
     return a, alpha
@@ -129,9 +143,8 @@ def auto_regularization(y: torch.Tensor, blur, sigma: float, grid: tuple[int, in
     sigma = max(float(sigma), QUANTIZATION_SIGMA)
     otf_power = blur.otf(y.shape[-2:], y).abs().square()
     a, alpha = fit_signal_spectrum(y, otf_power, sigma)
-    f = _radial_frequency(grid, y.device).clamp(min=0.5 / max(grid))
-    log_signal = a[..., None, None] - alpha[..., None, None] * f.log()
-    reg = sigma**2 * torch.exp(-log_signal)
+    log_signal = a[..., None, None] - alpha[..., None, None] * _log_frequency(tuple(grid), y.device)
+    reg = torch.exp(2.0 * math.log(sigma) - log_signal).to(y.dtype)
     # The mean (f = 0) carries the image's whole mean power and H(0) = sum(kernel) != 0: invert it exactly.
     reg[..., 0, 0] = 0.0
     return reg
