@@ -238,6 +238,16 @@ struct ReluBackwardFn : public torch::autograd::Function<ReluBackwardFn> {
   }
 };
 
+// No graph to record (grad mode off, or no input requires grad): skip the autograd Function machinery.
+bool records(std::initializer_list<const Tensor*> ts) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const Tensor* t : ts) {
+    if (t != nullptr && t->defined() && t->requires_grad()) return true;
+  }
+  return false;
+}
+const Tensor* opt(const std::optional<Tensor>& t) { return t.has_value() ? &*t : nullptr; }
+
 Triple as_triple(const variable_list& v, Mask mask) {
   const variable_list u = unpack(v, mask);
   return {u[0], u[1], u[2]};
@@ -247,20 +257,48 @@ Triple as_triple(const variable_list& v, Mask mask) {
 
 TORCH_LIBRARY_IMPL(restorekit, Autograd, m) {
   m.impl("linear", [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
+    if (!records({&x, &w, opt(b)})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return op_linear(x, w, b);
+    }
     return LinearFn::apply(x, w, b);
   });
   m.impl("linear_relu", [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
+    if (!records({&x, &w, opt(b)})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return op_linear_relu(x, w, b);
+    }
     return LinearReluFn::apply(x, w, b);
   });
-  m.impl("relu", [](const Tensor& x) { return ReluFn::apply(x); });
+  m.impl("relu", [](const Tensor& x) {
+    if (!records({&x})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return op_relu(x);
+    }
+    return ReluFn::apply(x);
+  });
   m.impl("linear_backward", [](const Tensor& g, const Tensor& x, const Tensor& w, Mask mask) {
+    if (!records({&g, &x, &w})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return op_linear_backward(g, x, w, mask);
+    }
     return as_triple(LinearBackwardFn::apply(g, x, w, mask), mask);
   });
   m.impl("linear_relu_backward",
          [](const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& out, Mask mask) {
+           if (!records({&g, &x, &w, &out})) {
+             at::AutoDispatchBelowADInplaceOrView guard;
+             return op_linear_relu_backward(g, x, w, out, mask);
+           }
            return as_triple(LinearReluBackwardFn::apply(g, x, w, out, mask), mask);
          });
-  m.impl("relu_backward", [](const Tensor& g, const Tensor& out) { return ReluBackwardFn::apply(g, out); });
+  m.impl("relu_backward", [](const Tensor& g, const Tensor& out) {
+    if (!records({&g, &out})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return op_relu_backward(g, out);
+    }
+    return ReluBackwardFn::apply(g, out);
+  });
 }
 
 }  // namespace restorekit

@@ -59,82 +59,81 @@ struct ArgList {
 
 // dtype and device rules common to all ops: strided, floating point, one dtype, one device;
 // float16/bfloat16 only on CUDA.
-inline void check_tensor_common(const char* op, const at::Tensor& t, const at::Tensor& ref,
-                                const std::string& args) {
+template <typename Args>
+inline void check_tensor_common(const char* op, const at::Tensor& t, const at::Tensor& ref, const Args& args) {
   TORCH_CHECK(t.layout() == at::kStrided, "restorekit::", op,
-              ": only dense (strided) tensors are supported; got ", args);
+              ": only dense (strided) tensors are supported; got ", args());
   TORCH_CHECK(t.device() == ref.device(), "restorekit::", op,
-              ": all tensors must be on the same device; got ", args);
+              ": all tensors must be on the same device; got ", args());
   TORCH_CHECK(t.scalar_type() == ref.scalar_type(), "restorekit::", op,
-              ": all tensors must have the same dtype; got ", args);
+              ": all tensors must have the same dtype; got ", args());
   const auto dt = t.scalar_type();
   const bool is_cuda = t.device().is_cuda();
   const bool ok = dt == at::kFloat || dt == at::kDouble ||
                   (is_cuda && (dt == at::kHalf || dt == at::kBFloat16));
   TORCH_CHECK(ok, "restorekit::", op, ": dtype ", dtype_name(dt), " is not supported on ",
               t.device().type(), " (supported: float32, float64",
-              is_cuda ? ", float16, bfloat16" : "; float16/bfloat16 on CUDA only", "); got ", args);
+              is_cuda ? ", float16, bfloat16" : "; float16/bfloat16 on CUDA only", "); got ", args());
 }
 
 // x: (N, K), weight: (M, K), bias: (M,) or None.
 inline void check_linear_args(const char* op, const at::Tensor& x, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias) {
-  ArgList a;
-  a.add("x", x).add("weight", weight).add("bias", bias);
-  const std::string args = a.str();
-  TORCH_CHECK(x.defined() && weight.defined(), "restorekit::", op, ": x and weight are required; got ", args);
+  // The message is built only when a check fails (TORCH_CHECK evaluates it lazily).
+  auto args = [&] { return ArgList().add("x", x).add("weight", weight).add("bias", bias).str(); };
+  TORCH_CHECK(x.defined() && weight.defined(), "restorekit::", op, ": x and weight are required; got ", args());
   check_tensor_common(op, x, x, args);
   check_tensor_common(op, weight, x, args);
   TORCH_CHECK(x.dim() == 2, "restorekit::", op,
-              ": x must be 2-D (batch, in_features); got ", args);
+              ": x must be 2-D (batch, in_features); got ", args());
   TORCH_CHECK(weight.dim() == 2, "restorekit::", op,
-              ": weight must be 2-D (out_features, in_features); got ", args);
+              ": weight must be 2-D (out_features, in_features); got ", args());
   TORCH_CHECK(x.size(1) == weight.size(1), "restorekit::", op,
               ": in_features mismatch, x.size(1)=", x.size(1), " but weight.size(1)=", weight.size(1),
-              "; got ", args);
+              "; got ", args());
   if (bias.has_value() && bias->defined()) {
     check_tensor_common(op, *bias, x, args);
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), "restorekit::", op,
-                ": bias must be 1-D of length out_features=", weight.size(0), "; got ", args);
+                ": bias must be 1-D of length out_features=", weight.size(0), "; got ", args());
   }
 }
 
 // grad_out: (N, M), x: (N, K), weight: (M, K), out: (N, M) or undefined.
 inline void check_linear_backward_args(const char* op, const at::Tensor& grad_out, const at::Tensor& x,
                                        const at::Tensor& weight, const at::Tensor& out) {
-  ArgList a;
-  a.add("grad_out", grad_out).add("x", x).add("weight", weight);
-  if (out.defined()) a.add("out", out);
-  const std::string args = a.str();
+  auto args = [&] {
+    ArgList a;
+    a.add("grad_out", grad_out).add("x", x).add("weight", weight);
+    if (out.defined()) a.add("out", out);
+    return a.str();
+  };
   TORCH_CHECK(grad_out.defined() && x.defined() && weight.defined(), "restorekit::", op,
-              ": grad_out, x and weight are required; got ", args);
+              ": grad_out, x and weight are required; got ", args());
   check_tensor_common(op, grad_out, x, args);
   check_tensor_common(op, x, x, args);
   check_tensor_common(op, weight, x, args);
   TORCH_CHECK(x.dim() == 2 && weight.dim() == 2 && grad_out.dim() == 2, "restorekit::", op,
-              ": grad_out, x and weight must be 2-D; got ", args);
+              ": grad_out, x and weight must be 2-D; got ", args());
   TORCH_CHECK(x.size(1) == weight.size(1), "restorekit::", op,
               ": in_features mismatch, x.size(1)=", x.size(1), " but weight.size(1)=", weight.size(1),
-              "; got ", args);
+              "; got ", args());
   TORCH_CHECK(grad_out.size(0) == x.size(0) && grad_out.size(1) == weight.size(0), "restorekit::", op,
               ": grad_out must be (batch, out_features) = [", x.size(0), ", ", weight.size(0), "]; got ",
-              args);
+              args());
   if (out.defined()) {
     check_tensor_common(op, out, x, args);
     TORCH_CHECK(out.sizes() == grad_out.sizes(), "restorekit::", op,
-                ": out must have the shape of grad_out; got ", args);
+                ": out must have the shape of grad_out; got ", args());
   }
 }
 
 // grad_out and out of relu_backward: same shape, dtype and device.
 inline void check_relu_backward_args(const char* op, const at::Tensor& grad_out, const at::Tensor& out) {
-  ArgList a;
-  a.add("grad_out", grad_out).add("out", out);
-  const std::string args = a.str();
+  auto args = [&] { return ArgList().add("grad_out", grad_out).add("out", out).str(); };
   check_tensor_common(op, grad_out, out, args);
   check_tensor_common(op, out, out, args);
   TORCH_CHECK(grad_out.sizes() == out.sizes(), "restorekit::", op,
-              ": grad_out and out must have the same shape; got ", args);
+              ": grad_out and out must have the same shape; got ", args());
 }
 
 // On the error path only: which inputs hold NaN, to name them in the message.

@@ -19,113 +19,168 @@
 #include <vector>
 
 #include "checks.h"
+#include "gemm_layout.h"
+
+// The BLAS that ATen itself calls (MKL in the Linux x86-64 wheels; exported by libtorch_cpu).
+// Weak, so a torch build without these symbols loads fine and falls back to at::mm_out.
+extern "C" {
+void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc) __attribute__((weak));
+void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc) __attribute__((weak));
+}
 
 namespace restorekit {
 namespace {
 
-constexpr int64_t kGrainElems = 32768;  // elements per task below which we stay single-threaded
+constexpr int64_t kGrainElems = 32768;    // elementwise: elements per task below which one thread does it
+constexpr int64_t kGemmGrain = 1 << 18;   // products: multiply-adds per task below which one thread does it
 
-inline int64_t rows_grain(int64_t cols) { return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(cols, 1)); }
+// Private knob (restorekit._C._set_row_parallel) to compare against one whole-matrix BLAS call
+// followed by the epilogue, for benchmarking only.
+std::atomic<bool> g_row_parallel{true};
 
-// out[r, :] = act(out[r, :] + bias) in place over a contiguous (N, M) block; returns true on NaN.
-template <typename scalar_t, bool kRelu, bool kBias>
-bool forward_epilogue(scalar_t* out, const scalar_t* bias, int64_t N, int64_t M) {
-  std::atomic<bool> nan{false};
-  at::parallel_for(0, N, rows_grain(M), [&](int64_t r0, int64_t r1) {
-    int bad = 0;
-    for (int64_t r = r0; r < r1; ++r) {
-      scalar_t* row = out + r * M;
-      for (int64_t m = 0; m < M; ++m) {
-        scalar_t v = row[m];
-        if constexpr (kBias) v += bias[m];
-        bad |= (v != v);
-        if constexpr (kRelu) v = v > scalar_t(0) ? v : scalar_t(0);
-        row[m] = v;
-      }
-    }
-    if (bad) nan.store(true, std::memory_order_relaxed);
-  });
-  return nan.load();
+// ---- products: direct BLAS on blocks of rows -------------------------------------------------
+template <typename scalar_t>
+bool have_blas() {
+  if constexpr (std::is_same_v<scalar_t, float>) return sgemm_ != nullptr;
+  else return dgemm_ != nullptr;
 }
 
-// One pass over grad_out g (any strides): gpre = g * [out > 0] when kRelu (written to a contiguous
-// buffer), the column sums of gpre (or of g) into bias_grad when kBiasGrad, and a NaN check on g.
-// The column sums are accumulated per chunk of rows in acc_t and combined in chunk order, so the
-// result is deterministic for a given thread count.
-template <typename scalar_t, bool kRelu, bool kBiasGrad, bool kUnitStride>
-bool backward_epilogue(const scalar_t* g, int64_t gs0, int64_t gs1, const scalar_t* out, scalar_t* gpre,
-                       scalar_t* bias_grad, int64_t N, int64_t M) {
-  using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;
-  const int64_t grain = rows_grain(M);
-  const int64_t nchunks = std::max<int64_t>(
-      1, std::min<int64_t>(at::get_num_threads(), (N + grain - 1) / grain));
-  std::vector<acc_t> partial(kBiasGrad ? static_cast<size_t>(nchunks * M) : 0, acc_t(0));
-  std::atomic<bool> nan{false};
-  at::parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t r0 = N * c / nchunks, r1 = N * (c + 1) / nchunks;
-      acc_t* acc = kBiasGrad ? partial.data() + c * M : nullptr;
-      int bad = 0;
-      for (int64_t r = r0; r < r1; ++r) {
-        const scalar_t* grow = g + r * gs0;
-        const scalar_t* orow = kRelu ? out + r * M : nullptr;
-        scalar_t* prow = kRelu ? gpre + r * M : nullptr;
-        for (int64_t m = 0; m < M; ++m) {
-          const scalar_t gv = kUnitStride ? grow[m] : grow[m * gs1];
-          bad |= (gv != gv);
-          scalar_t v = gv;
-          if constexpr (kRelu) {
-            v = orow[m] > scalar_t(0) ? gv : scalar_t(0);
-            prow[m] = v;
-          }
-          if constexpr (kBiasGrad) acc[m] += static_cast<acc_t>(v);
-        }
-      }
-      if (bad) nan.store(true, std::memory_order_relaxed);
-    }
-  });
-  if constexpr (kBiasGrad) {
+constexpr int64_t kIntMax = 2147483647;
+
+// Whether a 2-D tensor can be handed to BLAS as it is (else it needs .contiguous()).
+inline bool blas_usable(const at::Tensor& t) {
+  BlasOperand op;
+  return t.size(0) <= kIntMax && t.size(1) <= kIntMax && t.stride(0) <= kIntMax && t.stride(1) <= kIntMax &&
+         transposed_operand(t.size(0), t.size(1), t.stride(0), t.stride(1), op);
+}
+
+inline at::Tensor blas_ready(const at::Tensor& t) { return blas_usable(t) ? t : t.contiguous(); }
+
+// Row-major C (n x m, row stride ldc) = A (n x k, strides as0, as1) @ B (k x m, strides bs0, bs1),
+// through the column-major BLAS as C^T = B^T A^T (see gemm_layout.h). A and B must be
+// blas_usable (blocks of rows of a usable matrix are).
+template <typename scalar_t>
+void blas_gemm(const scalar_t* A, int64_t n, int64_t k, int64_t as0, int64_t as1, const scalar_t* B, int64_t m,
+               int64_t bs0, int64_t bs1, scalar_t* C, int64_t ldc) {
+  if (n == 0 || m == 0) return;
+  if (k == 0) {
+    for (int64_t r = 0; r < n; ++r) std::fill(C + r * ldc, C + r * ldc + m, scalar_t(0));
+    return;
+  }
+  BlasOperand a{}, b{};
+  const bool ok = transposed_operand(n, k, as0, as1, a) && transposed_operand(k, m, bs0, bs1, b);
+  TORCH_INTERNAL_ASSERT(ok, "restorekit: operand not BLAS-compatible");
+  const char ta = a.trans ? 'T' : 'N', tb = b.trans ? 'T' : 'N';
+  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+  const int lda = static_cast<int>(a.ld), ldb = static_cast<int>(b.ld), ldci = static_cast<int>(ldc);
+  const scalar_t one = 1, zero = 0;
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    sgemm_(&tb, &ta, &mi, &ni, &ki, &one, B, &ldb, A, &lda, &zero, C, &ldci);
+  } else {
+    dgemm_(&tb, &ta, &mi, &ni, &ki, &one, B, &ldb, A, &lda, &zero, C, &ldci);
+  }
+}
+
+inline int64_t rows_grain(int64_t work_per_row, int64_t grain) {
+  return std::max<int64_t>(1, grain / std::max<int64_t>(work_per_row, 1));
+}
+
+// Rows [r0, r1) of a contiguous (N, M) block: out = act(out + bias) in place; true on NaN.
+template <typename scalar_t, bool kRelu, bool kBias>
+bool forward_rows(scalar_t* out, const scalar_t* bias, int64_t r0, int64_t r1, int64_t M) {
+  int bad = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    scalar_t* row = out + r * M;
     for (int64_t m = 0; m < M; ++m) {
-      acc_t s = 0;
-      for (int64_t c = 0; c < nchunks; ++c) s += partial[c * M + m];
-      bias_grad[m] = static_cast<scalar_t>(s);
+      scalar_t v = row[m];
+      if constexpr (kBias) v += bias[m];
+      bad |= (v != v);
+      if constexpr (kRelu) v = v > scalar_t(0) ? v : scalar_t(0);
+      row[m] = v;
     }
   }
-  return nan.load();
+  return bad != 0;
 }
 
-template <typename scalar_t, bool kRelu>
-bool run_backward_epilogue(const at::Tensor& g, const scalar_t* out, scalar_t* gpre, scalar_t* bias_grad,
-                           int64_t N, int64_t M) {
+// Rows [r0, r1) of grad_out g (any strides): gpre = g * [out > 0] when kRelu (contiguous), column
+// sums of gpre (or of g) added to acc when kBiasGrad, and a NaN check on g; true on NaN.
+template <typename scalar_t, bool kRelu, bool kBiasGrad, bool kUnitStride, typename acc_t>
+bool backward_rows(const scalar_t* g, int64_t gs0, int64_t gs1, const scalar_t* out, scalar_t* gpre, acc_t* acc,
+                   int64_t r0, int64_t r1, int64_t M) {
+  int bad = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const scalar_t* grow = g + r * gs0;
+    const scalar_t* orow = kRelu ? out + r * M : nullptr;
+    scalar_t* prow = kRelu ? gpre + r * M : nullptr;
+    for (int64_t m = 0; m < M; ++m) {
+      const scalar_t gv = kUnitStride ? grow[m] : grow[m * gs1];
+      bad |= (gv != gv);
+      scalar_t v = gv;
+      if constexpr (kRelu) {
+        v = orow[m] > scalar_t(0) ? gv : scalar_t(0);
+        prow[m] = v;
+      }
+      if constexpr (kBiasGrad) acc[m] += static_cast<acc_t>(v);
+    }
+  }
+  return bad != 0;
+}
+
+template <typename scalar_t, bool kRelu, typename acc_t>
+bool backward_rows_dispatch(const at::Tensor& g, const scalar_t* out, scalar_t* gpre, acc_t* acc, int64_t r0,
+                            int64_t r1, int64_t M) {
   const scalar_t* gp = g.const_data_ptr<scalar_t>();
   const int64_t s0 = g.stride(0), s1 = g.stride(1);
-  const bool unit = s1 == 1;
-  if (bias_grad != nullptr) {
-    return unit ? backward_epilogue<scalar_t, kRelu, true, true>(gp, s0, s1, out, gpre, bias_grad, N, M)
-                : backward_epilogue<scalar_t, kRelu, true, false>(gp, s0, s1, out, gpre, bias_grad, N, M);
+  if (acc != nullptr) {
+    return s1 == 1 ? backward_rows<scalar_t, kRelu, true, true>(gp, s0, s1, out, gpre, acc, r0, r1, M)
+                   : backward_rows<scalar_t, kRelu, true, false>(gp, s0, s1, out, gpre, acc, r0, r1, M);
   }
-  return unit ? backward_epilogue<scalar_t, kRelu, false, true>(gp, s0, s1, out, gpre, nullptr, N, M)
-              : backward_epilogue<scalar_t, kRelu, false, false>(gp, s0, s1, out, gpre, nullptr, N, M);
+  return s1 == 1 ? backward_rows<scalar_t, kRelu, false, true>(gp, s0, s1, out, gpre, acc, r0, r1, M)
+                 : backward_rows<scalar_t, kRelu, false, false>(gp, s0, s1, out, gpre, acc, r0, r1, M);
 }
 
 // ---------------------------------------------------------------------------------------------
-// forward: linear and linear_relu
+// forward: linear and linear_relu. Parallel over blocks of rows; each block is one BLAS call on its
+// rows (single-threaded inside the parallel region) followed at once by the fused epilogue on the
+// same, still cached, rows. Without an exported BLAS: one at::mm_out, then the epilogue.
 template <bool kRelu>
 at::Tensor linear_forward_cpu(const char* op, const at::Tensor& x, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias) {
   check_linear_args(op, x, weight, bias);
-  const int64_t N = x.size(0), M = weight.size(0);
+  const int64_t N = x.size(0), K = x.size(1), M = weight.size(0);
   at::Tensor out = at::empty({N, M}, x.options());
-  at::mm_out(out, x, weight.t());  // BLAS; handles transposed/strided x and weight, K == 0
+  const at::Tensor wt = weight.t();
   const bool has_bias = bias.has_value() && bias->defined();
   const at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
-  bool nan = false;
+  std::atomic<bool> nan{false};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "restorekit_linear", [&] {
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    nan = has_bias ? forward_epilogue<scalar_t, kRelu, true>(o, b.const_data_ptr<scalar_t>(), N, M)
-                   : forward_epilogue<scalar_t, kRelu, false>(o, nullptr, N, M);
+    const scalar_t* bp = has_bias ? b.const_data_ptr<scalar_t>() : nullptr;
+    auto epilogue = [&](int64_t r0, int64_t r1) {
+      const bool bad = has_bias ? forward_rows<scalar_t, kRelu, true>(o, bp, r0, r1, M)
+                                : forward_rows<scalar_t, kRelu, false>(o, bp, r0, r1, M);
+      if (bad) nan.store(true, std::memory_order_relaxed);
+    };
+    if (N == 0) return;
+    if (g_row_parallel.load(std::memory_order_relaxed) && have_blas<scalar_t>() && M <= kIntMax) {
+      const at::Tensor xb = blas_ready(x), wb = blas_ready(wt);
+      const scalar_t* xp = xb.const_data_ptr<scalar_t>();
+      const scalar_t* wp = wb.const_data_ptr<scalar_t>();
+      const int64_t xs0 = xb.stride(0), xs1 = xb.stride(1), ws0 = wb.stride(0), ws1 = wb.stride(1);
+      at::parallel_for(0, N, rows_grain(M * K + M, kGemmGrain), [&](int64_t r0, int64_t r1) {
+        blas_gemm<scalar_t>(xp + r0 * xs0, r1 - r0, K, xs0, xs1, wp, M, ws0, ws1, o + r0 * M, M);
+        epilogue(r0, r1);
+      });
+    } else {
+      at::mm_out(out, x, wt);
+      at::parallel_for(0, N, rows_grain(M, kGrainElems), epilogue);
+    }
   });
-  if (nan) {
+  if (nan.load()) {
     TORCH_CHECK(false, "restorekit::", op, ": NaN in the result; NaN found in ",
                 nan_culprits({{"x", x}, {"weight", weight}, {"bias", b}}), ". Arguments: ",
                 ArgList().add("x", x).add("weight", weight).add("bias", bias).str());
@@ -143,7 +198,11 @@ at::Tensor linear_relu_cpu(const at::Tensor& x, const at::Tensor& weight,
 }
 
 // ---------------------------------------------------------------------------------------------
-// backward: linear_backward (out undefined) and linear_relu_backward (out = saved forward output)
+// backward: linear_backward (out undefined) and linear_relu_backward (out = saved forward output).
+// Pass 1, parallel over blocks of rows: the fused epilogue (mask, bias-gradient partial sums per
+// thread, NaN check), then grad_x for those rows (BLAS). Pass 2, parallel over blocks of
+// grad_weight's rows: grad_weight = gpre^T x. Bias partial sums are added in thread order, so the
+// result is deterministic for a given thread count.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
     const char* op, const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight,
     const at::Tensor& out, std::array<bool, 3> mask) {
@@ -152,28 +211,73 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
   const int64_t N = x.size(0), K = x.size(1), M = weight.size(0);
   at::Tensor gpre = relu ? at::empty({N, M}, x.options()) : grad_out;
   at::Tensor gb = mask[2] ? at::empty({M}, x.options()) : at::Tensor();
+  at::Tensor gx = mask[0] ? at::empty({N, K}, x.options()) : at::Tensor();
+  at::Tensor gw = mask[1] ? at::empty({M, K}, x.options()) : at::Tensor();
   const at::Tensor o = relu ? out.contiguous() : at::Tensor();
-  bool nan = false;
+  const bool row_parallel = g_row_parallel.load(std::memory_order_relaxed);
+  std::atomic<bool> nan{false};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "restorekit_linear", [&] {
-    scalar_t* gbp = mask[2] ? gb.mutable_data_ptr<scalar_t>() : nullptr;
-    if (relu) {
-      nan = run_backward_epilogue<scalar_t, true>(grad_out, o.const_data_ptr<scalar_t>(),
-                                                   gpre.mutable_data_ptr<scalar_t>(), gbp, N, M);
-    } else {
-      nan = run_backward_epilogue<scalar_t, false>(grad_out, nullptr, nullptr, gbp, N, M);
+    using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;
+    const int64_t slots = std::max(1, at::get_num_threads());
+    std::vector<acc_t> partial(mask[2] ? static_cast<size_t>(slots * M) : 0, acc_t(0));
+    const scalar_t* op_ = relu ? o.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* gp = relu ? gpre.mutable_data_ptr<scalar_t>() : nullptr;
+    auto epilogue = [&](int64_t r0, int64_t r1) {
+      const int64_t tid = std::min<int64_t>(at::get_thread_num(), slots - 1);
+      acc_t* acc = mask[2] ? partial.data() + tid * M : nullptr;
+      const bool bad = relu ? backward_rows_dispatch<scalar_t, true>(grad_out, op_, gp, acc, r0, r1, M)
+                            : backward_rows_dispatch<scalar_t, false>(grad_out, op_, gp, acc, r0, r1, M);
+      if (bad) nan.store(true, std::memory_order_relaxed);
+    };
+    const bool direct = row_parallel && have_blas<scalar_t>() && M <= kIntMax && N <= kIntMax;
+    // the products read gsrc: the masked gradient (relu) or grad_out itself, BLAS-compatible
+    const at::Tensor gsrc = relu ? gpre : (direct ? blas_ready(grad_out) : grad_out);
+    if (N > 0) {
+      if (direct) {
+        const at::Tensor wb = blas_ready(weight);
+        const scalar_t* gs = gsrc.const_data_ptr<scalar_t>();
+        const scalar_t* wp = wb.const_data_ptr<scalar_t>();
+        scalar_t* gxp = mask[0] ? gx.mutable_data_ptr<scalar_t>() : nullptr;
+        const int64_t gs0 = gsrc.stride(0), gs1 = gsrc.stride(1);
+        at::parallel_for(0, N, rows_grain((mask[0] ? M * K : 0) + M, kGemmGrain), [&](int64_t r0, int64_t r1) {
+          epilogue(r0, r1);
+          if (mask[0]) {  // grad_x rows = gsrc rows @ W, while those rows are in cache
+            blas_gemm<scalar_t>(gs + r0 * gs0, r1 - r0, M, gs0, gs1, wp, K, wb.stride(0), wb.stride(1),
+                                gxp + r0 * K, K);
+          }
+        });
+      } else {
+        at::parallel_for(0, N, rows_grain(M, kGrainElems), epilogue);
+        if (mask[0]) at::mm_out(gx, gsrc, weight);
+      }
+    } else if (mask[0]) {
+      gx.zero_();
+    }
+    if (mask[2]) {
+      scalar_t* gbp = gb.mutable_data_ptr<scalar_t>();
+      for (int64_t m = 0; m < M; ++m) {
+        acc_t s = 0;
+        for (int64_t t = 0; t < slots; ++t) s += partial[t * M + m];
+        gbp[m] = static_cast<scalar_t>(s);
+      }
+    }
+    if (nan.load()) return;
+    // grad_weight = gsrc^T x, parallel over blocks of its rows (columns of gsrc)
+    if (mask[1] && direct && M > 0) {
+      const at::Tensor xb = blas_ready(x);
+      const scalar_t* gs = gsrc.const_data_ptr<scalar_t>();
+      const scalar_t* xp = xb.const_data_ptr<scalar_t>();
+      scalar_t* gwp = gw.mutable_data_ptr<scalar_t>();
+      const int64_t gs0 = gsrc.stride(0), gs1 = gsrc.stride(1);
+      at::parallel_for(0, M, rows_grain(N * K, kGemmGrain), [&](int64_t m0, int64_t m1) {
+        blas_gemm<scalar_t>(gs + m0 * gs1, m1 - m0, N, gs1, gs0, xp, K, xb.stride(0), xb.stride(1), gwp + m0 * K, K);
+      });
+    } else if (mask[1]) {
+      at::mm_out(gw, gsrc.t(), x);
     }
   });
-  TORCH_CHECK(!nan, "restorekit::", op, ": grad_out contains NaN. Arguments: ",
+  TORCH_CHECK(!nan.load(), "restorekit::", op, ": grad_out contains NaN. Arguments: ",
               ArgList().add("grad_out", grad_out).add("x", x).add("weight", weight).str());
-  at::Tensor gx, gw;
-  if (mask[0]) {
-    gx = at::empty({N, K}, x.options());
-    at::mm_out(gx, gpre, weight);
-  }
-  if (mask[1]) {
-    gw = at::empty({M, K}, x.options());
-    at::mm_out(gw, gpre.t(), x);
-  }
   return {gx, gw, gb};
 }
 
@@ -189,10 +293,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_relu_backward_cpu(
   return linear_backward_impl("linear_relu_backward", grad_out, x, weight, out, mask);
 }
 
+}  // namespace
+
+void set_row_parallel(bool on) { g_row_parallel.store(on); }
+
+namespace {
+
 // ---------------------------------------------------------------------------------------------
 // relu (any shape) and relu_backward
 at::Tensor relu_cpu(const at::Tensor& x) {
-  check_tensor_common("relu", x, x, ArgList().add("x", x).str());
+  check_tensor_common("relu", x, x, [&] { return ArgList().add("x", x).str(); });
   const at::Tensor xc = x.contiguous();
   at::Tensor out = at::empty(x.sizes(), x.options());
   const int64_t n = xc.numel();

@@ -170,3 +170,58 @@ def test_cuda_bad_input_is_an_error_not_a_crash():
         R.linear_relu(x, torch.randn(4, 5), None)
     with pytest.raises(RuntimeError, match="NaN"):
         R.linear_relu(x.index_fill(1, torch.tensor([0], device="cuda"), float("nan")), w[:, :5], None)
+
+
+def _layouts(n, k, m, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def t(*s):
+        return torch.randn(*s, generator=g, dtype=torch.float64)
+
+    yield "contiguous", t(n, k), t(m, k), t(m)
+    yield "transposed", t(k, n).t(), t(k, m).t(), t(m)
+    yield "strided", t(n, 2 * k)[:, ::2], t(m, 3 * k)[:, ::3], t(2 * m)[::2]
+
+
+@pytest.mark.parametrize("row_parallel", [True, False])
+def test_blocked_paths_match_torch(row_parallel):
+    """Sizes big enough to split rows over threads (and the whole-matrix fallback path)."""
+    ext = extension.load()
+    ext._set_row_parallel(row_parallel)
+    try:
+        for name, x, w, b in _layouts(67, 300, 129):
+            for op, act in ((R.linear_relu, torch.relu), (R.linear, lambda v: v)):
+                xg, wg, bg = (t.detach().requires_grad_() for t in (x, w, b))
+                xr, wr, br = (t.detach().requires_grad_() for t in (x, w, b))
+                up = torch.randn(67, 129, dtype=torch.float64)
+                y, yr = op(xg, wg, bg), act(torch.nn.functional.linear(xr, wr, br))
+                torch.testing.assert_close(y, yr, msg=name)
+                y.backward(up)
+                yr.backward(up)
+                for a, e in ((xg, xr), (wg, wr), (bg, br)):
+                    torch.testing.assert_close(a.grad, e.grad, msg=name)
+    finally:
+        ext._set_row_parallel(True)
+
+
+def test_bias_gradient_is_deterministic():
+    x = torch.randn(513, 64)
+    w = torch.randn(96, 64, requires_grad=True)
+    b = torch.randn(96, requires_grad=True)
+    grads = []
+    for _ in range(3):
+        b.grad = None
+        R.linear_relu(x, w, b).backward(torch.ones(513, 96))
+        grads.append(b.grad.clone())
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
+
+
+def test_eager_entry_points_are_the_same_ops():
+    ext = extension.load()
+    x, w, b = torch.randn(3, 5, requires_grad=True), torch.randn(4, 5), torch.randn(4)
+    for fast, op in ((ext.linear, R.linear), (ext.linear_relu, R.linear_relu)):
+        y1, y2 = fast(x, w, b), op(x, w, b)
+        torch.testing.assert_close(y1, y2)
+        assert y1.grad_fn.name() == y2.grad_fn.name()
+    torch.testing.assert_close(ext.relu(x), R.relu(x))
+    torch.testing.assert_close(ext.linear(x, w), R.linear(x, w, None))

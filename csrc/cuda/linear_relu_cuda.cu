@@ -23,6 +23,7 @@
 #include <tuple>
 
 #include "../checks.h"
+#include "../gemm_layout.h"
 
 namespace restorekit {
 namespace {
@@ -37,9 +38,7 @@ constexpr int kThreads = 256;
   } while (0)
 
 // ---- GEMM ------------------------------------------------------------------------------------
-// cuBLAS is column-major. A row-major (r x c) matrix X with strides (s0, 1) is, read column-major,
-// X^T with leading dimension s0; one with strides (1, s1) is X itself with leading dimension s1.
-// Operand describes X^T for cuBLAS: pointer, whether cuBLAS must transpose, leading dimension.
+// Layout rules in ../gemm_layout.h (shared with, and tested through, the CPU kernels).
 struct Operand {
   const void* ptr;
   cublasOperation_t op;
@@ -48,15 +47,12 @@ struct Operand {
 };
 
 Operand transposed_operand(const at::Tensor& X) {
-  const int64_t r = X.size(0), c = X.size(1), s0 = X.stride(0), s1 = X.stride(1);
-  if (s1 == 1 && (r <= 1 || s0 >= std::max<int64_t>(c, 1))) {
-    return {X.const_data_ptr(), CUBLAS_OP_N, static_cast<int>(r <= 1 ? std::max<int64_t>(c, 1) : s0), {}};
-  }
-  if (s0 == 1 && (c <= 1 || s1 >= std::max<int64_t>(r, 1))) {
-    return {X.const_data_ptr(), CUBLAS_OP_T, static_cast<int>(c <= 1 ? std::max<int64_t>(r, 1) : s1), {}};
+  BlasOperand b{};
+  if (transposed_operand(X.size(0), X.size(1), X.stride(0), X.stride(1), b) && b.ld <= INT_MAX) {
+    return {X.const_data_ptr(), b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(b.ld), {}};
   }
   at::Tensor Xc = X.contiguous();
-  return {Xc.const_data_ptr(), CUBLAS_OP_N, static_cast<int>(std::max<int64_t>(c, 1)), Xc};
+  return {Xc.const_data_ptr(), CUBLAS_OP_N, static_cast<int>(std::max<int64_t>(X.size(1), 1)), Xc};
 }
 
 template <typename scalar_t>
@@ -94,10 +90,6 @@ void gemm(const at::Tensor& A, const at::Tensor& B, at::Tensor& C) {
   }
   TORCH_CHECK(n <= INT_MAX && m <= INT_MAX && k <= INT_MAX, "restorekit: matrix too large for cuBLAS (",
               n, " x ", k, " @ ", k, " x ", m, ")");
-  for (const at::Tensor* t : {&A, &B}) {
-    TORCH_CHECK(t->stride(0) <= INT_MAX && t->stride(1) <= INT_MAX,
-                "restorekit: stride too large for cuBLAS: ", t->strides());
-  }
   const Operand a = transposed_operand(A), b = transposed_operand(B);
   using scale_t = typename CublasTypes<scalar_t>::scale_t;
   const scale_t alpha = 1, beta = 0;
@@ -342,7 +334,7 @@ at::Tensor relu_like_cuda(const char* op, const at::Tensor& in, const at::Tensor
 }
 
 at::Tensor relu_cuda(const at::Tensor& x) {
-  check_tensor_common("relu", x, x, ArgList().add("x", x).str());
+  check_tensor_common("relu", x, x, [&] { return ArgList().add("x", x).str(); });
   return relu_like_cuda<true>("relu", x, at::Tensor());
 }
 

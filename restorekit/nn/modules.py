@@ -40,7 +40,7 @@ from ..errors import ExtensionMissingError, ParameterError
 from . import extension
 from .functions import LinearFunction, ReLUFunction
 
-__all__ = ["Linear", "ReLU", "FullyConnectedNet", "BACKENDS", "resolve_backend"]
+__all__ = ["Linear", "ReLU", "FullyConnectedNet", "BACKENDS", "compiled_ops", "resolve_backend"]
 
 BACKENDS = ("auto", "python", "compiled")
 _COMPILED_DTYPES = {"cpu": (torch.float32, torch.float64),
@@ -81,6 +81,20 @@ def resolve_backend(backend: str, x: torch.Tensor) -> str:
     if x.dtype not in _COMPILED_DTYPES.get(device, ()) or (device == "cuda" and not extension.cuda_built()):
         return "python"
     return "compiled"
+
+
+def compiled_ops():
+    """(linear, linear_relu, relu) callables of the compiled ops.
+
+    Under ``torch.compile`` these are ``torch.ops.restorekit.*`` (traced through their fake
+    kernels); in eager mode the extension's direct entry points to the same dispatcher ops (same
+    kernels and autograd, a few microseconds less per call than ``torch.ops``' Python path).
+    """
+    if torch.compiler.is_compiling():
+        ops = torch.ops.restorekit
+        return ops.linear.default, ops.linear_relu.default, ops.relu.default
+    ext = extension.load()
+    return ext.linear, ext.linear_relu, ext.relu
 
 
 def _flatten(x: torch.Tensor, features: int, what: str) -> torch.Tensor:
@@ -141,8 +155,8 @@ class Linear(nn.Module):
         """``x @ W.T + b``, or ``max(x @ W.T + b, 0)`` (fused when compiled) if ``relu``."""
         x2 = _flatten(x, self.in_features, "Linear")
         if resolve_backend(self.backend, x2) == "compiled":
-            op = torch.ops.restorekit.linear_relu if relu else torch.ops.restorekit.linear
-            y = op.default(x2, self.weight, self.bias)
+            linear, linear_relu, _ = compiled_ops()
+            y = (linear_relu if relu else linear)(x2, self.weight, self.bias)
         else:
             y = LinearFunction.apply(x2, self.weight, self.bias)
             if relu:
@@ -171,7 +185,7 @@ class ReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if resolve_backend(self.backend, x) == "compiled":
-            return torch.ops.restorekit.relu.default(x)
+            return compiled_ops()[2](x)
         return ReLUFunction.apply(x)
 
     def extra_repr(self) -> str:
@@ -245,10 +259,10 @@ class FullyConnectedNet(nn.Module):
         """Map (..., din) to (..., dout)."""
         x2 = _flatten(x, self.din, "FullyConnectedNet")
         if resolve_backend(self._backend, x2) == "compiled":
-            ops = torch.ops.restorekit
-            h = ops.linear_relu.default(x2, self.fc1.weight, self.fc1.bias)
-            h = ops.linear_relu.default(h, self.fc2.weight, self.fc2.bias)
-            y = ops.linear.default(h, self.fc3.weight, self.fc3.bias)
+            linear, linear_relu, _ = compiled_ops()
+            h = linear_relu(x2, self.fc1.weight, self.fc1.bias)
+            h = linear_relu(h, self.fc2.weight, self.fc2.bias)
+            y = linear(h, self.fc3.weight, self.fc3.bias)
         else:
             h = ReLUFunction.apply(LinearFunction.apply(x2, self.fc1.weight, self.fc1.bias))
             h = ReLUFunction.apply(LinearFunction.apply(h, self.fc2.weight, self.fc2.bias))

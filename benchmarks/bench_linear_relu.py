@@ -1,0 +1,199 @@
+"""Forward+backward time and activation memory of the fused compiled Linear+ReLU, side by side.
+
+Three implementations of the same computation, timed interleaved in one run (so machine load
+hits them alike; the median of the rounds is reported):
+
+  fused    restorekit._C.linear_relu / linear: the compiled ops as restorekit.nn calls them in eager
+           mode (C++ kernels and C++ autograd, entered through the extension's direct bindings)
+  fused-op the same ops called as torch.ops.restorekit.linear_relu / linear (torch.ops' Python
+           call path, a few microseconds more per call; what torch.compile traces)
+  python   restorekit.nn.LinearFunction / ReLUFunction (hand-written Python autograd Functions)
+  torch    torch.relu(torch.nn.functional.linear(...))  (plain PyTorch)
+
+Sizes:
+  course   the course MLP, batch 32, 784 -> 32 -> 32 -> 784 (Linear+ReLU, Linear+ReLU, Linear)
+  large    one Linear+ReLU layer, batch 4096, 1024 -> 1024
+
+Each step is forward, then backward of a fixed upstream gradient; every parameter and the input
+need gradients (a hidden layer's situation), and .grad is reset to None between steps. "saved"
+is the memory autograd keeps for backward beyond the inputs and parameters (unique storages of
+the saved tensors, measured with torch.autograd.graph.saved_tensors_hooks).
+
+Run:  python benchmarks/bench_linear_relu.py [--rounds 15] [--threads N] [--only course|large]
+CPU only: a GPU, if present, is not benchmarked here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from restorekit.nn import LinearFunction, ReLUFunction, extension
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def make_layers(sizes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    layers = []
+    for din, dout in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / din ** 0.5
+        w = ((torch.rand(dout, din, generator=g) * 2 - 1) * bound).requires_grad_()
+        b = ((torch.rand(dout, generator=g) * 2 - 1) * bound).requires_grad_()
+        layers.append((w, b))
+    return layers
+
+
+def _fused(x, layers, linear, linear_relu):
+    for i, (w, b) in enumerate(layers):
+        last = i == len(layers) - 1 and len(layers) > 1
+        x = linear(x, w, b) if last else linear_relu(x, w, b)
+    return x
+
+
+def forward_fused(x, layers):
+    """What restorekit.nn.FullyConnectedNet runs in eager mode (the extension's direct entry points)."""
+    ext = extension.load()
+    return _fused(x, layers, ext.linear, ext.linear_relu)
+
+
+def forward_fused_ops(x, layers):
+    """The same ops called as torch.ops.restorekit.* (what torch.compile traces)."""
+    R = torch.ops.restorekit
+    return _fused(x, layers, R.linear.default, R.linear_relu.default)
+
+
+def forward_python(x, layers):
+    for i, (w, b) in enumerate(layers):
+        x = LinearFunction.apply(x, w, b)
+        if not (i == len(layers) - 1 and len(layers) > 1):
+            x = ReLUFunction.apply(x)
+    return x
+
+
+def forward_torch(x, layers):
+    for i, (w, b) in enumerate(layers):
+        x = F.linear(x, w, b)
+        if not (i == len(layers) - 1 and len(layers) > 1):
+            x = torch.relu(x)
+    return x
+
+
+VARIANTS = {"fused": forward_fused, "fused-op": forward_fused_ops, "python": forward_python, "torch": forward_torch}
+
+
+def step(forward, x, layers, upstream):
+    x.grad = None
+    for w, b in layers:
+        w.grad = None
+        b.grad = None
+    forward(x, layers).backward(upstream)
+
+
+def saved_bytes(forward, x, layers) -> tuple[int, int]:
+    """(bytes saved beyond inputs and parameters, all saved bytes), unique storages."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward(x, layers)
+    del out
+    mine = {x.untyped_storage().data_ptr()} | {p.untyped_storage().data_ptr() for wb in layers for p in wb}
+    extra = sum(n for ptr, n in storages.items() if ptr not in mine)
+    return extra, sum(storages.values())
+
+
+def bench(name, sizes, batch, rounds, min_time):
+    torch.manual_seed(0)
+    layers = make_layers(sizes)
+    x = torch.randn(batch, sizes[0], requires_grad=True)
+    upstream = torch.randn(batch, sizes[-1])
+    # correctness first: the three agree
+    outs = {}
+    for v, fwd in VARIANTS.items():
+        step(fwd, x, layers, upstream)
+        outs[v] = [x.grad.clone()] + [p.grad.clone() for wb in layers for p in wb]
+    for v in ("fused-op", "python", "torch"):
+        for a, e in zip(outs["fused"], outs[v]):
+            torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
+    # warm up, then choose the steps per timing so one timing lasts about min_time
+    for fwd in VARIANTS.values():
+        for _ in range(5):
+            step(fwd, x, layers, upstream)
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < min_time / 2:
+        step(forward_torch, x, layers, upstream)
+        n += 1
+    iters = max(1, round(n * min_time / (time.perf_counter() - t0)))
+    times = {v: [] for v in VARIANTS}
+    for _ in range(rounds):
+        for v, fwd in VARIANTS.items():
+            t = time.perf_counter()
+            for _ in range(iters):
+                step(fwd, x, layers, upstream)
+            times[v].append((time.perf_counter() - t) / iters)
+    med = {v: statistics.median(ts) for v, ts in times.items()}
+    mem = {v: saved_bytes(fwd, x, layers) for v, fwd in VARIANTS.items()}
+    arch = " -> ".join(str(s) for s in sizes)
+    print(f"\n[{name}] batch {batch}, {arch}: forward+backward, median of {rounds} rounds x {iters} steps")
+    print(f"  {'variant':<8} {'time/step':>12} {'min':>12} {'saved for backward (extra / all)':>36}")
+    for v in VARIANTS:
+        extra, total = mem[v]
+        unit = 1e3 if med[v] < 1e-2 else 1
+        label = "us" if unit == 1e3 else "ms"
+        scale = 1e6 if label == "us" else 1e3
+        print(f"  {v:<8} {med[v] * scale:>9.1f} {label} {min(times[v]) * scale:>9.1f} {label}"
+              f" {extra / 2**20:>14.3f} MiB / {total / 2**20:>8.3f} MiB")
+    print(f"  ratio fused vs torch:  {med['torch'] / med['fused']:.2f}x faster"
+          f"   (per-round ratio range {min(a / b for a, b in zip(times['torch'], times['fused'])):.2f}"
+          f"..{max(a / b for a, b in zip(times['torch'], times['fused'])):.2f})")
+    print(f"  ratio fused vs python: {med['python'] / med['fused']:.2f}x faster"
+          f"   (per-round ratio range {min(a / b for a, b in zip(times['python'], times['fused'])):.2f}"
+          f"..{max(a / b for a, b in zip(times['python'], times['fused'])):.2f})")
+    saved = mem["python"][0] - mem["fused"][0]
+    print(f"  activation memory saved for backward by fused: {saved / 2**20:.3f} MiB less than python, "
+          f"{(mem['torch'][0] - mem['fused'][0]) / 2**20:.3f} MiB less than torch")
+    return med, mem
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--only", choices=("course", "large"), default=None)
+    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per timing (default 0.2)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    extension.load()
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    torch.set_grad_enabled(True)
+    if args.only in (None, "course"):
+        bench("course", [784, 32, 32, 784], 32, args.rounds, args.min_time)
+    if args.only in (None, "large"):
+        bench("large", [1024, 1024], 4096, max(3, args.rounds // 3), max(args.min_time, 1.0))
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
