@@ -119,3 +119,16 @@ def test_beats_biharmonic_on_held_apart_digits():
     missing[14:] = True
     bh = torch.stack([torch.from_numpy(inpaint_biharmonic(d[0].numpy(), missing)).float()[None] for d in y])
     assert ours > float(half_psnr(bh, truth).mean()) + 1.0
+
+
+@pytest.mark.skipif(not HAS_MNIST, reason="needs ../shared/data/MNIST (or RESTOREKIT_DATA)")
+def test_restorekit_train_mlp_inpaint(tmp_path):
+    from restorekit.cli.main import main
+
+    dest = tmp_path / "w.pt"
+    code = main(["train", "mlp-inpaint", "--data", str(DATA), "--limit", "480", "--epochs", "2",
+                 "--out", str(tmp_path / "run"), "--export", str(dest), "--no-progress", "--", "--val-digits", "80"])
+    assert code == 0
+    meta = json.loads(dest.with_suffix(".json").read_text())["metadata"]
+    assert meta["epochs"] == 2 and meta["updates"] == 2 * 13
+    assert main(["train", "mlp-inpaint", "--sigma", "0.1", "--out", str(tmp_path / "x")]) == 2

@@ -160,3 +160,28 @@ def test_wiener_training_input_is_the_wiener_restorer_output():
     y = Blur(k).forward(clean) + 0.01 * torch.randn(clean.shape, generator=noise_gen)
     theirs = restorekit.create("wiener", snr=100)(y, Compose(Blur(k), Noise(0.01))).clamp(0, 1)
     assert torch.allclose(ours, theirs, atol=1e-4)
+
+
+def test_restorekit_train_unet_on_a_tiny_folder(tmp_path):
+    """`restorekit train unet` runs the plugin's trainer through the register_trainers hook, then exports."""
+    from skimage import io as skio
+
+    from restorekit.cli.main import main
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, img in enumerate(_tiny_images(4)):
+        skio.imsave(folder / f"{i}.png", (img.permute(1, 2, 0).numpy() * 255).round().astype("uint8"),
+                    check_contrast=False)
+    dest = tmp_path / "w" / "tiny.pt"
+    dest.parent.mkdir()
+    code = main(["train", "unet", "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--patch", "32",
+                 "--threads", "1", "--out", str(tmp_path / "run"), "--export", str(dest), "--no-progress", "--",
+                 "--variant", "wiener", "--crops-per-epoch", "8", "--base-channels", "4", "--depth", "1",
+                 "--val-images", "1"])
+    assert code == 0 and dest.is_file()
+    meta = json.loads(dest.with_suffix(".json").read_text())["metadata"]
+    assert "Wiener" in meta["input"] and meta["epochs"] == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "unet", "--data", str(empty), "--out", str(tmp_path / "run2"), "--no-progress"]) == 2

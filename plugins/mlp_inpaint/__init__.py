@@ -26,3 +26,15 @@ def register_restorers(register):
         factory="restorekit_plugins.mlp_inpaint.restorer:MLPInpaint",
         summary="MLP FullyConnectedNet(784, 784, n=32) filling the lower half of 28x28 grayscale MNIST digits",
     ))
+
+
+@hookimpl
+def register_trainers(register):
+    from restorekit.training.trainers import TrainerSpec
+
+    register(TrainerSpec(
+        name="mlp-inpaint",
+        run="restorekit_plugins.mlp_inpaint.train:run_request",
+        summary="MLP inpainter, hand-written gradient descent (lr 2) on MNIST lower halves; "
+                "--data is the folder holding MNIST/raw",
+    ))

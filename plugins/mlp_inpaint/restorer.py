@@ -35,7 +35,7 @@ def load_inpainter(weights: str = SHIPPED, backend: str = "auto") -> tuple[torch
     return rw.load_model(weights_path(weights), lambda arch: build_net(backend))
 
 
-def export_weights(net: torch.nn.Module, cfg, history: dict, name: str = SHIPPED) -> Path:
+def export_weights(net: torch.nn.Module, cfg, history: dict, name: str = SHIPPED, folder: Path | None = None) -> Path:
     """Write the shipped weights (``weights/<name>.pt`` + ``.json`` with metadata and SHA-256)."""
     from dataclasses import asdict
 
@@ -49,7 +49,7 @@ def export_weights(net: torch.nn.Module, cfg, history: dict, name: str = SHIPPED
         "normalisation": {"mean": 0.1307, "std": 0.3081},
         "optimizer": f"plain gradient descent written by hand, lr {cfg.lr}, batch {cfg.batch_size}",
         "epochs": cfg.epochs,
-        "updates": cfg.epochs * -(-(4000 - cfg.val_digits) // cfg.batch_size),
+        "updates": cfg.epochs * -(-((cfg.limit or 4000) - cfg.val_digits) // cfg.batch_size),
         "seed": cfg.seed,
         "val_half_psnr_db": round(history["val_half_psnr"][-1], 3),
         "final_train_loss": round(history["loss"][-1], 5),
@@ -57,7 +57,7 @@ def export_weights(net: torch.nn.Module, cfg, history: dict, name: str = SHIPPED
         "command": "python -m restorekit_plugins.mlp_inpaint.train --out runs/mlp-inpaint --export",
         "config": asdict(cfg),
     }
-    path = WEIGHTS_DIR / f"{name}.pt"
+    path = Path(folder or WEIGHTS_DIR) / f"{name}.pt"
     rw.save_model(net, path, arch={"din": 784, "dout": 784, "n": 32}, metadata=meta)
     return path
 

@@ -211,5 +211,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run_request(req) -> int:
+    """``restorekit train mlp-inpaint``: ``--data`` is the folder holding ``MNIST/raw``.
+
+    Noise and patch options do not apply (the task is fixed: the lower half
+    of 28x28 digits); ``--export NAME_OR_PATH`` ships the result.
+    Example::
+
+        restorekit train mlp-inpaint --epochs 50 --out runs/mlp-inpaint --export mlp-inpaint
+    """
+    from restorekit.errors import InputError
+
+    from .restorer import WEIGHTS_DIR, export_weights
+
+    unused = [flag for flag, value in (("--sigma", req.sigma), ("--sigma-range", req.sigma_range),
+                                       ("--patch", req.patch)) if value is not None]
+    if unused:
+        raise InputError(f"mlp-inpaint trains on MNIST digits with the lower half masked; {', '.join(unused)} "
+                         "does not apply: leave it out")
+    parser = argparse.ArgumentParser(prog="restorekit train mlp-inpaint --")
+    parser.add_argument("--backend", choices=("auto", "python", "compiled"), default="auto")
+    parser.add_argument("--val-digits", type=int, default=TrainConfig.val_digits)
+    extra = parser.parse_args(list(req.extra))
+    cfg = TrainConfig(mnist_root=req.data or "", epochs=req.epochs or TrainConfig.epochs,
+                      batch_size=req.batch_size or TrainConfig.batch_size, lr=req.lr or TrainConfig.lr,
+                      seed=req.seed if req.seed is not None else 0, backend=extra.backend,
+                      val_digits=extra.val_digits, limit=req.limit or 0)
+    torch.set_num_threads(req.threads or 1)
+    out = req.out or "runs/mlp-inpaint"
+    net, history = train(cfg, out, resume=req.resume, progress=req.progress)
+    print(f"done: {cfg.epochs} epochs, validation PSNR of the lower half {history['val_half_psnr'][-1]:.2f} dB")
+    if req.export:
+        name = Path(req.export).stem
+        dest_dir = Path(req.export).parent if req.export.endswith(".pt") else WEIGHTS_DIR
+        print(f"wrote {export_weights(net, cfg, history, name=name, folder=dest_dir)}")
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())

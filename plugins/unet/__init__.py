@@ -36,3 +36,15 @@ def register_restorers(register):
         factory="restorekit_plugins.unet.restorer:UNetWiener",
         summary="UNet cleaning a Wiener (SNR 100) estimate of a course-kernel blur; use it as wiener+unet",
     ))
+
+
+@hookimpl
+def register_trainers(register):
+    from restorekit.training.trainers import TrainerSpec
+
+    register(TrainerSpec(
+        name="unet",
+        run="restorekit_plugins.unet.train:run_request",
+        summary="UNet deblurrers on CBSD432 crops, course kernel, noise 0-0.02; "
+                "after '--': --variant deblur|wiener, --crops-per-epoch N, --base-channels C, --depth D",
+    ))

@@ -61,6 +61,7 @@ class UNetTrainConfig:
     depth: int = 3
     threads: int = 1
     limit_images: int = 0
+    device: str = "cpu"
 
 
 def train(cfg: UNetTrainConfig, out: str | os.PathLike | None, resume: bool = False, progress: bool = True,
@@ -101,7 +102,8 @@ def train(cfg: UNetTrainConfig, out: str | os.PathLike | None, resume: bool = Fa
     seed_everything(cfg.seed)
     net = UNet(3, cfg.base_channels, cfg.depth)
     fit_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_drop_at=cfg.lr_drop_at,
-                          seed=cfg.seed, log_every=50, checkpoint_every=250, progress=progress)
+                          seed=cfg.seed, log_every=50, checkpoint_every=250, progress=progress,
+                          device=cfg.device)
     return fit(net, pairs, fit_cfg, val_pairs=val, out=out, resume=resume, title=f"unet-{cfg.variant}",
                extra_state={"arch": net.arch(), "unet_config": asdict(cfg)})
 
@@ -168,6 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=sorted(VARIANTS), default=defaults.variant,
                         help="deblur: blurred noisy input; wiener: Wiener (SNR 100) estimate as input")
     parser.add_argument("--data", default="", help="training image folder (default ../shared/data/CBSD432)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     for name in ("epochs", "crops_per_epoch", "batch_size", "patch", "seed", "base_channels", "depth", "threads",
                  "limit_images", "val_images"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
@@ -195,6 +198,42 @@ def main(argv: list[str] | None = None) -> int:
               f"({result.history['seconds'] / 60:.1f} min)")
         if args.export:
             print(f"wrote {export(args.out)}")
+    return 0
+
+
+def run_request(req) -> int:
+    """``restorekit train unet``: the command's common options, then this script's own after ``--``.
+
+    ``--sigma S`` fixes the noise, ``--sigma-range LO HI`` draws it; ``--limit``
+    reads only the first images; ``--export NAME_OR_PATH`` ships the finished
+    run (a name goes to this plugin's ``weights/NAME.pt``). Example::
+
+        restorekit train unet --epochs 8 --out runs/unet-wiener --export unet-wiener -- --variant wiener
+    """
+    from .restorer import WEIGHTS_DIR
+
+    parser = argparse.ArgumentParser(prog="restorekit train unet --")
+    add_arguments(parser)
+    args = parser.parse_args(list(req.extra))
+    for field_name, value in (("data", req.data), ("epochs", req.epochs), ("batch_size", req.batch_size),
+                              ("lr", req.lr), ("patch", req.patch), ("seed", req.seed),
+                              ("limit_images", req.limit), ("threads", req.threads), ("device", req.device)):
+        if value is not None:
+            setattr(args, field_name, value)
+    if req.sigma is not None:
+        args.sigma_min = args.sigma_max = req.sigma
+    if req.sigma_range is not None:
+        args.sigma_min, args.sigma_max = req.sigma_range
+    cfg = config_from_args(args)
+    out = req.out or f"runs/unet-{cfg.variant}"
+    result = train(cfg, out, resume=req.resume, progress=req.progress)
+    if result.is_main:
+        h = result.history
+        print(f"done: {cfg.epochs} epochs, validation PSNR {h['val_psnr'][-1]:.2f} dB, {h['seconds']:.0f} s; "
+              f"run folder {out}")
+        if req.export:
+            dest = Path(req.export) if req.export.endswith(".pt") else WEIGHTS_DIR / f"{req.export}.pt"
+            print(f"wrote {export(out, dest)}")
     return 0
 
 
