@@ -52,7 +52,7 @@ RINGS = 24
 ALPHA_RANGE = (1.0, 4.0)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)
 def _log_frequency(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
     """log |f| (cycles per pixel) on the ``rfft2`` grid of ``shape``; f = 0 is taken as half the lowest f."""
     fy = torch.fft.fftfreq(shape[0], dtype=torch.float64, device=device)[:, None]
@@ -60,7 +60,7 @@ def _log_frequency(shape: tuple[int, int], device: torch.device) -> torch.Tensor
     return torch.sqrt(fy**2 + fx**2).clamp(min=0.5 / max(shape)).log()
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)
 def _rings(shape: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ring of every ``rfft2`` frequency (flattened; ``RINGS`` marks f = 0), ring sizes, mean log f."""
     log_f = _log_frequency(shape, device)
