@@ -59,8 +59,9 @@ def test_registering_imports_no_scikit_image():
     import sys
 
     code = (
-        "import sys; from restorekit.registry import Registry; r = Registry(); r.names(); "
-        "print('skimage.restoration' in sys.modules, 'restorekit_skimage.restorers' in sys.modules)"
+        "import sys, restorekit_skimage; from restorekit.registry import Registry; "
+        "r = Registry(entry_points=False); r.add_plugin(restorekit_skimage, name='skimage'); r.names(); "
+        "print('skimage' in sys.modules, 'restorekit_skimage.restorers' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
