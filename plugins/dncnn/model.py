@@ -12,6 +12,12 @@ so the output has the input's size; ``hidden_channels`` (F) and
 ``hidden_layers`` set width and depth, so deeper or wider variants are the
 same class. ``use_bias=False`` removes every bias (the course's "bias-free"
 variant, which generalises better to noise levels not seen in training).
+
+Initialisation: Kaiming-normal weights (fan-in, ReLU gain) and zero biases,
+with the last convolution set to zero so that a new network is the identity
+``x -> x``. With PyTorch's default initialisation a 10-layer plain stack
+sits for hundreds of steps on the plateau "predict no noise" (the loss stays
+at sigma^2); started this way it leaves it within tens of steps.
 """
 
 from __future__ import annotations
@@ -63,6 +69,16 @@ class DnCNN(nn.Module):
                        nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(hidden_channels, channels, KERNEL_SIZE, padding=pad, bias=use_bias))
         self.net = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-normal hidden weights, zero biases, a zero last layer (the identity map)."""
+        convs = [m for m in self.net if isinstance(m, nn.Conv2d)]
+        for conv in convs:
+            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+        nn.init.zeros_(convs[-1].weight)
 
     @property
     def receptive_field(self) -> int:
