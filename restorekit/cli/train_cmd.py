@@ -13,7 +13,8 @@ DESCRIPTION = """Train a plugin's learned restorer on a folder of images.
 
 The plugin decides what training means; the options below are common to all
 trainers and default to the plugin's own settings. Options that only one
-plugin knows follow '--'. Sigmas are on the [0, 1] scale (25/255 = 0.098).
+plugin knows follow '--' (options this command does not know are passed
+to the plugin's trainer as well). Sigmas are on the [0, 1] scale (25/255 = 0.098).
 Checkpoints are written atomically to --out; --resume continues from them.
 
 Examples:
@@ -40,6 +41,12 @@ def _sigma_range(text: str) -> tuple[float, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plugin", nargs="?", help="the trainer (usually the restorer or plugin name), e.g. dncnn")
     parser.add_argument("--list", action="store_true", help="list the plugins that can be trained")
+    _add_common(parser)
+    # Everything after PLUGIN; split at '--' and parsed again in run() (argparse cannot mix both).
+    parser.add_argument("extra", nargs=argparse.REMAINDER, help="after '--': options of the plugin's trainer")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="training image folder (or a BSDS300 root holding images/train)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, help="samples per step and process (course: 32)")
@@ -57,7 +64,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads per process")
     parser.add_argument("--export", default="", metavar="NAME", help="ship the result as the plugin's weights NAME")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("extra", nargs=argparse.REMAINDER, help="after '--': options of the plugin's trainer")
+
+
+def _split_extra(args: argparse.Namespace) -> list[str]:
+    """Parse the common options that followed PLUGIN into ``args``; return the rest for the plugin's trainer.
+
+    The plugin's options normally follow ``--``; any option this command does
+    not know is handed to the plugin too, whose own parser names it if it is
+    wrong.
+    """
+    from ..errors import InputError
+
+    rest = list(args.extra)
+    cut = rest.index("--") if "--" in rest else len(rest)
+    before, after = rest[:cut], rest[cut + 1:]
+    if before:
+        common = argparse.ArgumentParser(prog="restorekit train", add_help=False, exit_on_error=False)
+        _add_common(common)
+        defaults = vars(common.parse_args([]))
+        try:
+            parsed, unknown = common.parse_known_args(before)
+        except argparse.ArgumentError as exc:
+            raise InputError(f"{exc}; see 'restorekit train --help'") from None
+        for key, value in vars(parsed).items():
+            if value != defaults[key]:
+                setattr(args, key, value)
+        after = unknown + after  # options this command does not know belong to the plugin's trainer
+    return after
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
         for name, spec in found.items():
             print(f"{name:14s} {spec.summary}  [plugin {spec.plugin}]")
         return 0 if args.list or found else 2
-    extra = list(args.extra)
-    if extra and extra[0] == "--":
-        extra = extra[1:]
+    extra = _split_extra(args)
     for value, what in ((args.epochs, "--epochs"), (args.batch_size, "--batch-size"), (args.limit, "--limit")):
         if value is not None and value < 1:
             raise InputError(f"{what} must be at least 1, got {value}")
