@@ -1,0 +1,247 @@
+"""restorekit.training: datasets, the loop (loss goes down, reproducible, resumable), checkpoints, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from restorekit.errors import InputError
+from restorekit.training import (AddNoise, BlurNoise, DegradedPairs, Patches, RandomCrops, TrainConfig,
+                                 extract_patches, fit, fixed_pairs, image_files, load_checkpoint, load_images,
+                                 mnist_images, save_checkpoint, seed_everything)
+from restorekit.training.checkpoint import CHECKPOINT_NAME
+
+DATA = Path(os.environ.get("RESTOREKIT_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+
+
+def _smooth_images(n: int = 3, channels: int = 1, size: int = 48, seed: int = 0) -> list[torch.Tensor]:
+    """Smooth random images (noise is easy to tell apart from them)."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, channels, size // 8, size // 8, generator=gen)
+    return list(torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False))
+
+
+def _net(channels: int = 1) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Conv2d(channels, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(8, channels, 3, padding=1))
+
+
+def _pairs(seed: int = 0) -> DegradedPairs:
+    return DegradedPairs(Patches(_smooth_images(), size=16), AddNoise(sigma_range=(0.05, 0.15)), seed=seed)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(epochs=2, batch_size=4, lr=3e-3, progress=False, log_every=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _state(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [v.clone() for v in net.state_dict().values()]
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+
+
+# --------------------------------------------------------------------------- datasets
+def test_patches_are_the_course_non_overlapping_grid():
+    img = torch.arange(2 * 70 * 100, dtype=torch.float32).reshape(2, 70, 100)
+    p = extract_patches([img], size=32)
+    assert p.shape == (2 * 3, 2, 32, 32)  # 70 // 32 = 2 rows, 100 // 32 = 3 columns; borders dropped
+    assert torch.equal(p[0], img[:, :32, :32]) and torch.equal(p[4], img[:, 32:64, 32:64])
+    assert len(Patches([img, img], size=32)) == 12
+
+
+def test_pairs_are_seeded_per_sample_and_change_with_the_epoch():
+    a, b = _pairs(seed=1), _pairs(seed=1)
+    assert torch.equal(a[3][0], b[3][0])
+    noisy, clean = a[3]
+    assert noisy.shape == clean.shape == (1, 16, 16) and not torch.equal(noisy, clean)
+    a.set_epoch(1)
+    assert not torch.equal(a[3][0], b[3][0])
+    assert not torch.equal(_pairs(seed=2)[3][0], b[3][0])
+
+
+def test_noise_sigma_fixed_and_range():
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.zeros(1, 128, 128)
+    assert abs(float(AddNoise(0.1)(clean, gen).std()) - 0.1) < 0.005
+    sigmas = [AddNoise(sigma_range=(0.0, 0.2)).draw_sigma(gen) for _ in range(200)]
+    assert 0 <= min(sigmas) < 0.02 and 0.18 < max(sigmas) <= 0.2
+    with pytest.raises(InputError, match="either"):
+        AddNoise(0.1, (0, 0.2))
+    with pytest.raises(InputError, match="0 <= low <= high"):
+        AddNoise(sigma_range=(0.2, 0.1))
+
+
+def test_blur_then_noise_input_maker():
+    kernel = torch.ones(3, 3) / 9
+    clean = _smooth_images(1, 3, 32)[0]
+    out = BlurNoise(kernel, sigma=0.0)(clean, torch.Generator().manual_seed(0))
+    from restorekit.degrade import Blur
+
+    assert torch.allclose(out, Blur(kernel).forward(clean[None])[0])
+
+
+def test_random_crops_with_flips():
+    crops = RandomCrops(_smooth_images(2, 3, 40), size=24, length=10)
+    pairs = DegradedPairs(crops, AddNoise(0.0), seed=0)
+    assert len(pairs) == 10 and pairs[7][1].shape == (3, 24, 24)
+    pairs.set_epoch(1)
+    first = pairs[0][1]
+    pairs.set_epoch(2)
+    assert not torch.equal(first, pairs[0][1])
+    with pytest.raises(InputError, match="smaller than the 64x64 crop"):
+        RandomCrops(_smooth_images(1, 1, 40), size=64)
+
+
+def test_folders_bsds_layout_grayscale(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "images" / "test").mkdir()
+    for i in range(2):
+        _write_png(tmp_path / "images" / "train" / f"{i}.png", rng.integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    _write_png(tmp_path / "images" / "test" / "t.png", rng.integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    assert [p.name for p in image_files(tmp_path)] == ["0.png", "1.png"]
+    assert [p.name for p in image_files(tmp_path, split="test")] == ["t.png"]
+    imgs = load_images(tmp_path, split="train", grayscale=True)
+    assert len(imgs) == 2 and imgs[0].shape == (1, 20, 30)
+    colour = load_images(tmp_path / "images" / "train")[0]
+    assert torch.allclose(imgs[0], (colour * torch.tensor([0.2125, 0.7154, 0.0721]).view(3, 1, 1)).sum(0, keepdim=True))
+
+
+def test_empty_and_unreadable_folders(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_images(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("no images here")
+    with pytest.raises(InputError, match="holds no images"):
+        load_images(tmp_path)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(InputError, match=r"cannot read training image .*broken\.png.*remove or replace"):
+        load_images(tmp_path)
+    with pytest.raises(InputError, match="images/test"):
+        image_files(tmp_path, split="test")
+
+
+def test_mnist_needs_a_root(tmp_path):
+    with pytest.raises(InputError, match="MNIST/raw"):
+        mnist_images(tmp_path)
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (DATA / "MNIST" / "raw").is_dir(), reason="needs ../shared/data/MNIST")
+def test_mnist_from_torchvision_root():
+    digits = mnist_images(DATA, train=False, limit=10)
+    assert digits.shape == (10, 1, 28, 28) and 0 <= float(digits.min()) and float(digits.max()) <= 1
+
+
+# --------------------------------------------------------------------------- the loop
+def test_a_few_steps_reduce_the_loss(tmp_path):
+    seed_everything(0)
+    net = _net()
+    pairs = _pairs()
+    val = fixed_pairs(_smooth_images(1, 1, 32, seed=5), AddNoise(0.1))
+    batch = torch.stack([pairs[i][0] for i in range(8)]), torch.stack([pairs[i][1] for i in range(8)])
+    with torch.no_grad():
+        before = float(torch.nn.functional.mse_loss(net(batch[0]), batch[1]))
+    result = fit(net, pairs, _cfg(epochs=4), val_pairs=val, out=tmp_path)
+    with torch.no_grad():
+        after = float(torch.nn.functional.mse_loss(net(batch[0]), batch[1]))
+    assert after < 0.5 * before
+    h = result.history
+    assert h["steps_per_epoch"] == 6 and len(h["epoch_loss"]) == 4 and h["epoch_loss"][-1] < h["epoch_loss"][0]
+    assert len(h["val_psnr"]) == 4 and h["val_psnr"][-1] > h["val_psnr"][0]
+    assert {p.name for p in tmp_path.iterdir()} == {CHECKPOINT_NAME, "history.json", "curves.png"}
+
+
+def test_seeded_runs_are_identical():
+    runs = []
+    for _ in range(2):
+        seed_everything(3)
+        net = _net()
+        fit(net, _pairs(), _cfg(seed=3, samples_per_epoch=12))
+        runs.append(_state(net))
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    seed_everything(0)
+    straight = _net()
+    fit(straight, _pairs(), _cfg(epochs=2))
+    seed_everything(0)
+    net = _net()
+    fit(net, _pairs(), _cfg(epochs=1), out=tmp_path)
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1
+    seed_everything(99)  # the resumed run takes everything from the checkpoint
+    resumed = _net()
+    result = fit(resumed, _pairs(), _cfg(epochs=2), out=tmp_path, resume=True)
+    assert len(result.history["epoch_loss"]) == 2
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_state(straight), _state(resumed)))
+
+
+def test_crash_mid_epoch_resumes_from_the_last_checkpoint(tmp_path):
+    seed_everything(0)
+    straight = _net()
+    fit(straight, _pairs(), _cfg(epochs=1))
+    calls = {"n": 0}
+
+    def crashing_loss(out, ref):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("simulated crash")
+        return torch.nn.functional.mse_loss(out, ref)
+
+    seed_everything(0)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(_net(), _pairs(), _cfg(epochs=1, checkpoint_every=2), out=tmp_path, loss_fn=crashing_loss)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert (state["epoch"], state["step_in_epoch"]) == (0, 4)
+    resumed = _net()
+    fit(resumed, _pairs(), _cfg(epochs=1, checkpoint_every=2), out=tmp_path, resume=True)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_state(straight), _state(resumed)))
+
+
+def test_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / CHECKPOINT_NAME
+    save_checkpoint(path, {"model": {"w": torch.ones(3)}, "epoch": 1})
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        with open(f, "r+b") as handle:
+            handle.truncate(10)  # half-written file...
+        raise KeyboardInterrupt  # ...and the process is stopped
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"model": {"w": torch.zeros(3)}, "epoch": 2})
+    monkeypatch.setattr(torch, "save", real_save)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["model"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT_NAME]
+
+
+def test_resume_errors(tmp_path):
+    with pytest.raises(InputError, match="no checkpoint"):
+        fit(_net(), _pairs(), _cfg(), out=tmp_path, resume=True)
+    fit(_net(), _pairs(), _cfg(epochs=1), out=tmp_path)
+    with pytest.raises(InputError, match="batch_size"):
+        fit(_net(), _pairs(), _cfg(batch_size=2), out=tmp_path, resume=True)
+    with pytest.raises(InputError, match="another model"):
+        fit(_net(3), DegradedPairs(Patches(_smooth_images(3, 3), 16), AddNoise(0.1)), _cfg(), out=tmp_path,
+            resume=True)
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"garbage")
+    with pytest.raises(InputError, match="damaged"):
+        load_checkpoint(tmp_path / CHECKPOINT_NAME)
+
+
+def test_too_few_samples_for_a_batch():
+    with pytest.raises(InputError, match="fewer than one batch"):
+        fit(_net(), _pairs(), _cfg(batch_size=64))
