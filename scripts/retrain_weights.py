@@ -1,0 +1,63 @@
+"""Re-train every shipped model from ``../shared/data``, using the command stored with its weights.
+
+Each shipped ``plugins/*/weights/NAME.json`` records, under ``metadata.command``,
+the command that produced ``NAME.pt`` (with its ``--export``). This script
+lists them and runs them one after another from the repository root::
+
+    python scripts/retrain_weights.py --list          # what would run
+    python scripts/retrain_weights.py                  # re-train everything (hours on a CPU)
+    python scripts/retrain_weights.py --only dncnn-color
+
+The data folder is found as the training scripts find it: ``$RESTOREKIT_DATA``
+or ``../shared/data`` beside the repository. The new weights replace the old
+ones (atomically) together with fresh metadata and SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shipped() -> list[tuple[str, str]]:
+    """``(name, command)`` of every shipped weights file that records its command."""
+    found = []
+    for side in sorted(ROOT.glob("plugins/*/weights/*.json")):
+        meta = json.loads(side.read_text()).get("metadata", {})
+        command = meta.get("command")
+        if command:
+            found.append((side.stem, command))
+    return found
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--list", action="store_true", help="print the commands without running them")
+    p.add_argument("--only", action="append", default=[], metavar="NAME", help="re-train only NAME (repeatable)")
+    args = p.parse_args(argv)
+    jobs = [(n, c) for n, c in shipped() if not args.only or n in args.only]
+    if not jobs:
+        print("nothing to re-train (no shipped weights record a command, or --only matched none)", file=sys.stderr)
+        return 2
+    for name, command in jobs:
+        print(f"{name}: {command}", flush=True)
+        if args.list:
+            continue
+        words = shlex.split(command)
+        if words and words[0] == "python":
+            words[0] = sys.executable
+        result = subprocess.run(words, cwd=ROOT)
+        if result.returncode != 0:
+            print(f"{name}: failed with exit status {result.returncode}", file=sys.stderr)
+            return result.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
