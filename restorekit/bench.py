@@ -376,6 +376,19 @@ def machine_description() -> dict:
 
 
 # --------------------------------------------------------------------------- the run
+def _device(name: str | torch.device) -> torch.device:
+    """``name`` as a usable torch device, or :class:`ParameterError` saying what to use."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ParameterError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {name!r} was asked for but no CUDA GPU is visible; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ParameterError(f"device {name!r} is not supported by the benchmark; use cpu or cuda")
+    return device
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -440,7 +453,7 @@ def run_benchmark(
         raise ParameterError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     registry = registry or default_registry()
     sigma_list = parse_sigmas(sigmas, task)
-    device = torch.device(device)
+    device = _device(device)
     if kernel is not None and task != "deblur":
         raise ParameterError(f"a blur kernel is only used by --task deblur, not {task}; leave --kernel out")
     kernel_spec = DEFAULT_KERNEL if kernel is None else kernel

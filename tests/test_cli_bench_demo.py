@@ -61,6 +61,7 @@ def test_bench_deblur_writes_table_json_markdown_and_figure(clean_folder, tmp_pa
         (["--task", "denoise", "--methods", "tv", "--sigmas", "25"], "0-255 scale"),
         (["--task", "deblur", "--methods", "wiener:snr=-3"], "snr"),
         (["--task", "deblur", "--methods", "wiener", "--kernel", "nope:1"], "unknown kernel spec"),
+        (["--task", "deblur", "--methods", "wiener", "--device", "gpu"], "unknown device 'gpu'"),
     ],
 )
 def test_bench_bad_input_is_a_one_line_error(clean_folder, capsys, extra, message):
