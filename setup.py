@@ -45,9 +45,9 @@ def _cuda_wanted() -> bool:
 
 
 # GPU architectures compiled for when TORCH_CUDA_ARCH_LIST is unset and no GPU is visible (CI):
-# Turing, Ampere, Hopper, Blackwell, plus PTX for newer ones. With a GPU visible, torch compiles
-# for that GPU only; set TORCH_CUDA_ARCH_LIST to choose yourself.
-DEFAULT_CUDA_ARCH_LIST = "7.5;8.0;9.0;10.0;12.0+PTX"
+# Turing, Ampere (8.x), Hopper, Blackwell (10.x), and PTX that newer GPUs (12.x) compile at load.
+# With a GPU visible, torch compiles for that GPU only; set TORCH_CUDA_ARCH_LIST to choose yourself.
+DEFAULT_CUDA_ARCH_LIST = "7.5;8.0;9.0;10.0+PTX"
 
 
 def _set_cuda_arch_list() -> None:

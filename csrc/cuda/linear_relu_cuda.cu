@@ -46,7 +46,7 @@ struct Operand {
   at::Tensor keep;  // a contiguous copy when X had general strides
 };
 
-Operand transposed_operand(const at::Tensor& X) {
+Operand cublas_operand(const at::Tensor& X) {
   BlasOperand b{};
   if (transposed_operand(X.size(0), X.size(1), X.stride(0), X.stride(1), b) && b.ld <= INT_MAX) {
     return {X.const_data_ptr(), b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(b.ld), {}};
@@ -90,7 +90,7 @@ void gemm(const at::Tensor& A, const at::Tensor& B, at::Tensor& C) {
   }
   TORCH_CHECK(n <= INT_MAX && m <= INT_MAX && k <= INT_MAX, "restorekit: matrix too large for cuBLAS (",
               n, " x ", k, " @ ", k, " x ", m, ")");
-  const Operand a = transposed_operand(A), b = transposed_operand(B);
+  const Operand a = cublas_operand(A), b = cublas_operand(B);
   using scale_t = typename CublasTypes<scalar_t>::scale_t;
   const scale_t alpha = 1, beta = 0;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;

@@ -185,18 +185,53 @@ def load_jit(with_cuda: bool | None = None, verbose: bool = False) -> ModuleType
     if with_cuda is None:
         with_cuda = torch.version.cuda is not None and os.path.exists(os.path.join(cuda_home, "bin", "nvcc"))
     sources = sorted(str(p) for p in src.glob("*.cpp"))
-    cflags, ldflags = ["-O3", "-fopenmp"], ["-fopenmp"]
+    cflags, cuda_cflags, ldflags = ["-O3", "-fopenmp"], ["-O3", "--expt-relaxed-constexpr"], ["-fopenmp"]
     if with_cuda:
         sources += sorted(str(p) for p in (src / "cuda").glob("*.cu"))
         cflags.append("-DRESTOREKIT_WITH_CUDA=1")
-        ldflags += [f"-L{os.path.join(cuda_home, d)}" for d in ("lib", "lib64")] + ["-lcublas"]
+        cuda_cflags.append("-DRESTOREKIT_WITH_CUDA=1")
+        includes, libdirs, blas = _cuda_blas_flags(cuda_home)
+        system = [arg for d in includes for arg in ("-isystem", d)]
+        cflags += system
+        cuda_cflags += system
+        ldflags += [f"-L{d}" for d in libdirs] + blas
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
+            os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0+PTX"  # nothing to detect: any one architecture
     module = cpp_extension.load(
-        name="restorekit_C_jit",
+        name="restorekit_C_jit" + ("_cuda" if with_cuda else ""),
         sources=sources,
         extra_cflags=cflags,
-        extra_cuda_cflags=["-O3", "--expt-relaxed-constexpr", "-DRESTOREKIT_WITH_CUDA=1"],
+        extra_cuda_cflags=cuda_cflags,
         extra_ldflags=ldflags,
         with_cuda=with_cuda,
         verbose=verbose,
     )
     return _finish(module)
+
+
+def _cuda_blas_flags(cuda_home: str) -> tuple[list[str], list[str], list[str]]:
+    """Include dirs, library dirs and link flags for cuBLAS (as setup.py's _cuda_blas_paths).
+
+    A minimal CUDA toolkit lacks the cuBLAS/cuSPARSE headers and libcublas.so; then they come from
+    the NVIDIA wheels torch is installed with.
+    """
+    import glob
+
+    libdirs = [d for d in (os.path.join(cuda_home, "lib"), os.path.join(cuda_home, "lib64")) if os.path.isdir(d)]
+    try:
+        import nvidia
+
+        wheels = [d for root in nvidia.__path__ for d in sorted(glob.glob(os.path.join(root, "*")))]
+    except ImportError:
+        wheels = []
+    includes = []
+    if not all(os.path.exists(os.path.join(cuda_home, "include", h)) for h in ("cublas_v2.h", "cusparse.h")):
+        includes = [os.path.join(d, "include") for d in wheels
+                    if any(os.path.exists(os.path.join(d, "include", h)) for h in ("cublas_v2.h", "cusparse.h"))]
+    if any(os.path.exists(os.path.join(d, "libcublas.so")) for d in libdirs):
+        return includes, libdirs, ["-lcublas"]
+    libs = sorted(lib for d in wheels for lib in glob.glob(os.path.join(d, "lib", "libcublas.so.*")))
+    if not libs:
+        raise ExtensionMissingError(f"load_jit(with_cuda=True): no libcublas under {cuda_home} or the nvidia wheels")
+    where = os.path.dirname(libs[0])
+    return includes, libdirs, [f"-L{where}", f"-l:{os.path.basename(libs[0])}", f"-Wl,-rpath,{where}"]
