@@ -91,10 +91,11 @@ inline int64_t rows_grain(int64_t work_per_row, int64_t grain) {
 
 // Rows [r0, r1) of a contiguous (N, M) block: out = act(out + bias) in place; true on NaN.
 template <typename scalar_t, bool kRelu, bool kBias>
-bool forward_rows(scalar_t* out, const scalar_t* bias, int64_t r0, int64_t r1, int64_t M) {
+bool forward_rows(scalar_t* __restrict__ out, const scalar_t* __restrict__ bias, int64_t r0, int64_t r1,
+                  int64_t M) {
   int bad = 0;
   for (int64_t r = r0; r < r1; ++r) {
-    scalar_t* row = out + r * M;
+    scalar_t* __restrict__ row = out + r * M;
     for (int64_t m = 0; m < M; ++m) {
       scalar_t v = row[m];
       if constexpr (kBias) v += bias[m];
@@ -108,23 +109,34 @@ bool forward_rows(scalar_t* out, const scalar_t* bias, int64_t r0, int64_t r1, i
 
 // Rows [r0, r1) of grad_out g (any strides): gpre = g * [out > 0] when kRelu (contiguous), column
 // sums of gpre (or of g) added to acc when kBiasGrad, and a NaN check on g; true on NaN.
+// All pointers are distinct buffers (__restrict__). Two simple loops per row rather than one with
+// everything: each is branch-free and vectorises (one fused loop compiles to a data-dependent branch
+// on the mask, which mispredicts half the time on real data and runs ~20x slower).
 template <typename scalar_t, bool kRelu, bool kBiasGrad, bool kUnitStride, typename acc_t>
-bool backward_rows(const scalar_t* g, int64_t gs0, int64_t gs1, const scalar_t* out, scalar_t* gpre, acc_t* acc,
-                   int64_t r0, int64_t r1, int64_t M) {
+bool backward_rows(const scalar_t* __restrict__ g, int64_t gs0, int64_t gs1, const scalar_t* __restrict__ out,
+                   scalar_t* __restrict__ gpre, acc_t* __restrict__ acc, int64_t r0, int64_t r1, int64_t M) {
   int bad = 0;
   for (int64_t r = r0; r < r1; ++r) {
-    const scalar_t* grow = g + r * gs0;
-    const scalar_t* orow = kRelu ? out + r * M : nullptr;
-    scalar_t* prow = kRelu ? gpre + r * M : nullptr;
-    for (int64_t m = 0; m < M; ++m) {
-      const scalar_t gv = kUnitStride ? grow[m] : grow[m * gs1];
-      bad |= (gv != gv);
-      scalar_t v = gv;
-      if constexpr (kRelu) {
-        v = orow[m] > scalar_t(0) ? gv : scalar_t(0);
-        prow[m] = v;
+    const scalar_t* __restrict__ grow = g + r * gs0;
+    if constexpr (kRelu) {
+      const scalar_t* __restrict__ orow = out + r * M;
+      scalar_t* __restrict__ prow = gpre + r * M;
+      for (int64_t m = 0; m < M; ++m) {
+        const scalar_t gv = kUnitStride ? grow[m] : grow[m * gs1];
+        bad |= (gv != gv);
+        prow[m] = orow[m] > scalar_t(0) ? gv : scalar_t(0);
       }
-      if constexpr (kBiasGrad) acc[m] += static_cast<acc_t>(v);
+      if constexpr (kBiasGrad) {
+        for (int64_t m = 0; m < M; ++m) acc[m] += static_cast<acc_t>(prow[m]);
+      }
+    } else {
+      for (int64_t m = 0; m < M; ++m) {
+        const scalar_t gv = kUnitStride ? grow[m] : grow[m * gs1];
+        bad |= (gv != gv);
+      }
+      if constexpr (kBiasGrad) {
+        for (int64_t m = 0; m < M; ++m) acc[m] += static_cast<acc_t>(kUnitStride ? grow[m] : grow[m * gs1]);
+      }
     }
   }
   return bad != 0;
