@@ -129,13 +129,13 @@ bool backward_rows(const scalar_t* __restrict__ g, int64_t gs0, int64_t gs1, con
       if constexpr (kBiasGrad) {
         for (int64_t m = 0; m < M; ++m) acc[m] += static_cast<acc_t>(prow[m]);
       }
+    } else if constexpr (kBiasGrad) {
+      // a NaN in g makes its column sum NaN: the caller checks the sums instead of every element
+      for (int64_t m = 0; m < M; ++m) acc[m] += static_cast<acc_t>(kUnitStride ? grow[m] : grow[m * gs1]);
     } else {
       for (int64_t m = 0; m < M; ++m) {
         const scalar_t gv = kUnitStride ? grow[m] : grow[m * gs1];
         bad |= (gv != gv);
-      }
-      if constexpr (kBiasGrad) {
-        for (int64_t m = 0; m < M; ++m) acc[m] += static_cast<acc_t>(kUnitStride ? grow[m] : grow[m * gs1]);
       }
     }
   }
@@ -267,11 +267,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
     }
     if (mask[2]) {
       scalar_t* gbp = gb.mutable_data_ptr<scalar_t>();
+      int bad_sum = 0;
       for (int64_t m = 0; m < M; ++m) {
         acc_t s = 0;
         for (int64_t t = 0; t < slots; ++t) s += partial[t * M + m];
         gbp[m] = static_cast<scalar_t>(s);
+        bad_sum |= (s != s);
       }
+      // linear_backward checked NaN through these sums; a NaN sum can also come from +inf and -inf
+      // in one column, so confirm on this (rare) path
+      if (!relu && bad_sum && grad_out.isnan().any().item<bool>()) nan.store(true);
     }
     if (nan.load()) return;
     // grad_weight = gsrc^T x, parallel over blocks of its rows (columns of gsrc)

@@ -225,3 +225,17 @@ def test_eager_entry_points_are_the_same_ops():
         assert y1.grad_fn.name() == y2.grad_fn.name()
     torch.testing.assert_close(ext.relu(x), R.relu(x))
     torch.testing.assert_close(ext.linear(x, w), R.linear(x, w, None))
+
+
+def test_nan_is_an_error_but_infinities_are_not():
+    x, w, b = torch.randn(4, 3), torch.randn(2, 3), torch.randn(2)
+    g = torch.randn(4, 2)
+    g[0, 1], g[1, 1] = float("inf"), float("-inf")  # column sum is NaN, but no input is
+    _, _, gb = R.linear_backward(g, x, w, [False, False, True])
+    assert gb[1].isnan() and not gb[0].isnan()
+    g[2, 0] = float("nan")
+    for mask in ([False, False, True], [True, True, False]):
+        with pytest.raises(RuntimeError, match=r"grad_out contains NaN.*grad_out: \[4, 2\]"):
+            R.linear_backward(g, x, w, mask)
+    with pytest.raises(RuntimeError, match=r"NaN found in weight\. Arguments: x: \[4, 3\]"):
+        R.linear_relu(x, w.index_fill(0, torch.tensor([1]), float("nan")), b)
