@@ -5,7 +5,7 @@ option can still be overridden:
 
 ``dncnn-color``  the shipped default: colour, blind over sigma in [0, 0.2], 10 hidden
                  layers of 32 channels; random 40x40 crops with flips and 90-degree
-                 turns of ``CBSD432`` (9,600 per epoch, 10 epochs; its last 8 images
+                 turns of ``CBSD432`` (9,600 per epoch, 13 epochs; its last 8 images
                  held apart for validation) plus, for the grayscale path, a
                  quarter of the samples from ``Train400`` with the gray image
                  and its noise repeated in all three channels;
@@ -80,7 +80,7 @@ PRESETS = {
     # What the shipped dncnn-color was trained with on a shared 2-core CPU (see its .json); a bigger
     # budget (e.g. a GPU) would raise epochs/crops_per_epoch and hidden_channels (64) with this same script.
     "dncnn-color": dict(sigma=None, sigma_range=(0.0, 0.2), patch=40, sampling="crops", crops_per_epoch=9600,
-                        epochs=10, hidden_layers=10, hidden_channels=32, gray_fraction=0.25, lr_drop_at=0.8),
+                        epochs=13, hidden_layers=10, hidden_channels=32, gray_fraction=0.25, lr_drop_at=0.8),
 }
 
 
