@@ -104,7 +104,37 @@ def main(argv=None) -> int:
                      "seconds_per_image": per_image})
         print(f"   {rows[-1]}", flush=True)
     write_table(rows, args, len(test))
+    variants_figure(Path(args.runs), HERE / "figures" / "course_dncnn_curves.png")
     return 0
+
+
+def variants_figure(runs: Path, path: Path) -> None:
+    """Training loss and validation PSNR of the four variants in one figure (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from restorekit.atomic import atomic_output
+
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for use_bias, channels in VARIANTS:
+        name = f"{'bias' if use_bias else 'nobias'}-{channels}"
+        h = json.loads((runs / name / "history.json").read_text())
+        label = f"{channels} channels, {'bias' if use_bias else 'no bias'}"
+        ax_loss.plot(h["step"], h["loss"], label=label)
+        ax_psnr.plot(h["val_step"], h["val_psnr"], "o-", label=label)
+    ax_loss.set(xlabel="step", ylabel="training MSE (sigma 0.1)", yscale="log")
+    ax_psnr.set(xlabel="step", ylabel="validation PSNR (dB), sigma 0.1")
+    for ax in (ax_loss, ax_psnr):
+        ax.grid(alpha=0.3)
+    ax_psnr.legend(fontsize=8)
+    fig.suptitle("Course DnCNN variants on CBSD432 patches")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
 
 
 def write_table(rows, args, n_test: int) -> None:
