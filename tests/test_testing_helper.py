@@ -11,6 +11,7 @@ import restorekit.nn.extension
 import restorekit.nn.functions
 import restorekit.nn.gradients
 import restorekit.nn.modules
+import restorekit.nn.ops
 import restorekit.testing
 from restorekit.testing import OpCheckError, Sample, check_op, summarize
 
@@ -86,7 +87,7 @@ def test_custom_op_gets_opcheck():
 
 
 @pytest.mark.parametrize("module", [restorekit.testing, restorekit.nn.functions, restorekit.nn.modules,
-                                    restorekit.nn.gradients, restorekit.nn.extension])
+                                    restorekit.nn.gradients, restorekit.nn.extension, restorekit.nn.ops])
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert tried > 0 and failures == 0
