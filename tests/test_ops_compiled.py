@@ -239,3 +239,22 @@ def test_nan_is_an_error_but_infinities_are_not():
             R.linear_backward(g, x, w, mask)
     with pytest.raises(RuntimeError, match=r"NaN found in weight\. Arguments: x: \[4, 3\]"):
         R.linear_relu(x, w.index_fill(0, torch.tensor([1]), float("nan")), b)
+
+
+def test_torch_compile_in_a_fresh_process():
+    """Tracing FullyConnectedNet before anything loaded the extension (the import happens outside
+    the graph) works with fullgraph=True."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from restorekit.nn import FullyConnectedNet\n"
+        "net = FullyConnectedNet(6, 4, 5)\n"
+        "f = torch.compile(lambda x: net(x).sum(), fullgraph=True, backend='aot_eager')\n"
+        "f(torch.randn(3, 6)).backward()\n"
+        "print(net.fc1.weight.grad.shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch.Size([5, 6])" in out.stdout

@@ -53,6 +53,13 @@ def _check_backend(backend: str) -> str:
     return backend
 
 
+@torch.compiler.assume_constant_result
+def _extension_state() -> tuple[bool, bool]:
+    """(built, CUDA kernels built). Under torch.compile this runs once at trace time and is a
+    constant in the graph, so tracing a module never traces the import of the extension."""
+    return extension.available(), extension.cuda_built()
+
+
 def resolve_backend(backend: str, x: torch.Tensor) -> str:
     """The backend (``"python"`` or ``"compiled"``) that ``backend`` means for input ``x``.
 
@@ -66,19 +73,21 @@ def resolve_backend(backend: str, x: torch.Tensor) -> str:
     if backend == "python":
         return "python"
     device = x.device.type
+    built, cuda_built = _extension_state()
     if backend == "compiled":
-        extension.load()  # raises ExtensionMissingError with the fix
-        if device == "cuda" and not extension.cuda_built():
+        if not built:
+            extension.load()  # raises ExtensionMissingError with the reason and the fix
+        if device == "cuda" and not cuda_built:
             raise ExtensionMissingError(
                 "restorekit._C was built without its CUDA kernels, so backend='compiled' cannot run on "
                 f"{x.device}. Rebuild with RESTOREKIT_CUDA=1 (needs nvcc and a CUDA build of torch), "
                 "or use backend='python'."
             )
         return "compiled"
-    if not extension.available():
+    if not built:
         extension.warn_missing_once(stacklevel=5)
         return "python"
-    if x.dtype not in _COMPILED_DTYPES.get(device, ()) or (device == "cuda" and not extension.cuda_built()):
+    if x.dtype not in _COMPILED_DTYPES.get(device, ()) or (device == "cuda" and not cuda_built):
         return "python"
     return "compiled"
 
