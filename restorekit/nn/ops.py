@@ -51,10 +51,18 @@ OPS = {
 _registered = False
 
 
+@torch.compiler.assume_constant_result
+def _loaded() -> bool:
+    """Load the extension; under torch.compile this runs at trace time, outside the graph."""
+    extension.load()
+    return True
+
+
 def _op(name: str):
     # torch.compile traces torch.ops.restorekit.*; eager calls take the extension's direct entry
     # points to the same dispatcher ops (see restorekit.nn.modules.compiled_ops)
     if torch.compiler.is_compiling():
+        _loaded()
         return getattr(torch.ops.restorekit, name).default
     return getattr(extension.load(), name)
 
