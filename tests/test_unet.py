@@ -185,3 +185,28 @@ def test_restorekit_train_unet_on_a_tiny_folder(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["train", "unet", "--data", str(empty), "--out", str(tmp_path / "run2"), "--no-progress"]) == 2
+
+
+def test_unet_trains_data_parallel_under_torchrun_with_two_processes(tmp_path):
+    """The same command under `torchrun --nproc-per-node 2` trains with DDP (gloo on CPU)."""
+    import os
+    import subprocess
+    import sys
+
+    from skimage import io as skio
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, img in enumerate(_tiny_images(4)):
+        skio.imsave(folder / f"{i}.png", (img.permute(1, 2, 0).numpy() * 255).round().astype("uint8"),
+                    check_contrast=False)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "restorekit.cli.main",
+           "train", "unet", "--data", str(folder), "--epochs", "2", "--batch-size", "4", "--patch", "32",
+           "--threads", "1", "--out", str(tmp_path / "run"), "--no-progress", "--",
+           "--crops-per-epoch", "16", "--base-channels", "4", "--depth", "1", "--val-images", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["config"]["world_size"] == 2 and state["epoch"] == 2
+    assert len(state["history"]["val_psnr"]) == 2

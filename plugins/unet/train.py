@@ -18,7 +18,8 @@ sigma 0.01; checkpoints written atomically (``--resume`` continues); under
 ``torchrun`` the same command trains with DDP.
 
 The shipped weights were made by (CPU, one thread on a shared 2-core machine:
-47 and 36 minutes; a longer run, e.g. ``--epochs 30`` on a GPU, does better)::
+47 and 36 minutes; validation PSNR was still rising, so a longer run, e.g.
+``--epochs 30`` on a GPU, should do better)::
 
     python -m restorekit_plugins.unet.train --variant wiener --epochs 7 --out runs/unet-wiener --export
     python -m restorekit_plugins.unet.train --variant deblur --epochs 4 --out runs/unet-deblur --export
