@@ -210,3 +210,16 @@ def test_unet_trains_data_parallel_under_torchrun_with_two_processes(tmp_path):
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert state["config"]["world_size"] == 2 and state["epoch"] == 2
     assert len(state["history"]["val_psnr"]) == 2
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    from restorekit.weights import save_model
+
+    path = save_model(UNet(3, 4, 1), tmp_path / "small.pt", arch={"channels": 3, "base_channels": 4, "depth": 1})
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar["arch"]["base_channels"] = 8  # the .json now describes another network than the .pt holds
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(WeightsError, match="another architecture"):
+        restorekit.create("unet", weights=str(path))
+    with pytest.raises(WeightsError, match="another architecture"):
+        restorekit.create("mlp-inpaint", weights=str(WEIGHTS_DIR / "unet-deblur.pt"))
