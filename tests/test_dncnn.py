@@ -42,6 +42,9 @@ def test_model_layout_depth_width_bias():
 
 
 def test_shipped_weights_and_provenance():
+    gray = json.loads((WEIGHTS_DIR / "dncnn-gray.json").read_text())
+    assert gray["arch"]["channels"] == 1 and "Train400" in gray["metadata"]["training_data"]
+    assert gray["metadata"]["noise_sigma_range"] == [0.0, 0.2]
     meta = json.loads((WEIGHTS_DIR / f"{SHIPPED}.json").read_text())
     assert meta["arch"]["channels"] == 3
     m = meta["metadata"]
@@ -61,12 +64,17 @@ def test_denoises_a_colour_photo_without_shared_data(dncnn, sigma, monkeypatch, 
     assert psnr(out, x) > psnr(y.clamp(0, 1), x) + 3
 
 
-def test_grayscale_images(dncnn):
+def test_grayscale_images_use_the_gray_model(dncnn):
     x = _photo().mean(dim=1, keepdim=True)
     y = Noise(0.1).apply(x, seed=2)
     out = dncnn(y)
     assert out.shape == (1, 1, 96, 96)
     assert psnr(out, x) > psnr(y.clamp(0, 1), x) + 3
+    assert dncnn.gray_net().channels == 1 and "Train400" in dncnn.gray_metadata["metadata"]["training_data"]
+    # the documented alternative: gray repeated into the colour model's three channels, outputs averaged
+    via_colour = restorekit.create("dncnn", gray_weights="none")(y)
+    assert via_colour.shape == (1, 1, 96, 96) and psnr(via_colour, x) > psnr(y.clamp(0, 1), x) + 3
+    assert not torch.equal(via_colour, out)
 
 
 def test_batches_match_single_images(dncnn):

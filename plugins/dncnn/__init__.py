@@ -26,6 +26,8 @@ def register_restorers(register):
         tasks={"denoise"},
         params=(
             Param("weights", "dncnn-color", "shipped model name or path to a .pt file (with its .json)"),
+            Param("gray_weights", "dncnn-gray",
+                  "model for 1-channel images ('none': gray repeated into the colour model)"),
             Param("device", "cpu", "torch device to run on, e.g. cpu or cuda"),
         ),
         factory="restorekit_plugins.dncnn.restorer:DnCNNRestorer",
@@ -40,6 +42,6 @@ def register_trainers(register):
     register(TrainerSpec(
         name="dncnn",
         run="restorekit_plugins.dncnn.train:run_request",
-        summary="DnCNN on image folders (presets: course, dncnn-color); plugin options after '--', "
+        summary="DnCNN on image folders (presets: course, dncnn-color, dncnn-gray); plugin options after '--', "
                 "e.g. -- --preset course --hidden-channels 32 --no-bias",
     ))

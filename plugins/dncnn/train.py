@@ -9,12 +9,16 @@ option can still be overridden:
                  held apart for validation) plus, for the grayscale path, a
                  quarter of the samples from ``Train400`` with the gray image
                  and its noise repeated in all three channels;
+``dncnn-gray``   the grayscale model: the same network with one channel, blind over
+                 sigma in [0, 0.2], random 40x40 crops of ``Train400`` (last 8 held
+                 apart), 9,600 per epoch, 12 epochs;
 ``course``       the course set-up: non-overlapping 32x32 patches of
                  ``CBSD432``, noise sigma 0.1, Adam 1e-3, batch 32, 2 epochs.
 
 Run::
 
     python -m restorekit_plugins.dncnn.train --preset dncnn-color --out runs/dncnn-color --export dncnn-color
+    python -m restorekit_plugins.dncnn.train --preset dncnn-gray --out runs/dncnn-gray --export dncnn-gray
     python -m restorekit_plugins.dncnn.train --preset course --hidden-channels 32 --no-bias --out runs/c32nb
 
 ``--export NAME`` writes ``weights/NAME.pt`` and ``NAME.json`` (architecture,
@@ -49,7 +53,8 @@ class DnCNNOptions:
     """One DnCNN training run (stored in the checkpoint and the shipped metadata)."""
 
     preset: str = "course"
-    data: str = ""                       # colour training folder (default <data root>/CBSD432)
+    data: str = ""                       # training folder (default <data root>/<data_folder>)
+    data_folder: str = "CBSD432"         # the folder under the data root used when data is not given
     gray_data: str = ""                  # grayscale folder mixed in (default <data root>/Train400 for dncnn-color)
     gray_fraction: float = 0.0           # share of samples taken from gray_data
     hidden_layers: int = 8
@@ -81,6 +86,10 @@ PRESETS = {
     # budget (e.g. a GPU) would raise epochs/crops_per_epoch and hidden_channels (64) with this same script.
     "dncnn-color": dict(sigma=None, sigma_range=(0.0, 0.2), patch=40, sampling="crops", crops_per_epoch=9600,
                         epochs=13, hidden_layers=10, hidden_channels=32, gray_fraction=0.25, lr_drop_at=0.8),
+    # The grayscale model: Train400 (gray), the same network with one channel in and out.
+    "dncnn-gray": dict(data_folder="Train400", sigma=None, sigma_range=(0.0, 0.2), patch=40, sampling="crops",
+                       crops_per_epoch=9600, epochs=12, hidden_layers=10, hidden_channels=32, gray_fraction=0.0,
+                       lr_drop_at=0.8),
 }
 
 
@@ -132,7 +141,7 @@ def build_datasets(opts: DnCNNOptions, progress: bool = True):
     from restorekit.training import (AddNoise, DegradedPairs, Patches, RandomCrops, fixed_pairs, load_images)
 
     root = default_data_root()
-    folder = Path(opts.data) if opts.data else root / "CBSD432"
+    folder = Path(opts.data) if opts.data else root / opts.data_folder
     images = load_images(folder, limit=opts.limit, progress=progress)
     channels = int(images[0].shape[0])
     if len(images) > VAL_HELD_OUT * 2:
