@@ -376,6 +376,15 @@ def machine_description() -> dict:
 
 
 # --------------------------------------------------------------------------- the run
+def set_threads(threads: int | None) -> None:
+    """Set torch's CPU threads (``None``: leave torch's choice); at least 1."""
+    if threads is None:
+        return
+    if int(threads) < 1:
+        raise ParameterError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(int(threads))
+
+
 def _device(name: str | torch.device) -> torch.device:
     """``name`` as a usable torch device, or :class:`ParameterError` saying what to use."""
     try:
@@ -658,4 +667,5 @@ __all__ = [
     "parse_method",
     "parse_sigmas",
     "run_benchmark",
+    "set_threads",
 ]

@@ -62,6 +62,7 @@ def test_bench_deblur_writes_table_json_markdown_and_figure(clean_folder, tmp_pa
         (["--task", "deblur", "--methods", "wiener:snr=-3"], "snr"),
         (["--task", "deblur", "--methods", "wiener", "--kernel", "nope:1"], "unknown kernel spec"),
         (["--task", "deblur", "--methods", "wiener", "--device", "gpu"], "unknown device 'gpu'"),
+        (["--task", "deblur", "--methods", "wiener", "--threads", "0"], "at least 1"),
     ],
 )
 def test_bench_bad_input_is_a_one_line_error(clean_folder, capsys, extra, message):
@@ -85,9 +86,18 @@ def test_bench_missing_folder(tmp_path, capsys):
     assert rc == 2 and "does not exist" in capsys.readouterr().err
 
 
-def test_demo_on_tiny_images(tmp_path, capsys):
+@pytest.fixture()
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_demo_on_tiny_images(tmp_path, capsys, keep_threads):
+    assert torch.get_num_threads() >= 1
     target = tmp_path / "demo.png"
-    rc = main(["demo", "--size", "32", "--images", "astronaut,camera", "-o", str(target), "--no-progress"])
+    rc = main(["demo", "--size", "32", "--images", "astronaut,camera", "-o", str(target), "--no-progress",
+               "--threads", "1"])
     printed = capsys.readouterr().out
     assert rc == 0
     assert "## denoise" in printed and "## deblur" in printed
@@ -95,6 +105,7 @@ def test_demo_on_tiny_images(tmp_path, capsys):
     assert "| 0.1 | tv |" in printed  # the example plugin's anchors are in the same table
     assert target.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["demo.png"]
+    assert torch.get_num_threads() == 1
 
 
 @pytest.mark.parametrize(

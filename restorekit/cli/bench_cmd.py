@@ -61,16 +61,9 @@ def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import collect_images, run_benchmark
+    from ..bench import collect_images, run_benchmark, set_threads
 
-    if args.threads is not None:
-        import torch
-
-        if args.threads < 1:
-            from ..errors import ParameterError
-
-            raise ParameterError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     sources = collect_images(args.data)
     check_outputs([args.json, args.markdown, args.figure], [s for _, s in sources if isinstance(s, Path)])
     result = run_benchmark(

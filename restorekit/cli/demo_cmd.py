@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deblur-sigma", type=float, default=0.01,
                         help="noise sigma added after the blur ([0, 1] scale; default 0.01)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed of the first image (default 0)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -99,7 +100,7 @@ def write_figure(results: list, path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..bench import parse_sigmas, run_benchmark
+    from ..bench import parse_sigmas, run_benchmark, set_threads
     from ..errors import InputError
 
     output = Path(args.output)
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{output} is a folder; give a file name for the figure, e.g. {output / DEFAULT_OUTPUT}")
     if not output.parent.is_dir():
         raise InputError(f"cannot write {output}: the folder {output.parent} does not exist; create it first")
+    set_threads(args.threads)
     names = [n.strip() for n in args.images.split(",") if n.strip()]
     if not names:
         raise InputError("--images is empty; name at least one scikit-image photo, e.g. astronaut")
