@@ -71,6 +71,6 @@ def test_torchrun_cli_two_processes(tmp_path):
            "--threads", "1", "--no-progress", "--", "--hidden-layers", "1", "--hidden-channels", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, (proc.stdout[-1000:], proc.stderr[-3000:])
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["config"]["world_size"] == 2 and state["history"]["steps_per_epoch"] == 2  # 8 patches / (2 x 2)
