@@ -10,10 +10,10 @@ RUNTIME_DEPS := torch==2.14.1 torchvision==0.29.1 numpy scikit-image pypng plugg
 BUILD_DEPS   := setuptools wheel ninja pybind11
 TEST_DEPS    := pytest hypothesis bm3d
 SOURCES      := setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/cuda/*.cu csrc/cuda/*.cuh) \
-                $(wildcard examples/restorekit-skimage/setup.py)
+                $(wildcard examples/restorekit-skimage/pyproject.toml)
 STAMP        := $(VENV)/.restorekit-installed
 
-.PHONY: demo test install build clean-build help
+.PHONY: demo test install build clean-build help weights
 help:
 	@echo "make demo   - set up .venv and run 'restorekit demo' on scikit-image's bundled photos"
 	@echo "make test   - set up .venv and run the test suite"
@@ -41,3 +41,7 @@ test: $(STAMP)
 
 clean-build:
 	rm -rf build restorekit/_C*.so $(STAMP)
+
+# Re-train every shipped model from ../shared/data with the command recorded in its weights' JSON.
+weights: $(STAMP)
+	$(PY) benchmarks/retrain_weights.py

@@ -4,9 +4,9 @@ Each shipped ``plugins/*/weights/NAME.json`` records, under ``metadata.command``
 the command that produced ``NAME.pt`` (with its ``--export``). This script
 lists them and runs them one after another from the repository root::
 
-    python scripts/retrain_weights.py --list          # what would run
-    python scripts/retrain_weights.py                  # re-train everything (hours on a CPU)
-    python scripts/retrain_weights.py --only dncnn-color
+    python benchmarks/retrain_weights.py --list          # what would run
+    python benchmarks/retrain_weights.py                  # re-train everything (hours on a CPU)
+    python benchmarks/retrain_weights.py --only dncnn-color
 
 The data folder is found as the training scripts find it: ``$RESTOREKIT_DATA``
 or ``../shared/data`` beside the repository. The new weights replace the old
