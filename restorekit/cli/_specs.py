@@ -107,6 +107,21 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:
     return params
 
 
+def image_degradation(kernel: Any, boundary: str, mask: "MaskSpec | None", noise: Any,
+                      height: int, width: int, seed: int, source: Path) -> Any:
+    """The Compose of blur, mask and noise that one image of the command sees (mask drawn per image)."""
+    from ..degrade import Blur, Compose
+
+    parts = []
+    if kernel is not None:
+        parts.append(Blur(kernel, boundary))
+    if mask is not None:
+        parts.append(mask.for_image(height, width, seed, str(source)))
+    if noise is not None:
+        parts.append(noise)
+    return Compose(*parts)
+
+
 def check_kernel_fits(degradation: Any, image: Any, path: Path, option: str) -> None:
     """Refuse, naming the file, a blur kernel larger than the image it is applied to."""
     blur = degradation.blur

@@ -64,12 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..degrade import Blur, Compose, Noise
+    from ..degrade import Noise
     from ..errors import InputError
     from ..imageio import read_image
     from ..kernels import load_kernel
     from ._files import clips_values, collect_inputs, plan_outputs, prepare_folders, write_output
-    from ._specs import MaskSpec, check_kernel_fits, image_seed
+    from ._specs import MaskSpec, check_kernel_fits, image_degradation, image_seed
 
     if args.blur is None and args.noise is None and args.mask is None:
         raise InputError("nothing to do: give at least one of --blur, --noise or --mask")
@@ -84,14 +84,7 @@ def run(args: argparse.Namespace) -> int:
     for job in tqdm(jobs, desc="degrade", unit="image", disable=len(jobs) < 2 or None):
         loaded = read_image(job.source)
         height, width = loaded.size
-        parts = []
-        if kernel is not None:
-            parts.append(Blur(kernel, args.boundary))
-        if mask is not None:
-            parts.append(mask.for_image(height, width, args.seed, str(job.source)))
-        if noise is not None:
-            parts.append(noise)
-        degradation = Compose(*parts)
+        degradation = image_degradation(kernel, args.boundary, mask, noise, height, width, args.seed, job.source)
         check_kernel_fits(degradation, loaded.tensor, job.source, "--blur")
         degraded = degradation.apply(loaded.tensor, seed=image_seed(args.seed, job.source.name))
         if noise is not None and noise.sigma > 0 and not warned and clips_values(job.target, loaded.bit_depth):

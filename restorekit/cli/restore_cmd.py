@@ -93,13 +93,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..degrade import Blur, Compose, Noise
+    from ..degrade import Noise
     from ..errors import InputError, PluginError
     from ..imageio import read_image
     from ..kernels import load_kernel
     from ..registry import default_registry
     from ._files import collect_inputs, plan_outputs, prepare_folders, write_output
-    from ._specs import MaskSpec, check_kernel_fits, parse_params
+    from ._specs import MaskSpec, check_kernel_fits, image_degradation, parse_params
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but no CUDA GPU is available to torch; use --device cpu")
@@ -131,14 +131,9 @@ def run(args: argparse.Namespace) -> int:
     for job in tqdm(jobs, desc=f"restore ({args.method})", unit="image", disable=len(jobs) < 2 or None):
         loaded = read_image(job.source)
         height, width = loaded.size
-        parts = []
-        if kernel is not None:
-            parts.append(Blur(kernel, args.boundary))
-        if mask is not None:
-            parts.append(mask.for_image(height, width, args.seed, str(job.source)))
-        if noise is not None:
-            parts.append(noise)
-        degradation = Compose(*parts).to(device)
+        degradation = image_degradation(
+            kernel, args.boundary, mask, noise, height, width, args.seed, job.source
+        ).to(device)
         check_kernel_fits(degradation, loaded.tensor, job.source, "--kernel")
         with torch.no_grad():
             restored = restorer(loaded.tensor.to(device), degradation)
