@@ -84,8 +84,20 @@ class Registry:
         self._use_entry_points = entry_points
         self._extra: list[tuple[str, Any]] = []
         self._specs: dict[str, RestorerSpec] | None = None
-        self.failures: list[PluginFailure] = []
-        self.plugins: list[PluginInfo] = []
+        self._failures: list[PluginFailure] = []
+        self._plugins: list[PluginInfo] = []
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """Plugins that failed to load or register (loads the plugins if not yet done)."""
+        self._load()
+        return self._failures
+
+    @property
+    def plugins(self) -> list[PluginInfo]:
+        """Plugins that loaded (loads them if not yet done)."""
+        self._load()
+        return self._plugins
 
     # ------------------------------------------------------------------ loading
     def add_plugin(self, plugin: Any, name: str | None = None) -> None:
@@ -114,13 +126,13 @@ class Registry:
             error, details = exc, ""
         if self.strict:
             raise PluginError(f"plugin {plugin!r} ({target}) failed: {error}")
-        self.failures.append(PluginFailure(plugin, target, error, details))
+        self._failures.append(PluginFailure(plugin, target, error, details))
 
     def _load(self) -> dict[str, RestorerSpec]:
         if self._specs is not None:
             return self._specs
-        self.failures = []
-        self.plugins = []
+        self._failures = []
+        self._plugins = []
         for name, _ in list(self.manager.list_name_plugin()):
             self.manager.unregister(name=name)
 
@@ -133,7 +145,7 @@ class Registry:
                     self._fail(ep.name, ep.value, exc)
                     continue
                 dist = getattr(ep, "dist", None)
-                self.plugins.append(
+                self._plugins.append(
                     PluginInfo(ep.name, ep.value, dist.metadata["Name"] if dist else "", dist.version if dist else "")
                 )
         for name, plugin in self._extra:
@@ -142,7 +154,7 @@ class Registry:
             except Exception as exc:  # noqa: BLE001
                 self._fail(name, repr(plugin), exc)
                 continue
-            self.plugins.append(PluginInfo(name, repr(plugin)))
+            self._plugins.append(PluginInfo(name, repr(plugin)))
 
         specs: dict[str, RestorerSpec] = {}
         for impl in self.manager.hook.register_restorers.get_hookimpls():
@@ -183,7 +195,7 @@ class Registry:
     def get(self, name: str) -> RestorerSpec:
         specs = self._load()
         if name not in specs:
-            raise UnknownRestorerError(_unknown_message(name, specs, self.failures))
+            raise UnknownRestorerError(_unknown_message(name, specs, self._failures))
         return specs[name]
 
     def create(self, name: str, **params: Any) -> Restorer:
