@@ -106,7 +106,7 @@ def _fake_entry_points(monkeypatch, extra):
 def test_an_entry_point_that_fails_to_import_is_reported(monkeypatch):
     broken = metadata.EntryPoint(name="broken", value="restorekit_no_such_module_x", group="restorekit.plugins")
     _fake_entry_points(monkeypatch, [broken])
-    reg = Registry()
+    reg = Registry(strict=False)  # the recorded, non-strict behaviour, whatever CI sets
     assert "wiener" in reg.names()  # the built-in plugins still load
     failure = next(f for f in reg.failures if f.plugin == "broken")
     assert failure.target == "restorekit_no_such_module_x" and "ModuleNotFoundError" in failure.error
