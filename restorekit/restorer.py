@@ -183,7 +183,9 @@ def check_batch(image: Any, who: str = "") -> None:
         raise InputError(f"expected a float tensor{where}, got {image.dtype}; divide integer images by their maximum")
     if image.numel() == 0:
         raise InputError(f"the image{where} is empty (shape {tuple(image.shape)})")
-    if not torch.isfinite(image).all():
+    # Any NaN or Inf makes the sum non-finite, so a finite sum (one cheap pass, no temporary mask)
+    # clears the image; only a non-finite sum (or an overflowing one) needs the element-wise test.
+    if not torch.isfinite(image.sum()) and not torch.isfinite(image).all():
         raise InputError(f"the image{where} contains NaN or Inf values; replace them before restoring")
 
 

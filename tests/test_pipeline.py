@@ -8,7 +8,7 @@ import torch
 import restorekit
 from restorekit import Param, hookimpl, pipeline_spec
 from restorekit.degrade import Blur, Compose, Noise
-from restorekit.errors import ParameterError, UnknownRestorerError
+from restorekit.errors import InputError, ParameterError, UnknownRestorerError
 from restorekit.kernels import load_kernel
 from restorekit.registry import Registry
 from restorekit.restorer import Pipeline, Restorer
@@ -127,3 +127,23 @@ def test_restorekit_pipeline_with_wiener_and_step_params():
     composed = restorekit.create("wiener+wiener", **{"wiener.snr": 50})
     assert [s.config["snr"] for s in composed.steps] == [50.0, 50.0]
     assert composed(y, d).shape == y.shape
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_check_batch_refuses_nan_and_inf(bad):
+    from restorekit.restorer import check_batch
+
+    x = torch.rand(1, 3, 8, 8)
+    x[0, 1, 4, 5] = bad
+    with pytest.raises(InputError, match="NaN or Inf"):
+        check_batch(x, "wiener")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_check_batch_accepts_finite_values_whose_sum_overflows(dtype):
+    """The quick finite-sum test falls back to the element-wise one when the sum overflows."""
+    from restorekit.restorer import check_batch
+
+    x = torch.full((1, 1, 4, 4), torch.finfo(dtype).max / 2, dtype=dtype)
+    assert not torch.isfinite(x.sum())
+    check_batch(x, "wiener")
