@@ -74,6 +74,69 @@ def test_psf2otf_of_a_centred_delta_is_one():
     assert torch.allclose(otf, torch.ones_like(otf))
 
 
+@pytest.mark.parametrize("shape", [(8, 10), (9, 7), (37, 30)])
+def test_psf2otf_on_either_half_spectrum_grid_is_the_full_fft_cut(shape):
+    import numpy as np
+
+    k = _rand(3, 4, seed=2)
+    full = np.fft.fft2(np.roll(np.pad(k.numpy(), ((0, shape[0] - 3), (0, shape[1] - 4))), (-1, -2), axis=(0, 1)))
+    np.testing.assert_allclose(psf2otf(k, shape).numpy(), full[:, : shape[1] // 2 + 1], atol=1e-12)
+    np.testing.assert_allclose(psf2otf(k, shape, half_axis=-2).numpy(), full[: shape[0] // 2 + 1, :], atol=1e-12)
+    with pytest.raises(ValueError, match="half_axis"):
+        psf2otf(k, shape, half_axis=0)
+
+
+@pytest.mark.parametrize("shape, axis", [((481, 321), -2), ((321, 481), -1), ((64, 64), -1), ((402, 398), -2),
+                                         ((499, 320), -1), ((1, 3, 320, 499), -2), ((2, 2), -1), ((1, 1), -1)])
+def test_half_spectrum_axis_gives_the_complex_transforms_the_larger_prime(shape, axis):
+    from restorekit.degrade import half_spectrum_axis
+
+    assert half_spectrum_axis(shape) == axis
+
+
+def _cpu_fft(name):
+    if name == "ducc0":
+        pytest.importorskip("ducc0", reason="the optional ducc0 FFT is not installed")
+    return name
+
+
+@pytest.mark.parametrize("backend", ["scipy", "ducc0"])
+@pytest.mark.parametrize("shape", [(37, 30), (30, 37), (45, 52), (32, 32), (21, 21)])
+def test_wiener_inverse_is_the_same_filter_on_either_fft_grid_and_library(shape, backend, monkeypatch):
+    """The CPU path picks the half-spectrum axis by size and the FFT library by what is installed;
+    the result must be the textbook filter either way."""
+    import numpy as np
+
+    from restorekit.degrade import cpu_fft_backend
+
+    monkeypatch.setenv("RESTOREKIT_CPU_FFT", _cpu_fft(backend))
+    assert cpu_fft_backend() == backend
+
+    k = _rand(5, 4, seed=3)
+    x = _rand(2, 3, *shape, seed=4, dtype=torch.float32)
+    blur = Blur(k)
+    got = blur.regularized_inverse(x, 0.01).double().numpy()
+    h, w = shape
+    otf = np.fft.fft2(np.roll(np.pad(k.numpy(), ((0, h - 5), (0, w - 4))), (-2, -2), axis=(0, 1)))
+    expected = np.real(np.fft.ifft2(np.conj(otf) * np.fft.fft2(x.double().numpy()) / (np.abs(otf) ** 2 + 0.01)))
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    # The autograd path (torch's FFT on the rfft2 grid) agrees with it.
+    with torch.enable_grad():
+        traced = blur.regularized_inverse(x.clone().requires_grad_(True), 0.01)
+    np.testing.assert_allclose(traced.detach().double().numpy(), expected, atol=2e-5)
+
+
+def test_cpu_fft_backend_names_a_bad_choice(monkeypatch):
+    from restorekit.degrade import cpu_fft_backend
+    from restorekit.errors import ParameterError
+
+    monkeypatch.setenv("RESTOREKIT_CPU_FFT", "fftw")
+    with pytest.raises(ParameterError, match="RESTOREKIT_CPU_FFT='fftw' is not one of ducc0, scipy"):
+        cpu_fft_backend()
+    monkeypatch.delenv("RESTOREKIT_CPU_FFT")
+    assert cpu_fft_backend() in ("ducc0", "scipy")
+
+
 # --------------------------------------------------------------------------- adjoints
 def _adjoint_gap(op: Degradation, shape, seed=0) -> float:
     x = _rand(*shape, seed=seed)
