@@ -7,6 +7,8 @@ export CUDA_HOME ?= /usr/local/cuda
 
 # torch and torchvision are pinned: other versions are unavailable or break torchvision.
 RUNTIME_DEPS := torch==2.14.1 torchvision==0.29.1 numpy scikit-image pypng pluggy tqdm matplotlib
+# Optional, installed here so the demo and tests use it: the CPU Wiener filter's faster FFT (GPL-2.0-or-later).
+OPTIONAL_DEPS := ducc0
 BUILD_DEPS   := setuptools wheel ninja pybind11
 TEST_DEPS    := pytest hypothesis bm3d
 SOURCES      := setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/cuda/*.cu csrc/cuda/*.cuh) \
@@ -24,7 +26,7 @@ $(PY):
 
 $(STAMP): $(PY) $(SOURCES)
 	$(PIP) install --upgrade pip
-	$(PIP) install $(RUNTIME_DEPS) $(BUILD_DEPS) $(TEST_DEPS)
+	$(PIP) install $(RUNTIME_DEPS) $(OPTIONAL_DEPS) $(BUILD_DEPS) $(TEST_DEPS)
 	$(PIP) install --no-build-isolation -e . -e examples/restorekit-skimage
 	touch $(STAMP)
 

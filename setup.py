@@ -163,6 +163,7 @@ setup(
         "torchvision==0.29.1",
         "numpy",
         "scikit-image",
+        "scipy",  # the CPU Wiener filter's FFT (restorekit.degrade); scikit-image needs it too
         "pypng",  # 16-bit colour PNG (Pillow cuts it to 8 bits); restorekit.imageio
         "pluggy>=1.3",
         "tqdm",
@@ -171,6 +172,8 @@ setup(
     extras_require={
         "test": ["pytest", "hypothesis"],
         "bm3d": ["bm3d"],
+        # pocketfft's successor: the CPU Wiener filter's FFTs ~1.8x quicker (GPL-2.0-or-later, optional).
+        "fft": ["ducc0"],
     },
     entry_points={
         "console_scripts": ["restorekit = restorekit.cli.main:main"],

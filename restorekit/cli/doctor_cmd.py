@@ -36,8 +36,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"python       {platform.python_version()} ({platform.machine()})")
     print(f"torch        {torch.__version__} (CUDA build: {torch.version.cuda or 'no'}; "
           f"GPU visible: {'yes, ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no'})")
-    for name in ("torchvision", "numpy", "scikit-image", "pluggy"):
+    for name in ("torchvision", "numpy", "scipy", "scikit-image", "pluggy", "ducc0"):
         print(f"{name:<12} {_version(name)}")
+    from ..degrade import cpu_fft_backend
+
+    print(f"CPU FFT      {cpu_fft_backend()} (Wiener filter on the CPU; ducc0 is optional and quicker, "
+          "RESTOREKIT_CPU_FFT=scipy|ducc0 picks one)")
 
     print("\ncompiled extension (restorekit._C):")
     try:
