@@ -100,17 +100,53 @@ def test_demo_on_tiny_images(tmp_path, capsys, keep_threads):
                "--threads", "1"])
     printed = capsys.readouterr().out
     assert rc == 0
-    assert "## denoise" in printed and "## deblur" in printed
+    assert "## denoise" in printed and "## deblur" in printed and "## inpaint" in printed
     assert "| 0.1 | (degraded input) |" in printed and "| 0.01 | wiener |" in printed
     assert "| 0.1 | tv |" in printed  # the example plugin's anchors are in the same table
+    # every learned plugin is shown: mlp-inpaint on the bundled digits, beside the biharmonic anchor
+    for row in ("| 0.1 | dncnn |", "| 0.01 | unet |", "| 0.01 | wiener+unet |", "| 0 | mlp-inpaint |",
+                "| 0 | biharmonic |"):
+        assert row in printed, row
     assert target.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["demo.png"]
     assert torch.get_num_threads() == 1
 
 
+def _psnr_in_table(printed: str, row_start: str) -> float:
+    line = next(line for line in printed.splitlines() if line.startswith(row_start))
+    return float(line.split("|")[3])
+
+
+def test_demo_inpaint_alone_shows_mlp_inpaint_above_biharmonic(tmp_path, capsys, keep_threads):
+    target = tmp_path / "inpaint.svg"
+    rc = main(["demo", "--tasks", "inpaint", "-o", str(target), "--no-progress", "--threads", "1"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "## inpaint" in printed and "## denoise" not in printed
+    assert "12 MNIST digits bundled with restorekit" in printed
+    masked = _psnr_in_table(printed, "| 0 | (degraded input) |")
+    biharmonic = _psnr_in_table(printed, "| 0 | biharmonic |")
+    learned = _psnr_in_table(printed, "| 0 | mlp-inpaint |")
+    assert learned > biharmonic > masked
+    assert target.read_text().lstrip().startswith("<?xml")
+
+
+def test_demo_digits_ship_with_the_package():
+    from restorekit.samples import demo_digits
+
+    digits, labels = demo_digits()
+    assert digits.shape == (12, 1, 28, 28) and digits.dtype == torch.float32
+    assert float(digits.min()) == 0.0 and float(digits.max()) == 1.0
+    assert labels == [7] * 4 + [8] * 4 + [9] * 4
+    # white strokes on black, as MNIST: mostly background, every digit has ink in both halves
+    assert float((digits == 0).float().mean()) > 0.6
+    assert bool((digits[:, :, :14].amax(dim=(1, 2, 3)) > 0.5).all() and (digits[:, :, 14:].amax(dim=(1, 2, 3)) > 0.5).all())
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
+        (["--tasks", "denoise,sharpen"], "unknown sharpen; choose from denoise, deblur, inpaint"),
+        (["--tasks", ","], "empty; choose from"),
         (["--images", "not_a_photo"], "no photo named"),
         (["--size", "8"], "at least 16"),
         (["--sigma", "30"], "0-255 scale"),

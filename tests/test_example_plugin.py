@@ -125,3 +125,34 @@ def test_bm3d_with_the_true_sigma(registry, gray):
     out = registry.create("bm3d")(y, d)
     assert out.shape == x.shape
     assert _psnr(out, x) > _psnr(y, x) + 5
+
+
+# --------------------------------------------------------------------------- biharmonic inpainting
+def test_biharmonic_fills_the_masked_half_and_needs_a_mask():
+    import restorekit
+    from restorekit.degrade import Compose, Mask, Noise
+    from restorekit.errors import InputError
+    from restorekit.metrics import psnr
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
+    clean = torch.stack([0.2 + 0.6 * xx, 0.5 + 0.3 * torch.sin(3 * yy), 0.3 + 0.4 * xx * yy])[None]
+    gray = clean[:, :1]
+    deg = Compose(Mask.lower_half(32, 32), Noise(0.0))
+    restorer = restorekit.create("biharmonic")
+    for image in (clean, gray):
+        masked = deg.apply(image, seed=0)
+        out = restorer(masked, deg)
+        assert out.shape == image.shape
+        assert psnr(out, image) > psnr(masked, image) + 10
+        assert torch.equal(out[..., :16, :], masked[..., :16, :].clamp(0, 1))  # observed pixels kept
+    # a mask that differs per channel is filled channel by channel
+    per_channel = torch.ones(1, 3, 32, 32)
+    per_channel[:, 0, 16:] = 0
+    per_channel[:, 2, :, :8] = 0
+    mixed = Mask(per_channel)
+    out = restorer(mixed.apply(clean), mixed)
+    assert psnr(out, clean) > psnr(mixed.apply(clean), clean) + 10
+    with pytest.raises(InputError, match="no mask"):
+        restorer(clean, Noise(0.01))
+    with pytest.raises(InputError, match="no mask"):
+        restorer(clean)

@@ -6,12 +6,15 @@ import argparse
 
 HELP = "restore scikit-image's bundled photos with every registered restorer; print a table, write a figure"
 DESCRIPTION = """\
-The course's two experiments on photographs that ship with scikit-image
-(astronaut, coffee, chelsea, camera; centre-cropped and resized to --size):
+The course's three experiments on data that ships with the installed packages:
+photographs of scikit-image (astronaut, coffee, chelsea, camera; centre-cropped
+and resized to --size) and 12 MNIST digits bundled with restorekit:
 
-  denoise  Gaussian noise of sigma --sigma (default 0.1)
+  denoise  Gaussian noise of sigma --sigma (default 0.1) on the photos
   deblur   blur by the course kernel (MNIST digit 0 at 7x7, circular) + noise
-           of sigma --deblur-sigma (default 0.01)
+           of sigma --deblur-sigma (default 0.01) on the photos
+  inpaint  the lower half of each 28x28 digit missing (digits of classes 7, 8
+           and 9 that the shipped mlp-inpaint model never saw in training)
 
 Every registered restorer that handles the task restores the same degraded
 images; the mean PSNR, SSIM and seconds per image are printed, and a figure
@@ -21,6 +24,7 @@ weights or compiled extension) are listed with the reason. Sigmas are on the
 [0, 1] scale."""
 
 DEMO_IMAGES = ("astronaut", "coffee", "chelsea", "camera")
+DEMO_TASKS = ("denoise", "deblur", "inpaint")
 DEFAULT_OUTPUT = "restorekit-demo.png"
 
 
@@ -33,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=float, default=0.1, help="noise sigma for denoising ([0, 1] scale; default 0.1)")
     parser.add_argument("--deblur-sigma", type=float, default=0.01,
                         help="noise sigma added after the blur ([0, 1] scale; default 0.01)")
+    parser.add_argument("--tasks", default=",".join(DEMO_TASKS), metavar="A,B,...",
+                        help=f"which experiments to run (default {','.join(DEMO_TASKS)})")
     parser.add_argument("--seed", type=int, default=0, help="noise seed of the first image (default 0)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -81,7 +87,8 @@ def write_figure(results: list, path: str) -> str:
     fig, axes = plt.subplots(len(rows), columns, figsize=(2.3 * columns, 2.8 * len(rows)),
                              squeeze=False, layout="constrained")
     for axis_row, (task, result, ex) in zip(axes, rows):
-        panels = [("clean", ex.clean), (f"{task}, sigma {ex.sigma:g}", ex.degraded)] + list(ex.outputs.items())
+        damage = "lower half missing" if task == "inpaint" else f"sigma {ex.sigma:g}"
+        panels = [("clean", ex.clean), (f"{task}, {damage}", ex.degraded)] + list(ex.outputs.items())
         for ax, (label, tensor) in zip(axis_row, panels):
             img = tensor[0].clamp(0, 1)
             shown = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
@@ -90,7 +97,8 @@ def write_figure(results: list, path: str) -> str:
             ax.set_title(label + score, fontsize=8)
         for ax in axis_row:
             ax.axis("off")
-    fig.suptitle(f"restorekit demo: {rows[0][2].image} (PSNR of this image; the table has the means)", fontsize=9)
+    images = ", ".join(dict.fromkeys(ex.image for _, _, ex in rows))
+    fig.suptitle(f"restorekit demo: {images} (PSNR of these images; the tables have the means)", fontsize=9)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format=(str(path).rsplit(".", 1)[-1] if "." in str(path) else "png"))
     plt.close(fig)
@@ -109,17 +117,32 @@ def run(args: argparse.Namespace) -> int:
     if not output.parent.is_dir():
         raise InputError(f"cannot write {output}: the folder {output.parent} does not exist; create it first")
     set_threads(args.threads)
+    tasks = list(dict.fromkeys(t.strip() for t in args.tasks.split(",") if t.strip()))
+    unknown = [t for t in tasks if t not in DEMO_TASKS]
+    if unknown or not tasks:
+        raise InputError(f"--tasks {args.tasks!r}: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
+                         f"choose from {', '.join(DEMO_TASKS)}")
     names = [n.strip() for n in args.images.split(",") if n.strip()]
     if not names:
         raise InputError("--images is empty; name at least one scikit-image photo, e.g. astronaut")
-    images = demo_images(names, args.size)
-    plan = [("denoise", parse_sigmas([args.sigma], "denoise"), None),
-            ("deblur", parse_sigmas([args.deblur_sigma], "deblur"), "course")]
+    photos = demo_images(names, args.size) if {"denoise", "deblur"} & set(tasks) else {}
+    photo_source = f"scikit-image ({', '.join(names)}, {args.size}x{args.size})"
+    plan = {
+        "denoise": (photos, parse_sigmas([args.sigma], "denoise"), None, photo_source),
+        "deblur": (photos, parse_sigmas([args.deblur_sigma], "deblur"), "course", photo_source),
+        "inpaint": (None, (0.0,), None, "12 MNIST digits bundled with restorekit (classes 7, 8, 9; 28x28)"),
+    }
     results = []
-    for task, sigmas, kernel in plan:
+    for task in tasks:
+        images, sigmas, kernel, source = plan[task]
+        if images is None:
+            from ..samples import demo_digits
+
+            digits, labels = demo_digits()
+            images = {f"digit{i:02d}-class{label}": d[None] for i, (d, label) in enumerate(zip(digits, labels))}
         result = run_benchmark(images, task, sigmas=sigmas, kernel=kernel, seed=args.seed,
                                progress=not args.no_progress, keep=1)
-        result.settings["source"] = f"scikit-image ({', '.join(names)}, {args.size}x{args.size})"
+        result.settings["source"] = source
         print(f"## {task}\n")
         print(result.to_markdown())
         results.append((task, result))

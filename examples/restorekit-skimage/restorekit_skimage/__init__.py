@@ -74,6 +74,12 @@ RESTORERS = {
         "RichardsonLucy",
         "Richardson-Lucy deconvolution (skimage richardson_lucy, 10 iterations)",
     ),
+    "biharmonic": (
+        {"inpaint"},
+        (),
+        "Biharmonic",
+        "inpainting by the biharmonic equation (skimage inpaint_biharmonic); missing pixels from the mask",
+    ),
     "bm3d": (
         {"denoise"},
         (_SIGMA,

@@ -189,6 +189,47 @@ class RichardsonLucy(SkimageRestorer):
 
 
 @_configure
+class Biharmonic(SkimageRestorer):
+    """Fill the pixels the degradation's mask marks missing (0) by solving the biharmonic equation."""
+
+    name = "biharmonic"
+
+    def restore(self, image: torch.Tensor, degradation=None) -> torch.Tensor:
+        mask = getattr(degradation, "mask", None) if degradation is not None else None
+        if mask is None:
+            raise InputError(
+                f"{self.name!r} fills the pixels a mask marks missing, but the degradation has no mask; pass "
+                "Mask(...) (1 = observed, 0 = missing), e.g. Mask.lower_half(h, w), or --mask FILE"
+            )
+        n, c, h, w = image.shape
+        mask = torch.as_tensor(mask).detach().cpu()
+        mask = mask.reshape(1, 1, *mask.shape[-2:]) if mask.ndim == 2 else mask
+        if tuple(mask.shape[-2:]) != (h, w):
+            raise InputError(f"the mask is {tuple(mask.shape[-2:])} but the image is {(h, w)}; "
+                             "give a mask of the image's height and width")
+        # restore_one sees one image at a time, in batch order: it takes that image's mask from here.
+        self._missing, self._item = (mask.expand(n, c, h, w) == 0).numpy(), 0
+        try:
+            return super().restore(image, degradation)
+        finally:
+            del self._missing, self._item
+
+    def restore_one(self, array, degradation):
+        from skimage.restoration import inpaint_biharmonic
+
+        missing = self._missing[self._item]  # (C, H, W) for this image
+        self._item += 1
+        if not missing.any():
+            return array
+        if array.ndim == 2:
+            return inpaint_biharmonic(array, missing[0])
+        if (missing == missing[:1]).all():  # one mask for all channels: one call
+            return inpaint_biharmonic(array, missing[0], channel_axis=-1)
+        return np.stack([inpaint_biharmonic(array[..., i], missing[i]) if missing[i].any() else array[..., i]
+                         for i in range(array.shape[-1])], axis=-1)
+
+
+@_configure
 class BM3D(SkimageRestorer):
     """BM3D (gray) or CBM3D (colour, opponent colour space) with the true or estimated sigma."""
 
