@@ -562,8 +562,8 @@ def run_benchmark(
 
 
 def _method_list(methods: Sequence[str] | str | None, registry, task: str) -> list[str]:
-    if methods is None:
-        methods = registry.names(task)
+    if methods is None:  # every restorer for the task, except those registered as pipeline steps only
+        methods = registry.names(task, standalone_only=True)
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     methods = list(methods)

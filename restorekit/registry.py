@@ -185,12 +185,17 @@ class Registry:
         return self._specs
 
     # ------------------------------------------------------------------ queries
-    def specs(self, task: str | None = None) -> list[RestorerSpec]:
-        """Every registered restorer's spec, sorted by name; only ``task``'s if given."""
-        return [s for s in self._load().values() if task is None or task in s.tasks]
+    def specs(self, task: str | None = None, standalone_only: bool = False) -> list[RestorerSpec]:
+        """Every registered restorer's spec, sorted by name; only ``task``'s if given.
 
-    def names(self, task: str | None = None) -> list[str]:
-        return [s.name for s in self.specs(task)]
+        ``standalone_only`` leaves out restorers registered as pipeline steps only
+        (``RestorerSpec.standalone=False``), as automatic method choices do.
+        """
+        return [s for s in self._load().values()
+                if (task is None or task in s.tasks) and (s.standalone or not standalone_only)]
+
+    def names(self, task: str | None = None, standalone_only: bool = False) -> list[str]:
+        return [s.name for s in self.specs(task, standalone_only)]
 
     def get(self, name: str) -> RestorerSpec:
         specs = self._load()

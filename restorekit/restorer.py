@@ -196,7 +196,11 @@ class RestorerSpec:
     ``factory`` is a callable ``factory(**params) -> Restorer`` or a lazy
     ``"package.module:Attribute"`` string resolved on first build. When
     ``steps`` is given the spec is a pipeline (see :func:`pipeline_spec`).
-    ``plugin`` is filled in by the registry.
+    ``standalone=False`` marks a restorer meant only as a step after another
+    one (e.g. a network trained on Wiener outputs): it is listed and can be
+    built by name, but is left out when the methods for a task are chosen
+    automatically (``restorekit demo``, ``restorekit bench`` without
+    ``--methods``). ``plugin`` is filled in by the registry.
     """
 
     name: str
@@ -206,6 +210,7 @@ class RestorerSpec:
     summary: str = ""
     steps: tuple[tuple[str, dict], ...] = ()
     plugin: str = ""
+    standalone: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", frozenset(self.tasks))
@@ -220,6 +225,7 @@ class RestorerSpec:
             params=restorer_cls.params,
             factory=restorer_cls,
             summary=restorer_cls.summary or (restorer_cls.__doc__ or "").strip().split("\n")[0],
+            standalone=bool(getattr(restorer_cls, "standalone", True)),
         )
 
     @property
@@ -276,6 +282,7 @@ class RestorerSpec:
             "plugin": self.plugin,
             "tasks": sorted(self.tasks),
             "summary": self.summary,
+            "standalone": self.standalone,
             "params": [p.describe() for p in self.params],
         }
         if self.steps:

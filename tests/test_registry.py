@@ -181,3 +181,60 @@ def test_import_restorekit_loads_no_plugin():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+class StepOnly(Halve):
+    """A restorer meant to follow another one."""
+
+    name = "halve-step"
+    standalone = False
+
+
+class StepPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        register(Halve)
+        register(StepOnly)
+        register(RestorerSpec(name="lazy-step", tasks={"denoise"}, params=Halve.params,
+                              factory=f"{__name__}:Halve", standalone=False))
+
+
+def test_pipeline_steps_are_listed_and_built_but_not_chosen_automatically(capsys, monkeypatch):
+    from restorekit.bench import _method_list, run_benchmark
+    from restorekit.cli import list_cmd
+
+    reg = _registry(("steps", StepPlugin()))
+    assert reg.names("denoise") == ["halve", "halve-step", "lazy-step"]
+    assert reg.names("denoise", standalone_only=True) == ["halve"]
+    assert reg.get("halve-step").standalone is False and reg.get("halve").standalone is True
+    assert reg.get("lazy-step").describe()["standalone"] is False
+    x = torch.ones(1, 1, 2, 2)
+    assert torch.equal(reg.create("halve-step")(x), x * 0.5)
+    assert _method_list(None, reg, "denoise") == ["halve"]
+    assert _method_list("halve,lazy-step", reg, "denoise") == ["halve", "lazy-step"]  # named: it runs
+    clean = torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(0))
+    result = run_benchmark({"a": clean}, "denoise", sigmas=[0.05], progress=False, registry=reg)
+    assert result.methods() == ["halve"]
+
+    monkeypatch.setattr(registry_module, "default_registry", lambda: reg)
+    import argparse
+    import json
+
+    list_cmd.run(argparse.Namespace(task=None, json=True))
+    listed = {d["name"]: d for d in json.loads(capsys.readouterr().out)["restorers"]}
+    assert listed["halve-step"]["standalone"] is False and listed["halve"]["standalone"] is True
+    list_cmd.run(argparse.Namespace(task=None, json=False))
+    text = capsys.readouterr().out
+    assert "halve-step  [denoise]  (plugin: steps)  (pipeline step" in text
+    assert "halve  [denoise]  (plugin: steps)\n" in text
+
+
+def test_the_shipped_unet_wiener_is_a_pipeline_step():
+    from restorekit.registry import default_registry
+
+    reg = default_registry()
+    if "unet-wiener" not in reg.names():
+        pytest.skip("the built-in plugins are not installed")
+    assert reg.get("unet-wiener").standalone is False
+    assert "unet-wiener" not in reg.names("denoise", standalone_only=True)
+    assert "dncnn" in reg.names("denoise", standalone_only=True)

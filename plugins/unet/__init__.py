@@ -35,6 +35,7 @@ def register_restorers(register):
                 _PARAMS_DEVICE),
         factory="restorekit_plugins.unet.restorer:UNetWiener",
         summary="UNet cleaning a Wiener (SNR 100) estimate of a course-kernel blur; use it as wiener+unet",
+        standalone=False,  # its input is a Wiener estimate, not a noisy photo: kept out of automatic choices
     ))
 
 

@@ -92,6 +92,7 @@ class UNetWiener(UNetRestorer):
     """UNet cleaning a Wiener (SNR 100) estimate; the second step of ``wiener+unet``."""
 
     name = "unet-wiener"
+    standalone = False  # a pipeline step: its input is a Wiener estimate
     tasks = frozenset({"denoise"})
     params = (
         Param("weights", "unet-wiener", "shipped model name or path to a .pt file (with its .json)"),

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         print("no restorers registered" + (f" for task {args.task!r}" if args.task else ""))
     for spec in specs:
-        print(f"{spec.name}  [{', '.join(sorted(spec.tasks))}]  (plugin: {spec.plugin})")
+        step_only = "  (pipeline step: use it after another restorer)" if not spec.standalone else ""
+        print(f"{spec.name}  [{', '.join(sorted(spec.tasks))}]  (plugin: {spec.plugin}){step_only}")
         if spec.summary:
             print(f"    {spec.summary}")
         for step_name, fixed in spec.steps:
