@@ -162,3 +162,13 @@ def test_demo_bad_input_is_a_one_line_error(tmp_path, capsys, extra, message):
 def test_demo_output_folder_must_exist(tmp_path, capsys):
     rc = main(["demo", "-o", str(tmp_path / "missing" / "d.png"), "--no-progress"])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`restorekit doctor | head -1`: the closed pipe ends the command quietly (exit 141, like SIGPIPE)."""
+    proc = subprocess.Popen([sys.executable, "-m", "restorekit.cli.main", "doctor"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err
