@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="folder of clean images (or one image file)")
     parser.add_argument("--task", required=True, choices=("denoise", "deblur", "inpaint"), help="what to degrade and restore")
     parser.add_argument("--methods", metavar="A,B,...",
-                        help="comma-separated restorers, NAME or NAME:KEY=VALUE[:KEY=VALUE] (default: all for the task)")
+                        help="comma-separated restorers, NAME or NAME:KEY=VALUE[:KEY=VALUE] (default: all for the task but pipeline steps, e.g. unet-wiener)")
     parser.add_argument("--sigmas", metavar="S,S,...", help="noise levels on the [0, 1] scale (default: per task, see above)")
     parser.add_argument("--kernel", metavar="SPEC", help="blur kernel for --task deblur: course (default), levin:N, gaussian:S, a .npy path, ...")
     parser.add_argument("--mask", default="lower-half", metavar="MASK",

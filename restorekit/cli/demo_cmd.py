@@ -16,8 +16,8 @@ and resized to --size) and 12 MNIST digits bundled with restorekit:
   inpaint  the lower half of each 28x28 digit missing (digits of classes 7, 8
            and 9 that the shipped mlp-inpaint model never saw in training)
 
-Every registered restorer that handles the task restores the same degraded
-images; the mean PSNR, SSIM and seconds per image are printed, and a figure
+Every registered restorer that handles the task (except those registered as
+pipeline steps only, such as unet-wiener) restores the same degraded images; the mean PSNR, SSIM and seconds per image are printed, and a figure
 with the first image's clean, degraded and restored versions side by side is
 written (atomically) to --output. Restorers that cannot run here (missing
 weights or compiled extension) are listed with the reason. Sigmas are on the
