@@ -238,3 +238,8 @@ def test_the_shipped_unet_wiener_is_a_pipeline_step():
     assert reg.get("unet-wiener").standalone is False
     assert "unet-wiener" not in reg.names("denoise", standalone_only=True)
     assert "dncnn" in reg.names("denoise", standalone_only=True)
+    from restorekit.bench import _method_list
+
+    auto = _method_list(None, reg, "denoise")  # what `restorekit demo` and `bench --task denoise` run
+    assert "unet-wiener" not in auto and "dncnn" in auto
+    assert _method_list("unet-wiener", reg, "denoise") == ["unet-wiener"]  # named explicitly: it runs
