@@ -79,8 +79,7 @@ def main(argv=None) -> int:
                      "MNIST copy's train split)",
         "source": "MNIST as shipped in shared/data/MNIST/raw (4,000 train digits sorted by class 0-7, "
                   "1,000 t10k digits of classes 8 and 9)",
-        "source_file_sha256": {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in files.items()
-                               if "images" in name},
+        "source_file_sha256": {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in files.items()},
         "digits": entries,
         "labels": [e["label"] for e in entries],
         "regenerate": f"python benchmarks/make_demo_digits.py --data <data root> --per-class {args.per_class}",

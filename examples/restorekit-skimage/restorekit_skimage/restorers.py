@@ -14,6 +14,9 @@ functions assume a circular (FFT) or zero-padded (spatial) boundary, so the
 image is extended first the way it was blurred: by wrapping for a circular
 blur (the synthetic benchmark model), by mirroring for ``boundary="reflect"``
 (a real photo), and cropped back after.
+
+The inpainting method (``biharmonic``) takes the missing pixels from the
+degradation's mask (0 = missing) and refuses a degradation without one.
 """
 
 from __future__ import annotations
