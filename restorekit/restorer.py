@@ -150,6 +150,10 @@ class Restorer(abc.ABC):
     tasks: ClassVar[frozenset[str]] = frozenset()
     params: ClassVar[tuple[Param, ...]] = ()
     summary: ClassVar[str] = ""
+    #: True for a denoiser that reads the noise level (``degradation.sigma``) and adapts to it;
+    #: False for a blind one. Plug-and-play solvers hand a denoiser ``Noise(sigma_k)`` and warn
+    #: once when it is blind.
+    uses_noise_level: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.config = resolve_params(self.params, params, self.name or type(self).__name__)
