@@ -2,7 +2,7 @@
 
 Every method in restorekit, classical or learned, built-in or third-party, is
 a :class:`Restorer`: it has a name, the tasks it handles (``"denoise"``,
-``"deblur"``, ``"inpaint"``), typed parameters with defaults, and
+``"deblur"``, ``"inpaint"``, ``"superresolve"``), typed parameters with defaults, and
 ``restore(image, degradation)`` working on batched ``N, C, H, W`` float
 tensors with values in [0, 1]. A :class:`Pipeline` chains restorers and is
 itself a restorer.
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .degrade import Degradation
     from .registry import Registry
 
-TASKS = ("denoise", "deblur", "inpaint")
+TASKS = ("denoise", "deblur", "inpaint", "superresolve")
 
 
 # --------------------------------------------------------------------------- parameters
