@@ -7,6 +7,16 @@ flushed to disk and moved over the destination with :func:`os.replace`
 deleted and the destination is left as it was. A reader therefore never sees
 a half-written image, checkpoint or table.
 
+A failed write (disk full, file-size limit, quota, a name too long for the
+file system, a read-only folder) becomes one :class:`~restorekit.errors.InputError`
+naming the cause and the fix.
+
+Temporary files are hidden and recognisable:
+``.<stem>.<pid>-<token>.rk-tmp<suffix>``. A process killed while writing
+(``SIGKILL``, a power cut) cannot delete its own; the next write into that
+folder removes those whose process is gone and that have not changed for
+:data:`STALE_AFTER_S` seconds (see :func:`remove_stale_temporaries`).
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -21,12 +31,135 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
 
 from .errors import InputError
+
+#: A temporary file whose process is gone is removed once it is this many seconds old (since its last change).
+STALE_AFTER_S = 600.0
+#: What marks restorekit's temporary files (see :func:`temporary_name`).
+TEMP_MARK = ".rk-tmp"
+_TEMP_RE = re.compile(r"^\.(?P<stem>.*)\.(?P<pid>\d+)-(?P<token>[0-9a-f]{8})" + re.escape(TEMP_MARK) + r"(\.[^.]*)?$")
+_NAME_MAX_FALLBACK = 255
+_cleaned: set[str] = set()  # folders already swept by this process
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return _NAME_MAX_FALLBACK
+
+
+def temporary_name(target: str | os.PathLike, name_max: int = _NAME_MAX_FALLBACK) -> str:
+    """The hidden temporary file name for ``target``: ``.<stem>.<pid>-<token>.rk-tmp<suffix>``.
+
+    The stem is shortened so the name fits in ``name_max`` bytes whenever
+    the target's own name does; the suffix is kept (libraries choose the
+    format by it, and ``np.save`` would append ``.npy`` otherwise).
+    """
+    path = Path(target)
+    suffix = path.suffix if len(path.suffix.encode()) <= 16 else ""
+    tail = f".{os.getpid()}-{uuid.uuid4().hex[:8]}{TEMP_MARK}{suffix}"
+    room = max(name_max - len(tail.encode()) - 1, 1)
+    stem = path.stem.encode()[:room].decode(errors="ignore") or "x"
+    return f".{stem}{tail}"
+
+
+def is_temporary(name: str) -> bool:
+    """True for a file name made by :func:`temporary_name`."""
+    return _TEMP_RE.match(name) is not None
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else (or cannot tell): keep its file
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete restorekit's temporary files in ``folder`` that were abandoned.
+
+    A file counts as abandoned when its name matches :func:`temporary_name`,
+    the process named in it is not running, and it has not been modified
+    for ``older_than_s`` seconds (a live writer keeps touching its file).
+    Files of other programs and sub-folders are never touched; files that
+    vanish or cannot be removed meanwhile are skipped.
+
+    Parameters
+    ----------
+    folder : str or path-like
+    older_than_s : float
+        Minimum age, in seconds since the last change.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_RE.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < older_than_s:
+                continue
+            if _process_alive(int(match["pid"])):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    key = os.path.abspath(folder)
+    if key not in _cleaned:
+        _cleaned.add(key)
+        remove_stale_temporaries(folder)
+
+
+def write_error(target: Path, exc: OSError) -> InputError:
+    """A one-line :class:`InputError` for an ``OSError`` met while writing ``target``: the cause and the fix."""
+    code = exc.errno
+    folder = target.parent
+    if code == errno.ENOSPC:
+        return InputError(f"cannot write {target}: no space left on the disk that holds {folder}; "
+                          "free some space or write to another disk (-o)")
+    if code == getattr(errno, "EDQUOT", None):
+        return InputError(f"cannot write {target}: your disk quota on {folder} is used up; "
+                          "free some space or write elsewhere (-o)")
+    if code == errno.EFBIG:
+        return InputError(f"cannot write {target}: the file exceeds the file-size limit of this process or "
+                          "file system (see 'ulimit -f'); raise the limit, or write a smaller format or image")
+    if code == errno.ENAMETOOLONG:
+        size = len(target.name.encode())
+        return InputError(f"cannot write {target}: the file name is too long for the file system "
+                          f"({size} bytes, the limit is {_name_max(folder)}); choose a shorter name")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return InputError(f"cannot write in {folder}: {exc.strerror or exc}; choose a writable output folder")
+    return InputError(f"cannot write {target}: {exc.strerror or exc}; check the disk and the output folder")
 
 
 @contextlib.contextmanager
@@ -41,31 +174,42 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     Yields
     ------
     pathlib.Path
-        A fresh path in the same folder, hidden (its name starts with a dot)
+        A fresh path in the same folder, hidden (see :func:`temporary_name`)
         and keeping ``path``'s suffix so that libraries choosing a format by
         suffix still do. Write the whole file there.
 
     Raises
     ------
     InputError
-        If the destination's folder does not exist or is not writable.
+        If the destination's folder does not exist or is not writable, the
+        name is too long, or writing fails (disk full, file-size limit,
+        quota): the message names the cause and the fix; the destination is
+        left as it was and the temporary file removed.
     """
     target = Path(path)
     folder = target.parent
     if not folder.is_dir():
         raise InputError(f"cannot write {target}: the folder {folder} does not exist; create it first")
-    tmp = folder / f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}"
+    name_max = _name_max(folder)
+    if len(target.name.encode()) > name_max:
+        raise write_error(target, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
+    _sweep_once(folder)
+    tmp = folder / temporary_name(target, name_max)
     try:
         # Created by hand (not mkstemp) so the final file gets the usual permissions (umask).
         with open(tmp, "xb"):
             pass
     except OSError as exc:
-        raise InputError(f"cannot write in {folder}: {exc.strerror or exc}; choose a writable output folder") from None
+        raise write_error(target, exc) from None
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise write_error(target, exc) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -84,4 +228,14 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return write_bytes_atomic(path, text.encode(encoding))
 
 
-__all__ = ["atomic_output", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "STALE_AFTER_S",
+    "TEMP_MARK",
+    "atomic_output",
+    "is_temporary",
+    "remove_stale_temporaries",
+    "temporary_name",
+    "write_bytes_atomic",
+    "write_error",
+    "write_text_atomic",
+]

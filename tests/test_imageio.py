@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import numpy as np
@@ -355,10 +356,10 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
     def broken(tmp, samples, fmt):
         tmp.write_bytes(b"\x89PNG half")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(rio, "_write_pillow", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match="no space left on the disk .* free some space"):
         write_image(target, torch.zeros(1, 1, 4, 4))
     assert target.read_bytes() == before
     assert _only(tmp_path) == ["keep.png"]

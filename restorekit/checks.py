@@ -1,0 +1,123 @@
+"""Checks of user-given values shared by the library and every command: sigma, device, seed.
+
+A leaf module (it imports only :mod:`restorekit.errors`, and torch lazily),
+so the degradations, restorers, the benchmark and the command line give the
+same refusal with the same hint for the same mistake.
+
+Examples
+--------
+>>> from restorekit.checks import check_sigma
+>>> check_sigma(0.1)
+0.1
+>>> check_sigma(25)
+Traceback (most recent call last):
+...
+restorekit.errors.InputError: noise sigma 25 is above 1: sigmas are on the [0, 1] scale; for 25 on the 0-255 scale write 0.09804
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import InputError, ParameterError
+
+#: The seeds a ``torch.Generator`` accepts (``manual_seed``): 0 .. 2**64 - 1.
+SEED_MAX = 2**64 - 1
+
+
+def check_sigma(value: Any, what: str = "noise sigma") -> float:
+    """A noise standard deviation on the [0, 1] scale, as a float.
+
+    Parameters
+    ----------
+    value : number or str
+    what : str
+        How the message names the value, e.g. ``"--sigma"``.
+
+    Raises
+    ------
+    InputError
+        If ``value`` is not a finite number >= 0, or is above 1 (then the
+        message gives the [0, 1] value for a sigma meant on the 0-255 scale).
+    """
+    try:
+        sigma = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} {value!r} is not a number; give it on the [0, 1] scale, e.g. 0.1") from None
+    if not math.isfinite(sigma) or sigma < 0:
+        raise InputError(f"{what} must be a finite number >= 0 on the [0, 1] scale, got {value!r}")
+    if sigma > 1:
+        raise InputError(
+            f"{what} {sigma:g} is above 1: sigmas are on the [0, 1] scale; for {sigma:g} on the 0-255 scale "
+            f"write {sigma / 255:.4g}"
+        )
+    return sigma
+
+
+def check_seed(seed: Any, what: str = "--seed", span: int = 1) -> int:
+    """A random seed that ``torch.Generator.manual_seed`` accepts, with room for ``span`` consecutive seeds.
+
+    Parameters
+    ----------
+    seed : int
+    what : str
+        How the message names the value.
+    span : int
+        How many seeds ``seed, seed + 1, ...`` will be used (the benchmark
+        gives image ``i`` the seed ``seed + i``).
+
+    Raises
+    ------
+    InputError
+        If ``seed`` is not an integer in [0, 2**64 - ``span``].
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        try:
+            seed = int(str(seed))
+        except ValueError:
+            raise InputError(f"{what} must be a whole number, got {seed!r}") from None
+    top = SEED_MAX - max(int(span), 1) + 1
+    if not 0 <= seed <= top:
+        room = f" (leaving room for {span} consecutive seeds)" if span > 1 else ""
+        raise InputError(f"{what} must be between 0 and {top}{room}, got {seed}; pick a smaller seed")
+    return seed
+
+
+def check_device(name: Any, what: str = "device") -> Any:
+    """``name`` as a ``torch.device`` that exists on this machine.
+
+    Parameters
+    ----------
+    name : str or torch.device
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    what : str
+        How the message names the value, e.g. ``"--param device"``.
+
+    Raises
+    ------
+    ParameterError
+        For a device name torch does not know, a CUDA device without a
+        CUDA GPU visible to torch, or a GPU index that is not there.
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ParameterError(f"{what}: unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise ParameterError(f"{what}: device {name!r} is not supported; use cpu or cuda")
+    if not torch.cuda.is_available():
+        raise ParameterError(f"{what}: {name!r} was asked for but no CUDA GPU is visible to torch; use cpu")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ParameterError(
+            f"{what}: {name!r} was asked for but this machine has {count} CUDA GPU(s) (cuda:0..cuda:{count - 1})"
+        )
+    return device
+
+
+__all__ = ["SEED_MAX", "check_device", "check_seed", "check_sigma"]
