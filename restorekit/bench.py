@@ -32,7 +32,10 @@ A method is a registered restorer's name, optionally with parameters:
 restorer cannot be built (missing weights or compiled extension, a plugin
 that failed) or that refuses the images is left out and listed in
 :attr:`BenchResult.skipped` with the reason; a name that is not registered
-is an error.
+is an error. A method whose code fails (it raises, or returns something that
+is not a valid image: :class:`~restorekit.errors.RestorerFailedError`) is
+marked failed (``Skipped.failed``, a ``failed: ...`` row in the table) and
+every other method is still reported.
 
 Results are rows of mean PSNR, SSIM and seconds per image per method and
 sigma (:attr:`BenchResult.rows`), with the degraded input's own PSNR/SSIM
@@ -62,7 +65,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from .errors import InputError, ParameterError, RestorekitError, UnknownRestorerError
+from .errors import InputError, ParameterError, RestorekitError, RestorerFailedError, UnknownRestorerError
 from .restorer import TASKS
 
 DEFAULT_SIGMAS = {"denoise": (0.05, 0.1, 0.2), "deblur": (0.005, 0.01, 0.02), "inpaint": (0.0,)}
@@ -87,10 +90,12 @@ class BenchRow:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A method left out of the run, and why."""
+    """A method left out of the run, and why; ``failed`` when its code broke the restorer
+    contract (:class:`~restorekit.errors.RestorerFailedError`) rather than refusing the images."""
 
     method: str
     reason: str
+    failed: bool = False
 
 
 @dataclass
@@ -155,8 +160,12 @@ class BenchResult:
             lines.append(f"| {_num(base.sigma)} | {base.method} | {base.psnr:.2f} | {base.ssim:.4f} | |")
             for r in (r for r in self.rows if math.isclose(r.sigma, base.sigma)):
                 lines.append(f"| {_num(r.sigma)} | {r.method} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds:.3f} |")
-        if self.skipped:
-            lines += ["", "Not run: " + "; ".join(f"{k.method} ({k.reason})" for k in self.skipped) + "."]
+        for k in (k for k in self.skipped if k.failed):
+            reason = (k.reason.splitlines() or [""])[0].replace("|", "/")
+            lines.append(f"| | {k.method} | failed: {reason} | | |")
+        not_run = [k for k in self.skipped if not k.failed]
+        if not_run:
+            lines += ["", "Not run: " + "; ".join(f"{k.method} ({k.reason})" for k in not_run) + "."]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict:
@@ -536,7 +545,8 @@ def run_benchmark(
                         done = sum(1 for r in records if r["method"] == spec)
                         bar.total -= len(sources) * len(sigma_list) - done
                         records[:] = [r for r in records if r["method"] != spec]
-                        skipped.append(Skipped(spec, f"failed on {image_name}: {exc}"))
+                        skipped.append(Skipped(spec, f"failed on {image_name}: {exc}",
+                                               failed=isinstance(exc, RestorerFailedError)))
                         del built[spec]
                         continue
                     records.append({"image": image_name, "sigma": sigma, "method": spec,

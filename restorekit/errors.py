@@ -35,6 +35,15 @@ class DuplicateRestorerError(PluginError):
     """Two plugins registered a restorer under the same name."""
 
 
+class RestorerFailedError(RestorekitError):
+    """A restorer broke its contract: its code raised, or it returned something that is not a
+    valid image for its input (wrong type, shape, dtype or device; NaN or Inf values).
+
+    The message names the restorer, its plugin and the plugin's version; an exception raised
+    inside the plugin's code is chained (``__cause__``) for its traceback.
+    """
+
+
 class ExtensionMissingError(RestorekitError, ImportError):
     """The compiled extension ``restorekit._C`` is not built."""
 

@@ -2,12 +2,28 @@
 
 The :class:`Registry` owns a pluggy ``PluginManager``. On first use it loads
 every entry point of the group ``restorekit.plugins`` (restorekit's own
-plugins are declared there exactly like third-party ones), each in its own
-``try``: a plugin that fails to import, or registers something invalid, is
-recorded as a :class:`PluginFailure` and shown by ``restorekit list`` and
-``restorekit doctor`` while the others keep working. Set the environment
-variable ``RESTOREKIT_STRICT_PLUGINS=1`` to turn such failures into errors
-(useful in a plugin author's own CI).
+plugins are declared there exactly like third-party ones, and load first),
+then the plugins added by hand. Each plugin is imported, checked and called
+in its own ``try``:
+
+* anything it raises while importing or registering (``SystemExit``
+  included; ``KeyboardInterrupt`` is let through so Ctrl-C still
+  interrupts) marks it failed;
+* a plugin that declares a plugin API version (``RESTOREKIT_PLUGIN_API``,
+  see :mod:`restorekit.hookspecs`) other than this restorekit's, or
+  implements a hook restorekit does not know, fails without being called;
+* each registration is checked (name, tasks, parameter declarations); a
+  restorer name already registered by an earlier plugin fails only the
+  second registration, naming both plugins;
+* once every plugin has loaded, each named pipeline is checked: its steps
+  must name registered restorers, its fixed step parameters must be valid,
+  and its tasks, when not given, become its first step's.
+
+Failures are recorded as :class:`PluginFailure` and shown by ``restorekit
+plugins``, ``list`` and ``doctor`` while every other restorer keeps
+working. ``RESTOREKIT_STRICT_PLUGINS=1`` turns failures into errors (for a
+plugin author's own CI); ``RESTOREKIT_DISABLE_PLUGINS=a,b`` skips the named
+plugins without importing them.
 
 Nothing is loaded at ``import restorekit``: the default registry is created
 by :func:`default_registry` on first use.
@@ -17,22 +33,30 @@ from __future__ import annotations
 
 import os
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any, Iterable
 
 import pluggy
 
 from . import hookspecs
-from .errors import DuplicateRestorerError, PluginError, UnknownRestorerError
-from .restorer import Pipeline, Restorer, RestorerSpec, with_plugin
+from .errors import DuplicateRestorerError, ParameterError, PluginError, UnknownRestorerError
+from .restorer import Param, Pipeline, Restorer, RestorerSpec, resolve_params, split_step_params, with_plugin
 
 STRICT_ENV = "RESTOREKIT_STRICT_PLUGINS"
+DISABLE_ENV = "RESTOREKIT_DISABLE_PLUGINS"
+#: The distribution whose plugins load first (and so keep their names if a later plugin reuses one).
+BUILTIN_DISTRIBUTION = "restorekit"
 
 
 @dataclass(frozen=True)
 class PluginFailure:
-    """A plugin that could not be used: its name, what it points to, and why."""
+    """A plugin that could not be used, or a registration of it that was refused.
+
+    ``target`` says what failed: the entry point's target (an import), a
+    hook (``register_restorers``), or one registration (``restorer 'x'``,
+    ``pipeline 'y'``); ``details`` holds the traceback when there is one.
+    """
 
     plugin: str
     target: str
@@ -45,16 +69,49 @@ class PluginFailure:
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """A loaded plugin: its name, the distribution that ships it and its version."""
+    """A plugin: its name, what it points to, the distribution that ships it, its version and hooks."""
 
     name: str
     target: str
     distribution: str = ""
     version: str = ""
+    hooks: tuple[str, ...] = ()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "target": self.target, "distribution": self.distribution,
+                "version": self.version, "hooks": list(self.hooks)}
 
 
 def strict_from_env() -> bool:
+    """Whether ``RESTOREKIT_STRICT_PLUGINS`` asks for failures to be errors."""
     return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def disabled_from_env() -> frozenset[str]:
+    """The plugin names listed in ``RESTOREKIT_DISABLE_PLUGINS`` (comma-separated)."""
+    return frozenset(n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip())
+
+
+def api_problem(plugin: Any) -> str:
+    """Why ``plugin``'s declared plugin API version does not fit this restorekit, or ``""``."""
+    declared = getattr(plugin, hookspecs.PLUGIN_API_ATTRIBUTE, None)
+    if declared is None:
+        return ""
+    versions = declared if isinstance(declared, (tuple, list, set, frozenset)) else (declared,)
+    if not versions or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in versions):
+        return (f"{hookspecs.PLUGIN_API_ATTRIBUTE} = {declared!r} must be a version string such as "
+                f"{hookspecs.PLUGIN_API_VERSION!r} or a tuple of them")
+    if hookspecs.PLUGIN_API_VERSION in {str(v) for v in versions}:
+        return ""
+    wanted = ", ".join(str(v) for v in versions)
+    return (f"written for restorekit plugin API {wanted}, but this restorekit provides "
+            f"{hookspecs.PLUGIN_API_VERSION}; install a version of the plugin made for API "
+            f"{hookspecs.PLUGIN_API_VERSION}, or a restorekit that provides {wanted}")
+
+
+def _known_hooks() -> list[str]:
+    return sorted(name for name in dir(hookspecs)
+                  if callable(getattr(hookspecs, name)) and hasattr(getattr(hookspecs, name), "restorekit_spec"))
 
 
 class Registry:
@@ -68,6 +125,9 @@ class Registry:
     strict : bool, optional
         Raise on a failing plugin instead of recording it. Defaults to the
         ``RESTOREKIT_STRICT_PLUGINS`` environment variable.
+    disabled : iterable of str, optional
+        Plugin names to skip (not imported, listed as disabled). Defaults to
+        the ``RESTOREKIT_DISABLE_PLUGINS`` environment variable.
 
     Examples
     --------
@@ -77,27 +137,47 @@ class Registry:
     True
     """
 
-    def __init__(self, entry_points: bool = True, strict: bool | None = None) -> None:
+    def __init__(self, entry_points: bool = True, strict: bool | None = None,
+                 disabled: Iterable[str] | None = None) -> None:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
         self.strict = strict_from_env() if strict is None else strict
+        self._disabled_names = None if disabled is None else frozenset(disabled)
         self._use_entry_points = entry_points
         self._extra: list[tuple[str, Any]] = []
         self._specs: dict[str, RestorerSpec] | None = None
         self._failures: list[PluginFailure] = []
         self._plugins: list[PluginInfo] = []
+        self._disabled: list[PluginInfo] = []
+        self._unknown_disabled: list[str] = []
 
     @property
     def failures(self) -> list[PluginFailure]:
-        """Plugins that failed to load or register (loads the plugins if not yet done)."""
+        """Plugins (or registrations) that failed (loads the plugins if not yet done)."""
         self._load()
         return self._failures
 
     @property
     def plugins(self) -> list[PluginInfo]:
-        """Plugins that loaded (loads them if not yet done)."""
+        """Plugins that loaded, in load order (loads them if not yet done)."""
         self._load()
         return self._plugins
+
+    @property
+    def disabled(self) -> list[PluginInfo]:
+        """Plugins skipped because ``RESTOREKIT_DISABLE_PLUGINS`` (or ``disabled=``) names them."""
+        self._load()
+        return self._disabled
+
+    @property
+    def unknown_disabled(self) -> list[str]:
+        """Names in the disable list that match no installed plugin (a typo, usually)."""
+        self._load()
+        return self._unknown_disabled
+
+    def version_of(self, plugin: str) -> str:
+        """The version of the loaded plugin named ``plugin`` (``""`` when unknown)."""
+        return next((p.version for p in self.plugins if p.name == plugin), "")
 
     # ------------------------------------------------------------------ loading
     def add_plugin(self, plugin: Any, name: str | None = None) -> None:
@@ -118,71 +198,171 @@ class Registry:
             self.manager.unregister(name=name)
         self._specs = None
 
-    def _fail(self, plugin: str, target: str, exc: BaseException | str) -> None:
+    def _fail(self, plugin: str, target: str, exc: BaseException | str,
+              error_class: type[PluginError] = PluginError) -> None:
         if isinstance(exc, BaseException):
             error = f"{type(exc).__name__}: {exc}"
             details = "".join(traceback.format_exception(exc))
         else:
             error, details = exc, ""
         if self.strict:
-            raise PluginError(f"plugin {plugin!r} ({target}) failed: {error}")
+            raise error_class(f"plugin {plugin!r} ({target}) failed: {error}")
         self._failures.append(PluginFailure(plugin, target, error, details))
+
+    def _entry_points(self) -> list:
+        """Entry points in load order: restorekit's own first, then the others by name."""
+        def builtin(ep) -> bool:
+            dist = getattr(ep, "dist", None)
+            return dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
+
+        eps = metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
+        return sorted(eps, key=lambda ep: (not builtin(ep), ep.name))
+
+    def _register(self, name: str, target: str, obtain, distribution: str, version: str) -> None:
+        """Import (``obtain()``), check and register one plugin, recording a failure instead of raising."""
+        try:
+            plugin = obtain()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit too: one plugin must not take the tool down
+            self._fail(name, target, exc)
+            return
+        problem = api_problem(plugin)
+        if problem:
+            self._fail(name, target, problem)
+            return
+        try:
+            self.manager.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - pluggy refuses a bad hook signature or a reused name
+            self._fail(name, target, exc)
+            return
+        unknown = [c.name for c in self.manager.get_hookcallers(plugin) or []
+                   if not c.has_spec() and not all(i.optionalhook for i in c.get_hookimpls())]
+        if unknown:
+            self.manager.unregister(plugin)
+            self._fail(name, target, f"implements unknown hook{'s' if len(unknown) > 1 else ''} "
+                                     f"{', '.join(unknown)}; restorekit's hooks are {', '.join(_known_hooks())} "
+                                     "(check the spelling, or upgrade restorekit)")
+            return
+        hooks = tuple(sorted(c.name for c in self.manager.get_hookcallers(plugin) or []))
+        version = version or str(getattr(plugin, "__version__", "") or "")
+        self._plugins.append(PluginInfo(name, target, distribution, version, hooks))
 
     def _load(self) -> dict[str, RestorerSpec]:
         if self._specs is not None:
             return self._specs
-        self._failures = []
-        self._plugins = []
+        self._failures, self._plugins, self._disabled, self._unknown_disabled = [], [], [], []
         for name, _ in list(self.manager.list_name_plugin()):
             self.manager.unregister(name=name)
+        disabled = disabled_from_env() if self._disabled_names is None else self._disabled_names
+        seen: set[str] = set()
 
+        candidates = []
         if self._use_entry_points:
-            for ep in sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name):
-                try:
-                    module = ep.load()
-                    self.manager.register(module, name=ep.name)
-                except Exception as exc:  # noqa: BLE001 - one plugin must not take the tool down
-                    self._fail(ep.name, ep.value, exc)
-                    continue
+            for ep in self._entry_points():
                 dist = getattr(ep, "dist", None)
-                self._plugins.append(
-                    PluginInfo(ep.name, ep.value, dist.metadata["Name"] if dist else "", dist.version if dist else "")
-                )
-        for name, plugin in self._extra:
-            try:
-                self.manager.register(plugin, name=name)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(name, repr(plugin), exc)
+                candidates.append((ep.name, ep.value, ep.load, dist.metadata["Name"] if dist else "",
+                                   dist.version if dist else ""))
+        candidates += [(name, repr(plugin), (lambda p=plugin: p), "", "") for name, plugin in self._extra]
+        for name, target, obtain, distribution, version in candidates:
+            seen.add(name)
+            if name in disabled:
+                self._disabled.append(PluginInfo(name, target, distribution, version))
                 continue
-            self._plugins.append(PluginInfo(name, repr(plugin)))
+            self._register(name, target, obtain, distribution, version)
+        self._unknown_disabled = sorted(disabled - seen)
 
+        specs = self._collect_restorers()
+        self._check_pipelines(specs)
+        self._specs = dict(sorted(specs.items()))
+        return self._specs
+
+    def _collect_restorers(self) -> dict[str, RestorerSpec]:
+        """Call every loaded plugin's ``register_restorers`` in load order, keeping the valid registrations."""
+        impls = {i.plugin_name: i for i in self.manager.hook.register_restorers.get_hookimpls()}
         specs: dict[str, RestorerSpec] = {}
-        for impl in self.manager.hook.register_restorers.get_hookimpls():
-            plugin_name = impl.plugin_name
-            collected: list[RestorerSpec] = []
+        for info in list(self._plugins):
+            impl = impls.get(info.name)
+            if impl is None:
+                continue
+            collected: list[tuple[Any, RestorerSpec | str]] = []
 
-            def register(obj: Any, _into: list = collected, _plugin: str = plugin_name) -> None:
-                _into.append(_as_spec(obj, _plugin))
+            def register(obj: Any, _into: list = collected) -> None:
+                _into.append((obj, _as_spec(obj)))
 
             try:
                 impl.function(register=register)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(plugin_name, "register_restorers", exc)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too
+                self._fail(info.name, "register_restorers", exc)
                 continue
-            for spec in collected:
+            for obj, spec in collected:
+                if isinstance(spec, str):
+                    self._fail(info.name, "register_restorers", f"registered {obj!r}: {spec}")
+                    continue
                 problems = spec.problems()
+                kind = "pipeline" if spec.steps else "restorer"
                 if problems:
-                    self._fail(plugin_name, f"restorer {spec.name!r}", "; ".join(problems))
+                    self._fail(info.name, f"{kind} {spec.name!r}", "; ".join(problems))
                     continue
                 if spec.name in specs:
                     other = specs[spec.name].plugin
-                    raise DuplicateRestorerError(
-                        f"two plugins register a restorer named {spec.name!r}: {other!r} and {plugin_name!r}; "
-                        f"uninstall or rename one of them"
-                    )
-                specs[spec.name] = with_plugin(spec, plugin_name)
-        self._specs = dict(sorted(specs.items()))
-        return self._specs
+                    again = "registers it twice" if other == info.name else f"registers it after plugin {other!r}"
+                    self._fail(info.name, f"{kind} {spec.name!r}",
+                               f"the name {spec.name!r} is taken: plugin {info.name!r} {again}; this registration "
+                               f"is skipped and {other!r}'s is kept. Rename one of them, or disable one with "
+                               f"{DISABLE_ENV}={info.name}", DuplicateRestorerError)
+                    continue
+                specs[spec.name] = with_plugin(spec, info.name)
+        return specs
+
+    def _check_pipelines(self, specs: dict[str, RestorerSpec]) -> None:
+        """Check every named pipeline against the registered restorers; fill in tasks from the first step."""
+        state: dict[str, str] = {}  # name -> "checking" | "ok" | "failed"
+
+        def problem_of(name: str) -> str:
+            spec = specs[name]
+            for step, fixed in spec.steps:
+                if step not in specs:
+                    import difflib
+
+                    close = difflib.get_close_matches(step, [n for n in specs if n != name], n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    return f"step {step!r} is not a registered restorer{hint}"
+                if state.get(step) == "checking":
+                    return f"step {step!r} leads back to pipeline {name!r}"
+                if not check(step):
+                    return f"step {step!r} failed its own checks"
+                step_spec = specs[step]
+                if fixed and not step_spec.steps:
+                    try:
+                        resolve_params(step_spec.params, fixed, step)
+                    except ParameterError as exc:
+                        return f"the fixed parameters of step {step!r} are invalid: {exc}"
+            return ""
+
+        def check(name: str) -> bool:
+            if not specs[name].steps or state.get(name) == "ok":
+                return True
+            if state.get(name) == "failed":
+                return False
+            state[name] = "checking"
+            problem = problem_of(name)
+            if problem:
+                state[name] = "failed"
+                self._fail(specs[name].plugin, f"pipeline {name!r}", problem)
+                return False
+            spec = specs[name]
+            if not spec.tasks:
+                specs[name] = replace(spec, tasks=specs[spec.steps[0][0]].tasks)
+            state[name] = "ok"
+            return True
+
+        for name in [n for n, s in specs.items() if s.steps]:
+            check(name)
+        for name in [n for n, s in state.items() if s == "failed"]:
+            del specs[name]
 
     # ------------------------------------------------------------------ queries
     def specs(self, task: str | None = None, standalone_only: bool = False) -> list[RestorerSpec]:
@@ -203,15 +383,34 @@ class Registry:
             raise UnknownRestorerError(_unknown_message(name, specs, self._failures))
         return specs[name]
 
+    def step_params(self, name: str) -> tuple[Param, ...]:
+        """The parameters of pipeline ``name``'s steps as ``step.param`` with the pipeline's defaults.
+
+        These are what ``--param step.param=value`` overrides; a step's
+        fixed value is shown as its default. Empty for a restorer that is
+        not a pipeline.
+        """
+        spec = self.get(name)
+        found: list[Param] = []
+        for step, fixed in spec.steps:
+            inner = self.step_params(step) if self.get(step).steps else self.get(step).params
+            found += [replace(p, name=f"{step}.{p.name}", default=fixed.get(p.name, p.default)) for p in inner]
+        return tuple(found)
+
     def create(self, name: str, **params: Any) -> Restorer:
         """Build a restorer by name.
 
         A name registered exactly as given wins; otherwise ``"a+b"`` is read
         as a pipeline of ``a`` then ``b`` (parameters as ``a.param=value``).
+        The restorer gets ``plugin_name`` and ``plugin_version`` from the
+        plugin that registered it.
         """
         specs = self._load()
         if name in specs:
-            return specs[name].build(self, params)
+            spec = specs[name]
+            restorer = spec.build(self, params)
+            _stamp(restorer, spec.plugin, self.version_of(spec.plugin))
+            return restorer
         if "+" in name:
             parts = [p.strip() for p in name.split("+")]
             if all(parts):
@@ -220,21 +419,31 @@ class Registry:
 
     def pipeline(self, *steps: str | Restorer, params: dict | None = None, name: str = "") -> Pipeline:
         """Chain restorers given by name (or as objects) into a :class:`Pipeline`."""
-        from .restorer import split_step_params
-
         names = [s if isinstance(s, str) else s.name for s in steps]
         routed = split_step_params(names, params or {}, name or "+".join(names))
         built = [self.create(s, **p) if isinstance(s, str) else s for s, p in zip(steps, routed)]
         return Pipeline(built, name=name)
 
 
-def _as_spec(obj: Any, plugin: str) -> RestorerSpec:
+def _stamp(restorer: Restorer, plugin: str, version: str) -> None:
+    """Record on ``restorer`` the plugin that registered it (interface: plugin_name, plugin_version)."""
+    try:
+        restorer.plugin_name = plugin
+        restorer.plugin_version = version
+    except AttributeError:  # a restorer with read-only attributes of those names keeps its own
+        pass
+
+
+def _as_spec(obj: Any) -> RestorerSpec | str:
+    """The spec of a registered object, or why it cannot be one."""
     if isinstance(obj, RestorerSpec):
         return obj
     if isinstance(obj, type) and issubclass(obj, Restorer):
-        return RestorerSpec.from_class(obj)
-    # A spec that will be refused with a clear reason.
-    return RestorerSpec(name=repr(obj), tasks=frozenset(), factory=None, plugin=plugin)
+        try:
+            return RestorerSpec.from_class(obj)
+        except Exception as exc:  # noqa: BLE001 - e.g. tasks that are not a set of strings
+            return f"its class attributes do not describe a restorer ({type(exc).__name__}: {exc})"
+    return "it is neither a restorekit.Restorer subclass nor a RestorerSpec"
 
 
 def _unknown_message(name: str, specs: dict, failures: Iterable[PluginFailure]) -> str:
@@ -245,9 +454,9 @@ def _unknown_message(name: str, specs: dict, failures: Iterable[PluginFailure]) 
     if close:
         msg += f"; did you mean {', '.join(map(repr, close))}?"
     msg += f" Known: {', '.join(specs) or 'none'}. Run 'restorekit list' to see them all"
-    failed = [f.plugin for f in failures]
+    failed = list(dict.fromkeys(f.plugin for f in failures))
     if failed:
-        msg += f" (plugins that failed to load: {', '.join(failed)}; see 'restorekit doctor')"
+        msg += f" (plugins that failed to load: {', '.join(failed)}; see 'restorekit plugins')"
     return msg
 
 

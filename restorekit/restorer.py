@@ -16,6 +16,8 @@ from __future__ import annotations
 import abc
 import importlib
 import math
+import numbers
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
@@ -53,9 +55,59 @@ def parse_bool(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+#: How a bounded parameter treats its bounds (as in scikit-learn's ``Interval``).
+CLOSED = ("both", "left", "right", "neither")
+
+
+def _parse_int(value: Any) -> int:
+    """An integer from an int (not a bool) or an integer literal such as ``"3"``; 2.5 and 3.0 are refused."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a bool")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError("must be an integer such as 3") from None
+    if isinstance(value, numbers.Real):
+        raise ValueError(f"must be an integer, not the {type(value).__name__} {value!r}; give a whole number such as 3")
+    raise TypeError(f"must be an integer, not a {type(value).__name__}")
+
+
+def _parse_float(value: Any) -> float:
+    """A float from a real number (not a bool) or a numeric string such as ``"0.5"``."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a bool")
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ValueError("must be a number such as 0.5") from None
+    raise TypeError(f"must be a number, not a {type(value).__name__}")
+
+
+def _parse_str(value: Any) -> str:
+    """A string from a string or a path; numbers and other objects are refused."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"must be a string, not a {type(value).__name__}")
+
+
+_PARSERS: dict[type, Callable[[Any], Any]] = {bool: parse_bool, int: _parse_int, float: _parse_float, str: _parse_str}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a restorer.
+    """One parameter of a restorer, with its type, optional bounds and choices.
 
     Parameters
     ----------
@@ -63,47 +115,173 @@ class Param:
         The keyword a user passes (``--param name=value`` on the command line).
     default : object
         The value used when none is given; also fixes the type when
-        ``parse`` is not given (bool, int, float or str).
+        ``parse`` is not given: a bool, int, float or str default makes the
+        parameter strictly that type (2.5 is refused for an int, ``True``
+        is not an int, ``"3"`` from the command line still parses to 3).
     help : str
         One line shown by ``restorekit list``.
     parse : callable, optional
         Turns a string or Python value into the parameter's value; raises
-        ``ValueError`` with a short reason for a bad value.
-    choices : tuple, optional
-        The allowed values, checked after parsing.
+        ``ValueError`` with a short reason for a bad value. Bounds and
+        choices are checked on what it returns.
+    choices : iterable or callable, optional
+        The allowed values, checked after parsing. A callable taking no
+        arguments is called once, when a value is first checked or the
+        parameter described, so a long list from a heavy package (PyWavelets'
+        wavelet names) costs nothing at registration.
+    low, high : float, optional
+        Bounds of a numeric value (``None``: unbounded on that side).
+    closed : {"both", "left", "right", "neither"}
+        Which bounds are allowed values themselves: ``"both"`` (default)
+        means ``low <= value <= high``, ``"left"`` ``low <= value < high``,
+        ``"neither"`` ``low < value < high``.
+    allow_nan : bool
+        Accept NaN as a float value (refused by default).
+
+    The declaration itself is checked when a plugin registers it (see
+    :meth:`problems`): a default outside the bounds or choices makes the
+    plugin fail with a message naming the parameter.
+
+    Examples
+    --------
+    >>> from restorekit import Param
+    >>> iters = Param("num_iter", 10, "iterations", low=1, high=10_000)
+    >>> iters.convert("25")
+    25
+    >>> iters.convert(2.5)
+    Traceback (most recent call last):
+    ...
+    restorekit.errors.ParameterError: parameter 'num_iter' got 2.5: must be an integer, not the float 2.5; give a whole number such as 3. Default is 10.
+    >>> Param("h", 0.5, "strength", low=0, closed="neither").convert(0)
+    Traceback (most recent call last):
+    ...
+    restorekit.errors.ParameterError: parameter 'h' got 0: must be > 0. Default is 0.5.
     """
 
     name: str
     default: Any
     help: str = ""
     parse: Callable[[Any], Any] | None = None
-    choices: tuple | None = None
+    choices: Iterable[Any] | Callable[[], Iterable[Any]] | None = None
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"
+    allow_nan: bool = False
+
+    def __post_init__(self) -> None:
+        if self.choices is not None and not callable(self.choices) and not isinstance(self.choices, tuple):
+            object.__setattr__(self, "choices", tuple(self.choices))
+
+    @property
+    def kind(self) -> str:
+        """The parameter's type as ``restorekit list`` shows it: int, float, bool, str, the parser's name, or any."""
+        if self.parse is not None:
+            return getattr(self.parse, "__name__", type(self.parse).__name__)
+        kind = type(self.default)
+        return kind.__name__ if kind in _PARSERS else "any"
+
+    def allowed(self) -> tuple | None:
+        """The allowed values (``choices`` called once if it is a callable), or ``None`` for any."""
+        if self.choices is None:
+            return None
+        if callable(self.choices):
+            cached = self.__dict__.get("_allowed")
+            if cached is None:
+                cached = tuple(self.choices())
+                object.__setattr__(self, "_allowed", cached)
+            return cached
+        return self.choices
+
+    def _parser(self) -> Callable[[Any], Any] | None:
+        return self.parse if self.parse is not None else _PARSERS.get(type(self.default))
+
+    def check(self, value: Any) -> str:
+        """Why an already-parsed ``value`` is not allowed (bounds, NaN, choices), or ``""``."""
+        if isinstance(value, float) and math.isnan(value):
+            return "" if self.allow_nan else "must be a number, not NaN"
+        if _is_number(value) and (self.low is not None or self.high is not None):
+            low_ok = self.low is None or (value >= self.low if self.closed in ("both", "left") else value > self.low)
+            high_ok = self.high is None or (value <= self.high if self.closed in ("both", "right") else value < self.high)
+            if not (low_ok and high_ok):
+                return f"must be {self.range_text()}"
+        allowed = self.allowed()
+        if allowed is not None and value not in allowed:
+            if len(allowed) <= 12:
+                return "choose one of " + ", ".join(repr(c) for c in allowed)
+            import difflib
+
+            close = difflib.get_close_matches(str(value), [str(c) for c in allowed], n=3)
+            hint = f" (closest: {', '.join(close)})" if close else ""
+            return f"choose one of its {len(allowed)} values{hint}; 'restorekit list --json' lists them all"
+        return ""
+
+    def range_text(self) -> str:
+        """The bounds in words, e.g. ``">= 1"`` or ``"> 0 and <= 1"``."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>=' if self.closed in ('both', 'left') else '>'} {self.low!r}")
+        if self.high is not None:
+            parts.append(f"{'<=' if self.closed in ('both', 'right') else '<'} {self.high!r}")
+        return " and ".join(parts)
 
     def convert(self, value: Any, owner: str = "") -> Any:
         """Return ``value`` parsed and checked, or raise :class:`ParameterError`."""
-        parser = self.parse
-        if parser is None:
-            kind = type(self.default)
-            parser = parse_bool if kind is bool else (kind if kind in (int, float, str) else None)
+        parser = self._parser()
         try:
             parsed = parser(value) if parser is not None else value
         except (TypeError, ValueError) as exc:
             raise ParameterError(
-                f"parameter {self.name!r}{_of(owner)} got {value!r}: {exc}. "
-                f"Default is {self.default!r}."
+                f"parameter {self.name!r}{_of(owner)} got {value!r}: {exc}. Default is {self.default!r}."
             ) from None
-        if self.choices is not None and parsed not in self.choices:
-            raise ParameterError(
-                f"parameter {self.name!r}{_of(owner)} got {value!r}; choose one of "
-                + ", ".join(repr(c) for c in self.choices)
-            )
+        reason = self.check(parsed)
+        if reason:
+            raise ParameterError(f"parameter {self.name!r}{_of(owner)} got {value!r}: {reason}. "
+                                 f"Default is {self.default!r}.")
         return parsed
+
+    def problems(self) -> list[str]:
+        """Reasons this declaration is invalid (empty when valid); checked when a plugin registers it.
+
+        A default of ``None`` means "not set" and is not checked; callable
+        ``choices`` are not called here (registration stays light).
+        """
+        found = []
+        if not isinstance(self.name, str) or not self.name or any(c.isspace() or c in "=." for c in self.name):
+            found.append(f"name {self.name!r} must be a non-empty string without spaces, '=' or '.'")
+        if self.closed not in CLOSED:
+            found.append(f"closed={self.closed!r} must be one of {', '.join(CLOSED)}")
+        for side in ("low", "high"):
+            bound = getattr(self, side)
+            if bound is not None and (not _is_number(bound) or math.isnan(bound)):
+                found.append(f"{side}={bound!r} must be a number")
+        if _is_number(self.low) and _is_number(self.high) and self.low > self.high:
+            found.append(f"low={self.low!r} is above high={self.high!r}")
+        if (self.low is not None or self.high is not None) and self.parse is None \
+                and type(self.default) not in (int, float):
+            found.append(f"bounds apply to numbers, but the default {self.default!r} is a {type(self.default).__name__}")
+        if self.choices is not None and not callable(self.choices) and not self.choices:
+            found.append("choices must not be empty")
+        if not found and self.default is not None:
+            # Bounds and NaN always; callable choices wait until first use.
+            reason = (replace(self, choices=None) if callable(self.choices) else self).check(self.default)
+            if reason:
+                found.append(f"its default {self.default!r} is not allowed: {reason}")
+        return found
 
     def describe(self) -> dict:
         """A JSON-friendly description (used by ``restorekit list --json``)."""
-        out = {"name": self.name, "default": self.default, "help": self.help}
-        if self.choices is not None:
-            out["choices"] = list(self.choices)
+        out = {"name": self.name, "default": self.default, "type": self.kind, "help": self.help}
+        if self.low is not None:
+            out["low"] = self.low
+        if self.high is not None:
+            out["high"] = self.high
+        if self.low is not None or self.high is not None:
+            out["closed"] = self.closed
+        if self.kind == "float" or self.allow_nan:
+            out["allow_nan"] = self.allow_nan
+        allowed = self.allowed()
+        if allowed is not None:
+            out["choices"] = list(allowed)
         return out
 
 
@@ -242,10 +420,17 @@ class RestorerSpec:
         if not isinstance(self.name, str) or not self.name or any(c.isspace() for c in self.name):
             found.append(f"name {self.name!r} must be a non-empty string without spaces")
         bad_tasks = set(self.tasks) - set(TASKS)
-        if not self.tasks or bad_tasks:
+        if (not self.tasks and not self.steps) or bad_tasks:  # a pipeline's tasks may come from its first step
             found.append(f"tasks {sorted(self.tasks)} must be a non-empty subset of {list(TASKS)}")
         if not all(isinstance(p, Param) for p in self.params):
             found.append("params must be restorekit.Param objects")
+        else:
+            names = [p.name for p in self.params]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                found.append(f"parameter{'s' if len(twice) > 1 else ''} {', '.join(map(repr, twice))} "
+                             "declared more than once")
+            found += [f"parameter {p.name!r}: {problem}" for p in self.params for problem in p.problems()]
         if self.factory is None and not self.steps:
             found.append("needs a factory (a Restorer subclass, a callable or 'module:attr') or steps")
         return found
@@ -337,12 +522,14 @@ def pipeline_spec(
     ``steps`` are restorer names, or ``(name, params)`` pairs that fix
     parameters of a step. Users can override a step's parameter with
     ``stepname.param=value`` (``--param wiener.snr=auto``). ``tasks``
-    defaults to the first step's tasks, resolved when the pipeline is built.
+    defaults to the first step's tasks: the registry fills them in once
+    every plugin has loaded, and checks then that each step names a
+    registered restorer and that the fixed parameters are valid for it.
     """
     normalized = tuple((s, {}) if isinstance(s, str) else (s[0], dict(s[1])) for s in steps)
     return RestorerSpec(
         name=name,
-        tasks=frozenset(tasks) if tasks is not None else frozenset(TASKS),
+        tasks=frozenset(tasks) if tasks is not None else frozenset(),
         summary=summary or "pipeline: " + " -> ".join(n for n, _ in normalized),
         steps=normalized,
         params=(),
@@ -375,8 +562,7 @@ def _build_pipeline(spec: RestorerSpec, registry: "Registry", params: Mapping[st
     names = [n for n, _ in spec.steps]
     routed = split_step_params(names, params, spec.name)
     steps = [registry.create(n, **{**fixed, **extra}) for (n, fixed), extra in zip(spec.steps, routed)]
-    tasks = spec.tasks if spec.tasks != frozenset(TASKS) else steps[0].tasks
-    return Pipeline(steps, name=spec.name, tasks=tasks)
+    return Pipeline(steps, name=spec.name, tasks=spec.tasks or steps[0].tasks)
 
 
 def with_plugin(spec: RestorerSpec, plugin: str) -> RestorerSpec:

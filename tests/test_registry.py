@@ -88,7 +88,7 @@ def test_broken_plugins_are_reported_while_others_keep_working():
     failures = {(f.plugin, f.error) for f in reg.failures}
     assert any(p == "raising" and "the plugin's own bug" in e for p, e in failures)
     assert any(p == "invalid" and "must be a non-empty subset" in e for p, e in failures)
-    assert any(p == "invalid" and "needs a factory" in e for p, e in failures)
+    assert any(p == "invalid" and "neither a restorekit.Restorer subclass nor a RestorerSpec" in e for p, e in failures)
     with pytest.raises(UnknownRestorerError, match="plugins that failed to load: .*raising"):
         reg.get("missing")
 
@@ -140,10 +140,32 @@ def test_strict_mode_for_a_failing_entry_point(monkeypatch):
         Registry().names()
 
 
-def test_duplicate_names_are_an_error_naming_both_plugins():
-    reg = _registry(("first-plugin", GoodPlugin()), ("second-plugin", TwinPlugin()))
-    with pytest.raises(DuplicateRestorerError, match="'halve': 'first-plugin' and 'second-plugin'"):
+def test_a_duplicate_name_fails_the_second_plugin_only():
+    reg = _registry(("first-plugin", GoodPlugin()), ("second-plugin", TwinPlugin()), ("other", InvalidPlugin()))
+    assert reg.names() == ["fine", "halve", "lazy-halve"]  # every other restorer keeps working
+    assert reg.get("halve").plugin == "first-plugin"
+    clash = next(f for f in reg.failures if f.plugin == "second-plugin")
+    assert clash.target == "restorer 'halve'"
+    assert "plugin 'second-plugin' registers it after plugin 'first-plugin'" in clash.error
+    assert "RESTOREKIT_DISABLE_PLUGINS=second-plugin" in clash.error
+
+
+def test_a_duplicate_name_is_an_error_in_strict_mode():
+    reg = _registry(("first-plugin", GoodPlugin()), ("second-plugin", TwinPlugin()), strict=True)
+    with pytest.raises(DuplicateRestorerError, match="plugin 'second-plugin' registers it after plugin 'first-plugin'"):
         reg.names()
+
+
+def test_a_plugin_registering_one_name_twice_fails_that_registration():
+    class Twice:
+        @hookimpl
+        def register_restorers(self, register):
+            register(Halve)
+            register(Halve)
+
+    reg = _registry(("twice", Twice()))
+    assert reg.names() == ["halve"]
+    assert "plugin 'twice' registers it twice" in reg.failures[0].error
 
 
 def test_building_a_lazy_factory_that_fails_names_the_plugin():

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from typing import Sequence
 
 from ..errors import RestorekitError
+
+DEBUG_ENV = "RESTOREKIT_DEBUG"
 
 # Command name -> module under restorekit.cli (in the order --help lists them).
 COMMANDS = {
@@ -18,6 +22,7 @@ COMMANDS = {
     "demo": "demo_cmd",
     "train": "train_cmd",
     "gradcheck": "gradcheck_cmd",
+    "check": "check_cmd",
     "doctor": "doctor_cmd",
 }
 
@@ -34,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'restorekit COMMAND --help' for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"restorekit {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true",
+        help=f"show the full traceback of an error (also {DEBUG_ENV}=1), e.g. of a failing plugin",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         try:
@@ -64,7 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
         return code
     except RestorekitError as exc:
-        print(f"restorekit {args.command}: error: {exc}", file=sys.stderr)
+        debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        if debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        hint = "" if debug or exc.__cause__ is None else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
+        print(f"restorekit {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"restorekit {args.command}: interrupted", file=sys.stderr)
@@ -72,8 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (e.g. `restorekit list | head`): stop quietly, as Unix tools do. Point
         # stdout at /dev/null so the interpreter's final flush does not raise again.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
 
