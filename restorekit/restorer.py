@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
-from .errors import InputError, ParameterError
+from .errors import InputError, ParameterError, RestorekitError, RestorerFailedError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -332,6 +332,26 @@ class Restorer(abc.ABC):
     #: False for a blind one. Plug-and-play solvers hand a denoiser ``Noise(sigma_k)`` and warn
     #: once when it is blind.
     uses_noise_level: ClassVar[bool] = False
+    #: The plugin that registered this restorer and that plugin's version (set by the registry on
+    #: every instance it builds; shown in every :class:`RestorerFailedError`).
+    plugin_name: ClassVar[str] = ""
+    plugin_version: ClassVar[str] = ""
+
+    # What the restorer promises, read by :func:`restorekit.testing.check_restorer` (an instance
+    # may set its own value in ``__init__`` when a parameter changes it).
+    #: The channel counts it restores; another count must raise a :class:`RestorekitError`.
+    channels: ClassVar[tuple[int, ...]] = (1, 3)
+    #: The smallest height and width it takes (e.g. a network's receptive field).
+    min_size: ClassVar[int] = 1
+    #: ``(height, width)`` when it takes one image size only, else None.
+    fixed_size: ClassVar[tuple[int, int] | None] = None
+    #: The range every output value lies in (the default: restorers clip to [0, 1]); None when
+    #: the output is not clipped (a linear estimate for a following step).
+    output_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+    #: True when it cannot work without the degradation (it reads the blur kernel or the mask):
+    #: called with ``degradation=None`` it must raise a :class:`RestorekitError` naming what is
+    #: missing. False (default): ``degradation=None`` is handled (a blind method).
+    needs_degradation: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.config = resolve_params(self.params, params, self.name or type(self).__name__)
@@ -341,8 +361,39 @@ class Restorer(abc.ABC):
         """Restore a batch ``image`` (N, C, H, W, float, [0, 1]) damaged by ``degradation``."""
 
     def __call__(self, image: "torch.Tensor", degradation: "Degradation | None" = None) -> "torch.Tensor":
+        """Check ``image``, restore it, and check the output against the contract.
+
+        Raises
+        ------
+        InputError
+            ``image`` is not a finite N, C, H, W float tensor.
+        RestorerFailedError
+            The restorer's code raised something other than a :class:`RestorekitError`, or its
+            output is not a finite tensor of the input's dtype, device and shape (height and
+            width times ``degradation.scale`` when the degradation downsamples).
+        """
         check_batch(image, self.name)
-        return self.restore(image, degradation)
+        return self.restore_checked(image, degradation, (scale_of(degradation),))
+
+    def restore_checked(
+        self, image: "torch.Tensor", degradation: "Degradation | None", scales: Sequence[int] = (1,)
+    ) -> "torch.Tensor":
+        """:meth:`restore` under the contract: the output's height and width are the input's
+        times one of ``scales``; anything else, or an exception from the restorer's code, is
+        one :class:`RestorerFailedError` (the exception chained)."""
+        try:
+            out = self.restore(image, degradation)
+        except (RestorekitError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - plugin code: reported with the plugin's name
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise RestorerFailedError(
+                f"{describe_restorer(self)} failed: {type(exc).__name__}{': ' + first if first else ''}"
+            ) from exc
+        problem = output_problem(out, image, scales)
+        if problem:
+            raise RestorerFailedError(f"{describe_restorer(self)} broke the restorer contract: {problem}")
+        return out
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
@@ -369,6 +420,47 @@ def check_batch(image: Any, who: str = "") -> None:
     # clears the image; only a non-finite sum (or an overflowing one) needs the element-wise test.
     if not torch.isfinite(image.sum()) and not torch.isfinite(image).all():
         raise InputError(f"the image{where} contains NaN or Inf values; replace them before restoring")
+
+
+def scale_of(degradation: Any) -> int:
+    """The degradation's downsampling factor (``degradation.scale``; 1 without one)."""
+    scale = getattr(degradation, "scale", 1) if degradation is not None else 1
+    return int(scale) if isinstance(scale, int) and scale > 1 else 1
+
+
+def describe_restorer(restorer: Any) -> str:
+    """``restorer 'name' of plugin 'p' 1.0`` (the class's import path when no plugin is known)."""
+    text = f"restorer {getattr(restorer, 'name', '')!r}"
+    plugin = getattr(restorer, "plugin_name", "")
+    if plugin:
+        version = getattr(restorer, "plugin_version", "")
+        return f"{text} of plugin {plugin!r}{' ' + version if version else ''}"
+    cls = type(restorer)
+    return f"{text} ({cls.__module__}.{cls.__qualname__})"
+
+
+def output_problem(out: Any, image: "torch.Tensor", scales: Sequence[int] = (1,)) -> str:
+    """Why ``out`` is not a valid restoration of ``image`` ("" when it is).
+
+    Valid: a tensor of ``image``'s dtype and device, of shape (N, C, H * s, W * s) for one of
+    ``scales``, with no NaN or Inf.
+    """
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        return f"it returned a {type(out).__name__}, not a torch.Tensor"
+    n, c, h, w = image.shape
+    allowed = [(n, c, h * s, w * s) for s in dict.fromkeys(scales)]
+    if tuple(out.shape) not in allowed:
+        expected = " or ".join(str(a) for a in allowed)
+        return f"it returned shape {tuple(out.shape)} for an input of shape {tuple(image.shape)} (expected {expected})"
+    if out.dtype != image.dtype:
+        return f"it returned {out.dtype} for a {image.dtype} input; return the input's dtype"
+    if out.device != image.device:
+        return f"it returned a tensor on {out.device} for an input on {image.device}; return it on the input's device"
+    if not torch.isfinite(out.sum()) and not torch.isfinite(out).all():
+        return "its output contains NaN or Inf values"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -500,11 +592,22 @@ class Pipeline(Restorer):
         self.config = {}
         self.name = name or "+".join(s.name for s in self.steps)
         self.tasks = frozenset(tasks) if tasks is not None else frozenset(self.steps[0].tasks)
+        # What the chain promises, from its steps (see the attributes of Restorer).
+        self.channels = tuple(c for c in self.steps[0].channels if all(c in s.channels for s in self.steps))
+        self.min_size = max(s.min_size for s in self.steps)
+        self.fixed_size = next((s.fixed_size for s in self.steps if s.fixed_size is not None), None)
+        self.output_range = self.steps[-1].output_range
+        self.needs_degradation = any(s.needs_degradation for s in self.steps)
 
     def restore(self, image, degradation=None):
+        # Each step runs under the contract, so a failing step is named. Until some step has
+        # upscaled (super-resolution), a step may return the input's size or the scaled one.
+        scale = scale_of(degradation)
         out = image
         for step in self.steps:
-            out = step.restore(out, degradation)
+            check_batch(out, step.name)
+            scales = (1, scale) if tuple(out.shape[-2:]) == tuple(image.shape[-2:]) else (1,)
+            out = step.restore_checked(out, degradation, scales)
         return out
 
     def __repr__(self) -> str:
@@ -576,6 +679,9 @@ __all__ = [
     "Restorer",
     "RestorerSpec",
     "check_batch",
+    "describe_restorer",
+    "output_problem",
+    "scale_of",
     "float_or_auto",
     "parse_bool",
     "pipeline_spec",
