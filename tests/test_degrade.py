@@ -306,8 +306,9 @@ def test_regularized_inverse_with_noise_is_regularised():
 @pytest.mark.parametrize(
     "kernel,message",
     [
-        (torch.tensor([[1.0, -1.0]]), "non-zero sum"),
-        (torch.zeros(3, 3), "non-zero sum"),
+        (torch.tensor([[1.0, -1.0]]), "sums to 0, too close to zero to normalise"),
+        (torch.zeros(3, 3), "too close to zero to normalise"),
+        (torch.full((3, 3), 1e-300, dtype=torch.float64), "sums to 9e-300, too close to zero to normalise"),
         (torch.ones(3), "2-D"),
         (torch.ones(1, 3, 3), "2-D"),
         (torch.zeros(0, 3), "2-D|empty"),

@@ -142,8 +142,8 @@ def test_arrays_are_validated():
 @pytest.mark.parametrize(
     "array,message",
     [
-        (np.array([[1.0, -1.0]]), "non-zero sum"),
-        (np.zeros((3, 3)), "non-zero sum"),
+        (np.array([[1.0, -1.0]]), "too close to zero to normalise"),
+        (np.zeros((3, 3)), "too close to zero to normalise"),
         (np.array([[np.nan, 1.0]]), "NaN or Inf"),
         (np.ones(3), "2-D"),
     ],
