@@ -50,3 +50,8 @@ class ExtensionMissingError(RestorekitError, ImportError):
 
 class WeightsError(RestorekitError):
     """A shipped or user weights file is missing, damaged or mismatched."""
+
+
+class RestorekitWarning(UserWarning):
+    """Something a user should know that does not stop the work (one line, e.g. a model used outside
+    the degradation it was trained for). ``restorekit restore`` and ``bench`` print each on one line."""

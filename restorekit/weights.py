@@ -8,13 +8,25 @@ A model is stored as two files side by side:
 ``name.json``  the sidecar: the architecture parameters needed to build the
                network (``arch``), free-form provenance (``metadata``: training
                data, noise range, epochs, the PSNR reached, the command that
-               produced it, the date) and the ``sha256`` of ``name.pt``.
+               produced it, the date, and ``trained_for``: the degradation the
+               model was trained for), ``file_sha256`` (the SHA-256 of
+               ``name.pt``'s bytes) and ``sha256``, the checked hash.
 
-:func:`load_model` checks the hash before reading the state dict and builds
-the network from ``arch`` through a callback, so this module knows no model.
-Every problem (a file missing, truncated, tampered with, or written for
-another architecture) raises :class:`~restorekit.errors.WeightsError` naming
-the file and the fix.
+The checked hash (format 2) covers the ``.pt`` bytes *and* what builds and
+guards the model: ``arch`` and ``metadata.trained_for`` (see
+:func:`checked_sha256`). An ``arch`` edited in the sidecar is therefore refused
+before any network is built, so a wrong number cannot make the loader
+allocate gigabytes. Sidecars of format 1 (``sha256`` of the bytes only, from
+older versions) still load; for them, and as a second line of defence, the
+network is first built on PyTorch's ``meta`` device (no memory) and its
+shapes compared with the state dict's.
+
+:func:`load_model` checks the hashes before reading the state dict and
+builds the network from ``arch`` through a callback, so this module knows no
+model. Every problem (a file missing, truncated, tampered with, or written
+for another architecture) raises :class:`~restorekit.errors.WeightsError`
+naming the file and the fix; the advice to reinstall restorekit is given
+only for weights restorekit ships.
 
 Examples
 --------
@@ -41,8 +53,63 @@ from typing import Any, Callable, Mapping
 from .atomic import write_bytes_atomic, write_text_atomic
 from .errors import WeightsError
 
-FORMAT_VERSION = 1
-DEFAULT_FIX = "re-train it with the plugin's training script (see the .json's 'command') or reinstall restorekit"
+FORMAT_VERSION = 2
+#: The advice for a damaged file that restorekit (or a plugin package) ships.
+SHIPPED_FIX = "re-train it with the plugin's training script (see the .json's 'command') or reinstall restorekit"
+#: The advice for a user's own file.
+USER_FIX = ("re-train or re-export it (restorekit train ... --export, or restorekit.weights.save_model), "
+            "keeping the .pt and its .json together and unedited")
+#: Kept for plugins that imported it: the advice for shipped weights.
+DEFAULT_FIX = SHIPPED_FIX
+_HASH_PREFIX = b"restorekit-weights-v2\n"
+
+
+def is_shipped(path: str | os.PathLike) -> bool:
+    """Whether ``path`` lies inside an installed package (restorekit's, its plugins', or a plugin package's).
+
+    Used only to choose the advice in error messages: "reinstall" makes sense
+    for a file a package put there, not for a user's own file.
+    """
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError):
+        return False
+    here = Path(__file__).resolve().parent
+    roots = [here, here.parent / "plugins"]
+    try:
+        import restorekit_plugins  # the built-in plugins, wherever they are installed
+
+        roots.append(Path(restorekit_plugins.__file__).resolve().parent)
+    except Exception:  # noqa: BLE001 - no built-in plugins: only restorekit's own folder counts
+        pass
+    if any(resolved.is_relative_to(root) for root in roots):
+        return True
+    return "site-packages" in resolved.parts or "dist-packages" in resolved.parts
+
+
+def _fix(path: str | os.PathLike) -> str:
+    return SHIPPED_FIX if is_shipped(path) else USER_FIX
+
+
+def checked_sha256(file_sha256: str, arch: Mapping[str, Any], trained_for: Any = None) -> str:
+    """The checked hash of a format-2 sidecar.
+
+    SHA-256 over a fixed prefix, the weights file's own SHA-256 and the
+    canonical JSON (sorted keys, no spaces) of ``{"arch": ..., "trained_for":
+    ...}``: whatever builds the network or decides when it is used.
+
+    Examples
+    --------
+    >>> checked_sha256("0" * 64, {"channels": 3}) == checked_sha256("0" * 64, {"channels": 3}, None)
+    True
+    >>> checked_sha256("0" * 64, {"channels": 3}) == checked_sha256("0" * 64, {"channels": 4})
+    False
+    """
+    covered = json.dumps({"arch": dict(arch), "trained_for": trained_for}, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(_HASH_PREFIX)
+    digest.update(file_sha256.encode("ascii") + b"\n")
+    digest.update(covered.encode("utf-8"))
+    return digest.hexdigest()
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -75,6 +142,9 @@ def save_model(model: Any, path: str | os.PathLike, arch: Mapping[str, Any],
     metadata : mapping, optional
         JSON-serialisable provenance: training data, noise range, epochs,
         PSNR reached, command. ``created`` (UTC date) is added if absent.
+        ``trained_for`` (``{"kernel_sha256": str or None, "noise_sigma_range":
+        [lo, hi], "tasks": [...]}``), when given, is covered by the checked
+        hash and read by :class:`restorekit.learned.LearnedRestorer`'s guard.
 
     Returns
     -------
@@ -93,15 +163,20 @@ def save_model(model: Any, path: str | os.PathLike, arch: Mapping[str, Any],
     data = buffer.getvalue()
     meta = dict(metadata or {})
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    sidecar = {
-        "format": FORMAT_VERSION,
-        "file": path.name,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": len(data),
-        "arch": dict(arch),
-        "metadata": meta,
-    }
+    file_sha = hashlib.sha256(data).hexdigest()
     try:
+        # Round-trip through JSON so that the hash is computed over exactly what a reader will see.
+        arch_json = json.loads(json.dumps(dict(arch)))
+        trained_for = json.loads(json.dumps(meta.get("trained_for")))
+        sidecar = {
+            "format": FORMAT_VERSION,
+            "file": path.name,
+            "sha256": checked_sha256(file_sha, arch_json, trained_for),
+            "file_sha256": file_sha,
+            "bytes": len(data),
+            "arch": arch_json,
+            "metadata": meta,
+        }
         text = json.dumps(sidecar, indent=2, sort_keys=False) + "\n"
     except TypeError as exc:
         raise WeightsError(f"the arch/metadata of {path} are not JSON-serialisable: {exc}; pass plain "
@@ -122,32 +197,47 @@ def read_metadata(path: str | os.PathLike) -> dict:
     path = Path(path)
     side = sidecar_path(path)
     if not side.is_file():
-        raise WeightsError(f"weights metadata {side} is missing (it must sit beside {path.name}); {DEFAULT_FIX}")
+        raise WeightsError(f"weights metadata {side} is missing (it must sit beside {path.name}); {_fix(path)}")
     try:
         info = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"weights metadata {side} is unreadable ({exc}); {DEFAULT_FIX}") from None
+        raise WeightsError(f"weights metadata {side} is unreadable ({exc}); {_fix(path)}") from None
     if not isinstance(info, dict) or not isinstance(info.get("sha256"), str) or not isinstance(info.get("arch"), dict):
         raise WeightsError(f"weights metadata {side} lacks 'sha256' or 'arch'; it was not written by "
-                           f"restorekit.weights.save_model; {DEFAULT_FIX}")
+                           f"restorekit.weights.save_model; {_fix(path)}")
+    if not isinstance(info.get("metadata", {}), dict):
+        raise WeightsError(f"weights metadata {side} has a 'metadata' that is not an object; {_fix(path)}")
     info.setdefault("metadata", {})
     return info
 
 
 def verify(path: str | os.PathLike) -> dict:
-    """Check that ``path`` exists and matches its sidecar's size and SHA-256; return the sidecar."""
+    """Check ``path`` against its sidecar (size, SHA-256, and for format 2 the checked hash); return the sidecar.
+
+    Reads no state dict and builds nothing, so a sidecar whose ``arch`` was
+    edited is refused here, before any memory is allocated for a network.
+    """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} is missing; {DEFAULT_FIX}")
+        raise WeightsError(f"weights file {path} is missing; {_fix(path)}")
     info = read_metadata(path)
     size = path.stat().st_size
     if isinstance(info.get("bytes"), int) and size != info["bytes"]:
         raise WeightsError(f"weights file {path} is truncated or damaged: {size} bytes where its .json "
-                           f"says {info['bytes']}; {DEFAULT_FIX}")
+                           f"says {info['bytes']}; {_fix(path)}")
     actual = sha256_file(path)
-    if actual != info["sha256"]:
+    recorded_file = info.get("file_sha256") if info.get("format", 1) >= 2 else info["sha256"]
+    if actual != recorded_file:
         raise WeightsError(f"weights file {path} does not match its .json (SHA-256 {actual[:12]}... instead of "
-                           f"{info['sha256'][:12]}...): it was changed or damaged; {DEFAULT_FIX}")
+                           f"{str(recorded_file)[:12]}...): it was changed or damaged; {_fix(path)}")
+    if info.get("format", 1) >= 2:
+        expected = checked_sha256(actual, info["arch"], info["metadata"].get("trained_for"))
+        if expected != info["sha256"]:
+            raise WeightsError(
+                f"weights metadata {sidecar_path(path)} was edited after {path.name} was written: its 'arch' or "
+                f"'trained_for' no longer match the checked SHA-256 (so it may describe another architecture "
+                f"than the file holds); nothing was built. Restore the .json written with the weights, or {USER_FIX}"
+            )
     return info
 
 
@@ -159,11 +249,75 @@ def load_state_dict(path: str | os.PathLike) -> tuple[dict, dict]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise WeightsError(f"weights file {path} cannot be read as a state dict ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}); {DEFAULT_FIX}") from None
+        # torch's own message suggests weights_only=False, which would run code from the file: not repeated here.
+        raise WeightsError(f"weights file {path} cannot be read as a state dict of tensors "
+                           f"({type(exc).__name__}); restorekit loads only plain tensors, never pickled code: "
+                           f"{_fix(path)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"weights file {path} does not hold a state dict of tensors; {DEFAULT_FIX}")
+        raise WeightsError(f"weights file {path} does not hold a state dict of tensors; {_fix(path)}")
     return state, info
+
+
+def _shape_problems(expected: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
+    """What keeps ``state`` from loading into a network whose state dict is ``expected`` (empty when it fits)."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [k for k in expected if k in state and tuple(expected[k].shape) != tuple(state[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"missing {', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}")
+    if unexpected:
+        parts.append(f"unexpected {', '.join(unexpected[:3])}{'...' if len(unexpected) > 3 else ''}")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{k} has shape {tuple(state[k].shape)} where the network needs {tuple(expected[k].shape)}")
+    return parts
+
+
+def _build_on_meta(build: Callable[[dict], Any], arch: dict) -> Any:
+    """``build(arch)`` on the ``meta`` device (shapes only, no memory), or None when the network cannot be."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return build(dict(arch))
+    except (TypeError, ValueError):
+        raise
+    except Exception:  # noqa: BLE001 - a network that needs real tensors at construction: checked after
+        return None
+
+
+def upgrade_sidecar(path: str | os.PathLike, trained_for: Mapping[str, Any] | None = None) -> dict:
+    """Re-write the sidecar of ``path`` in the current format, after checking the ``.pt`` against it.
+
+    The ``.pt`` file is not touched. A format-1 sidecar (hash of the bytes
+    only) gains ``file_sha256`` and the checked hash over ``arch`` and
+    ``trained_for``; ``trained_for``, when given, is stored in ``metadata``
+    first. Use it for weights written by an older restorekit, after making
+    sure their ``arch`` is the one they were trained with.
+
+    Returns
+    -------
+    dict
+        The new sidecar.
+    """
+    path = Path(path)
+    info = verify(path)
+    meta = dict(info["metadata"])
+    if trained_for is not None:
+        meta["trained_for"] = json.loads(json.dumps(dict(trained_for)))
+    file_sha = sha256_file(path)
+    new = {
+        "format": FORMAT_VERSION,
+        "file": info.get("file", path.name),
+        "sha256": checked_sha256(file_sha, info["arch"], meta.get("trained_for")),
+        "file_sha256": file_sha,
+        "bytes": path.stat().st_size,
+        "arch": info["arch"],
+        "metadata": meta,
+    }
+    write_text_atomic(sidecar_path(path), json.dumps(new, indent=2, sort_keys=False) + "\n")
+    return new
 
 
 def load_model(path: str | os.PathLike, build: Callable[[dict], Any]) -> tuple[Any, dict]:
@@ -188,24 +342,20 @@ def load_model(path: str | os.PathLike, build: Callable[[dict], Any]) -> tuple[A
         shapes do not fit the network (weights of another architecture).
     """
     state, info = load_state_dict(path)
+    arch = dict(info["arch"])
     try:
-        model = build(dict(info["arch"]))
+        probe = _build_on_meta(build, arch)
+        if probe is not None and hasattr(probe, "state_dict"):
+            parts = _shape_problems(probe.state_dict(), state)
+            if parts:
+                raise WeightsError(f"weights file {path} is for another architecture ({'; '.join(parts)}); "
+                                   "use the weights trained for this model, or fix 'arch' in its .json")
+        model = build(arch)
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"weights file {path} describes an architecture this code cannot build "
                            f"({info['arch']}: {exc}); use weights written for this model") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [k for k in expected if k in state and tuple(expected[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}{'...' if len(unexpected) > 3 else ''}")
-        if shapes:
-            k = shapes[0]
-            parts.append(f"{k} has shape {tuple(state[k].shape)} where the network needs {tuple(expected[k].shape)}")
+    parts = _shape_problems(model.state_dict(), state)
+    if parts:
         raise WeightsError(f"weights file {path} is for another architecture ({'; '.join(parts)}); "
                            "use the weights trained for this model, or fix 'arch' in its .json")
     model.load_state_dict(state)
@@ -214,5 +364,5 @@ def load_model(path: str | os.PathLike, build: Callable[[dict], Any]) -> tuple[A
     return model, info
 
 
-__all__ = ["FORMAT_VERSION", "load_model", "load_state_dict", "read_metadata", "save_model", "sha256_file",
-           "sidecar_path", "verify"]
+__all__ = ["FORMAT_VERSION", "checked_sha256", "is_shipped", "load_model", "load_state_dict", "read_metadata",
+           "save_model", "sha256_file", "sidecar_path", "upgrade_sidecar", "verify"]

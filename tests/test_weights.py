@@ -107,3 +107,73 @@ def test_pickled_code_is_refused(tmp_path):
 def test_name_must_end_in_pt(tmp_path):
     with pytest.raises(WeightsError, match=r"\.pt"):
         save_model(_net(), tmp_path / "model.bin", arch={})
+
+
+def test_an_edited_arch_is_refused_before_anything_is_built(saved):
+    """The checked hash covers 'arch': a sidecar edited to a huge network never reaches build()."""
+    _, path = saved
+    info = json.loads(sidecar_path(path).read_text())
+    assert info["format"] == 2 and info["file_sha256"] != info["sha256"]
+    info["arch"]["hidden"] = 10**9  # would allocate gigabytes if it were built
+    sidecar_path(path).write_text(json.dumps(info))
+    built = []
+    with pytest.raises(WeightsError, match=r"edited after tiny\.pt was written.*'arch'.*nothing was built"):
+        load_model(path, lambda arch: built.append(arch) or _build(arch))
+    assert built == []
+
+
+def test_an_edited_trained_for_is_refused(tmp_path):
+    path = save_model(_net(), tmp_path / "g.pt", arch={"hidden": 4},
+                      metadata={"trained_for": {"kernel_sha256": None, "noise_sigma_range": [0, 0.1],
+                                                "tasks": ["denoise"]}})
+    info = json.loads(sidecar_path(path).read_text())
+    info["metadata"]["trained_for"]["noise_sigma_range"] = [0, 1]
+    sidecar_path(path).write_text(json.dumps(info))
+    with pytest.raises(WeightsError, match="trained_for"):
+        load_model(path, _build)
+
+
+def test_a_format_1_sidecar_with_a_wrong_arch_is_caught_on_the_meta_device(tmp_path):
+    """Older sidecars hash the bytes only; the shapes are compared on 'meta' before a real build."""
+    import hashlib
+
+    path = tmp_path / "old.pt"
+    torch.save(_net(4).state_dict(), path)
+    sidecar_path(path).write_text(json.dumps({"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                              "arch": {"hidden": 10**7}}))
+    real_builds = []
+
+    def build(arch):
+        if torch.empty(0).device.type != "meta":
+            real_builds.append(arch)
+        return _build(arch)
+
+    with pytest.raises(WeightsError, match="another architecture"):
+        load_model(path, build)
+    assert real_builds == []
+
+
+def test_messages_about_a_users_file_do_not_say_reinstall_or_weights_only_false(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": torch.nn.Linear(2, 2)}, path)
+    import hashlib
+
+    sidecar_path(path).write_text(json.dumps({"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                              "arch": {"hidden": 4}}))
+    for action in (lambda: load_model(path, _build), lambda: load_model(tmp_path / "absent.pt", _build)):
+        with pytest.raises(WeightsError) as info:
+            action()
+        text = str(info.value)
+        assert "reinstall" not in text and "weights_only=False" not in text and "re-export" in text
+
+
+def test_shipped_weights_verify_and_keep_the_reinstall_advice(tmp_path):
+    from restorekit.weights import is_shipped, verify
+    from restorekit_plugins.dncnn.restorer import WEIGHTS_DIR
+
+    for name in ("dncnn-color", "dncnn-gray"):
+        info = verify(WEIGHTS_DIR / f"{name}.pt")
+        assert info["format"] == 2 and info["metadata"]["trained_for"]["tasks"] == ["denoise"]
+    assert is_shipped(WEIGHTS_DIR / "dncnn-color.pt") and not is_shipped(tmp_path / "x.pt")
+    with pytest.raises(WeightsError, match="reinstall restorekit"):
+        load_model(WEIGHTS_DIR / "no-such-model.pt", _build)

@@ -12,27 +12,19 @@ outputs are averaged back into one.
 
 ``train.py`` re-trains it (and the course's variants) from ``../shared/data``;
 ``restorekit train dncnn`` runs the same code through the ``register_trainers``
-hook. Registration is lazy: torch and the weights load only when the
-restorer is built.
+hook. Registration is cheap: the restorer's module imports no torch, and
+torch and the weights load only when the restorer is built.
 """
 
-from restorekit import Param, RestorerSpec, hookimpl
+from restorekit import hookimpl
 
 
 @hookimpl
 def register_restorers(register):
-    register(RestorerSpec(
-        name="dncnn",
-        tasks={"denoise"},
-        params=(
-            Param("weights", "dncnn-color", "shipped model name or path to a .pt file (with its .json)"),
-            Param("gray_weights", "dncnn-gray",
-                  "model for 1-channel images ('none': gray repeated into the colour model)"),
-            Param("device", "cpu", "torch device to run on, e.g. cpu or cuda"),
-        ),
-        factory="restorekit_plugins.dncnn.restorer:DnCNNRestorer",
-        summary="DnCNN blind denoiser, Gaussian noise sigma 0-0.2 on the [0,1] scale; colour or grayscale",
-    ))
+    # The class is the one declaration of name, tasks and parameters; its module imports no torch.
+    from .restorer import DnCNNRestorer
+
+    register(DnCNNRestorer)
 
 
 @hookimpl

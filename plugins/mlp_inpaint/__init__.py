@@ -10,22 +10,15 @@ metadata. It restores 28x28 grayscale digits with the lower-half mask and
 refuses anything else with a clear message.
 """
 
-from restorekit import Param, RestorerSpec, hookimpl
+from restorekit import hookimpl
 
 
 @hookimpl
 def register_restorers(register):
-    register(RestorerSpec(
-        name="mlp-inpaint",
-        tasks={"inpaint"},
-        params=(
-            Param("weights", "mlp-inpaint", "shipped model name or path to a .pt file (with its .json)"),
-            Param("backend", "auto", "Linear/ReLU implementation: compiled ops when built, else Python",
-                  choices=("auto", "python", "compiled")),
-        ),
-        factory="restorekit_plugins.mlp_inpaint.restorer:MLPInpaint",
-        summary="MLP FullyConnectedNet(784, 784, n=32) filling the lower half of 28x28 grayscale MNIST digits",
-    ))
+    # The class is the one declaration of name, tasks and parameters; its module imports no torch.
+    from .restorer import MLPInpaint
+
+    register(MLPInpaint)
 
 
 @hookimpl

@@ -13,29 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from restorekit.errors import InputError
-from restorekit.restorer import Param, Restorer
-
-from .model import SIDE, build_net, lower_half_mask, network_input, to_image
+from restorekit.learned import LearnedRestorer
+from restorekit.restorer import Param
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED = "mlp-inpaint"
+#: What the shipped model was trained for (recorded in its sidecar as ``metadata.trained_for``).
+TRAINED_FOR = {"kernel_sha256": None, "noise_sigma_range": [0.0, 0.0], "tasks": ["inpaint"]}
 
 
-def weights_path(weights: str) -> Path:
-    return Path(weights) if weights.endswith(".pt") else WEIGHTS_DIR / f"{weights}.pt"
-
-
-def load_inpainter(weights: str = SHIPPED, backend: str = "auto") -> tuple[torch.nn.Module, dict]:
-    """The trained ``FullyConnectedNet(784, 784, n=32)`` and its metadata (SHA-256 checked)."""
-    from restorekit import weights as rw
-
-    return rw.load_model(weights_path(weights), lambda arch: build_net(backend))
-
-
-def export_weights(net: torch.nn.Module, cfg, history: dict, name: str = SHIPPED, folder: Path | None = None) -> Path:
+def export_weights(net, cfg, history: dict, name: str = SHIPPED, folder: Path | None = None) -> Path:
     """Write the shipped weights (``weights/<name>.pt`` + ``.json`` with metadata and SHA-256)."""
     from dataclasses import asdict
 
@@ -56,32 +44,38 @@ def export_weights(net: torch.nn.Module, cfg, history: dict, name: str = SHIPPED
         "train_seconds": round(history["seconds"], 1),
         "command": "python -m restorekit_plugins.mlp_inpaint.train --out runs/mlp-inpaint --export",
         "config": asdict(cfg),
+        "trained_for": dict(TRAINED_FOR),
     }
     path = Path(folder or WEIGHTS_DIR) / f"{name}.pt"
     rw.save_model(net, path, arch={"din": 784, "dout": 784, "n": 32}, metadata=meta)
     return path
 
 
-class MLPInpaint(Restorer):
+class MLPInpaint(LearnedRestorer):
     """Course MLP inpainter for the lower half of 28x28 grayscale digits."""
 
     name = "mlp-inpaint"
     tasks = frozenset({"inpaint"})
+    summary = "MLP FullyConnectedNet(784, 784, n=32) filling the lower half of 28x28 grayscale digits"
+    weights_dir = WEIGHTS_DIR
+    default_weights = SHIPPED
+    tileable = False  # a fixed 28x28 input
     params = (
-        Param("weights", SHIPPED, "shipped model name or path to a .pt file (with its .json)"),
         Param("backend", "auto", "Linear/ReLU implementation: compiled ops when built, else Python",
               choices=("auto", "python", "compiled")),
     )
-    summary = "MLP FullyConnectedNet(784, 784, n=32) filling the lower half of 28x28 grayscale digits"
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        self.net, self.metadata = load_inpainter(self.config["weights"], self.config["backend"])
-        self.net.eval()
+    def build_network(self, arch: dict):
+        from .model import build_net
 
-    @staticmethod
-    def check(image: torch.Tensor, degradation=None) -> None:
-        """Raise :class:`InputError` unless ``image`` is a batch of 28x28 grayscale digits with the lower-half mask."""
+        return build_net(self.config["backend"])
+
+    def check_input(self, net, image, degradation=None) -> None:
+        """Refuse anything but a batch of 28x28 grayscale digits with the lower-half mask."""
+        import torch
+
+        from .model import SIDE, lower_half_mask
+
         n, c, h, w = image.shape
         if (h, w) != (SIDE, SIDE):
             raise InputError(
@@ -106,11 +100,10 @@ class MLPInpaint(Restorer):
                 "or a general inpainter"
             )
 
-    def restore(self, image: torch.Tensor, degradation=None) -> torch.Tensor:
-        self.check(image, degradation)
-        x = image.detach().to(torch.float32).cpu()
-        with torch.no_grad():
-            predicted = to_image(self.net(network_input(x)))
-        keep = lower_half_mask()
-        out = x * keep + predicted * (1 - keep)
-        return out.clamp(0, 1).to(image.device, image.dtype)
+    def run_network(self, net, x, degradation):
+        """Predict the whole digit from its upper half; keep the observed half as given."""
+        from .model import lower_half_mask, network_input, to_image
+
+        predicted = to_image(net(network_input(x)))
+        keep = lower_half_mask(x.dtype).to(x.device)
+        return x * keep + predicted * (1 - keep)

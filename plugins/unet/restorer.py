@@ -8,72 +8,52 @@ different shipped weights (see ``weights/*.json`` for how each was trained):
 ``unet-wiener``  input: the Wiener (SNR 100) estimate of such an image; output:
                  the sharp image. It is the second step of ``wiener+unet``.
 
-Both are blind (they ignore the degradation they are given) and were
-trained for the course kernel only. Inputs are clipped to [0, 1] first (as
-in training), outputs clipped to [0, 1]. Grayscale images are restored by
-repeating the channel three times and averaging the three outputs.
+Both are blind (the degradation is not an input of the network) and were
+trained for the course kernel only: the weights' ``trained_for`` records
+that kernel's SHA-256 and the noise range, and
+:class:`restorekit.learned.LearnedRestorer` warns once when a degradation lies
+outside it; ``unet`` refuses another kernel unless ``force=true``. Inputs are
+clipped to [0, 1] first (as in training), outputs clipped to [0, 1].
+Grayscale images are restored by repeating the channel three times and
+averaging the three outputs. Large images are restored in tiles whose starts
+are multiples of ``2 ** depth`` (8 for the shipped models), the network's
+down-sampling grid.
+
+This module imports no torch at import time.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from restorekit.errors import InputError
-from restorekit.restorer import Param, Restorer
-
-from .model import UNet
+from restorekit.learned import LearnedRestorer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: Working floats per pixel of a UNet forward pass, in units of ``base_channels``, measured as peak RSS
+#: growth on the CPU (benchmarks/bench_tiling.py); rounded up.
+FLOATS_PER_PIXEL_PER_BASE_CHANNEL = 12
 
 
-def load_unet(weights: str) -> tuple[UNet, dict]:
-    """Build the UNet described by ``weights`` (a shipped name or a ``.pt`` path) and load it.
+class UNetRestorer(LearnedRestorer):
+    """Shared code of the two UNet restorers; subclasses fix the name and the default weights."""
 
-    The file's SHA-256 is checked against its ``.json`` sidecar and the
-    state dict is read with ``weights_only=True`` (see :mod:`restorekit.weights`).
-    """
-    from restorekit import weights as rw
+    weights_dir = WEIGHTS_DIR
+    clip_input = True
+    params = ()
 
-    path = Path(weights) if weights.endswith(".pt") else WEIGHTS_DIR / f"{weights}.pt"
-    return rw.load_model(path, lambda arch: UNet(**arch))
+    def build_network(self, arch: dict):
+        from .model import UNet
 
+        return UNet(**arch)
 
-class UNetRestorer(Restorer):
-    """Shared code of the two UNet restorers; subclasses fix the default weights."""
+    def run_network(self, net, x, degradation):
+        return net.forward_padded(x)
 
-    params = (
-        Param("weights", "unet-deblur", "shipped model name or path to a .pt file (with its .json)"),
-        Param("device", "cpu", "torch device to run on, e.g. cpu or cuda"),
-    )
+    def tile_alignment(self, net) -> int:
+        return net.multiple  # 2 ** depth: tiles start on the down-sampling grid
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        self.device = torch.device(self.config["device"])
-        self.net, self.metadata = load_unet(self.config["weights"])
-        self.net.to(self.device).eval()
-
-    def restore(self, image: torch.Tensor, degradation=None) -> torch.Tensor:
-        n, c, h, w = image.shape
-        if c not in (1, self.net.channels):
-            raise InputError(
-                f"{self.name!r} restores colour (3-channel) or grayscale (1-channel) images, got {c} channels; "
-                "drop the alpha channel (image[:, :3]) or convert the image to RGB"
-            )
-        if min(h, w) < self.net.min_size:
-            raise InputError(
-                f"the image ({h}x{w}) is smaller than {self.name!r}'s smallest input "
-                f"({self.net.min_size}x{self.net.min_size}); pad or upscale it"
-            )
-        x = image.to(self.device, torch.float32).clamp(0, 1)
-        if c == 1:
-            x = x.expand(-1, 3, -1, -1)
-        with torch.no_grad():
-            out = self.net.forward_padded(x)
-        if c == 1:
-            out = out.mean(dim=1, keepdim=True)
-        return out.clamp(0, 1).to(image.device, image.dtype)
+    def bytes_per_pixel(self, net, channels: int) -> float:
+        return 4.0 * FLOATS_PER_PIXEL_PER_BASE_CHANNEL * net.base_channels
 
 
 class UNetDeblur(UNetRestorer):
@@ -81,21 +61,16 @@ class UNetDeblur(UNetRestorer):
 
     name = "unet"
     tasks = frozenset({"deblur"})
-    params = (
-        Param("weights", "unet-deblur", "shipped model name or path to a .pt file (with its .json)"),
-        Param("device", "cpu", "torch device to run on, e.g. cpu or cuda"),
-    )
     summary = "UNet deblurrer (course 7x7 MNIST-digit kernel, noise sigma <= 0.02 on the [0,1] scale)"
+    default_weights = "unet-deblur"
+    refuse_other_kernel = True
 
 
 class UNetWiener(UNetRestorer):
     """UNet cleaning a Wiener (SNR 100) estimate; the second step of ``wiener+unet``."""
 
     name = "unet-wiener"
-    standalone = False  # a pipeline step: its input is a Wiener estimate
+    standalone = False  # a pipeline step: its input is a Wiener estimate, kept out of automatic choices
     tasks = frozenset({"denoise"})
-    params = (
-        Param("weights", "unet-wiener", "shipped model name or path to a .pt file (with its .json)"),
-        Param("device", "cpu", "torch device to run on, e.g. cpu or cuda"),
-    )
     summary = "UNet removing the noise and artefacts of a Wiener (SNR 100) estimate; use it as wiener+unet"
+    default_weights = "unet-wiener"

@@ -1,0 +1,516 @@
+"""The base of every learned restorer: weights, device, gray and colour, tiling, and the trained-for guard.
+
+A learned plugin writes its network and says how to build it; the base does
+the rest, the same way for every plugin:
+
+- **weights**: the ``weights`` parameter is a shipped model's name (a file
+  ``<weights_dir>/<name>.pt`` with its ``.json``) or a path to a ``.pt``;
+  it is loaded through :func:`restorekit.weights.load_model` (SHA-256 and
+  the checked hash over ``arch`` verified, ``weights_only=True``);
+- **device**: the ``device`` parameter (``cpu``, ``cuda``, ``cuda:1``...);
+  asking for a GPU that torch cannot see is a one-line
+  :class:`~restorekit.errors.ParameterError` naming the fix;
+- **running**: the network runs under ``torch.no_grad()`` on float32 copies
+  of the input on its device; the result comes back in the input's dtype and
+  device, clipped to [0, 1] (``clip_output``); inputs are clipped first only
+  when ``clip_input`` is set;
+- **gray and colour**: a 1-channel image given to a 3-channel network is
+  repeated into three channels and the three outputs averaged; when the
+  class names ``default_gray_weights``, 1-channel images go to that
+  network instead (parameter ``gray_weights``; ``none`` restores the
+  repetition); other channel counts are refused with the fix;
+- **tiling**: images whose working memory exceeds ``max_memory`` are
+  restored in overlapping tiles blended without seams
+  (:mod:`restorekit.tiling`), the margins sized from the network's receptive
+  field (measured once when the network does not state it);
+- **the trained-for guard**: the weights' ``metadata.trained_for`` records
+  the blur kernel (SHA-256), the noise range and the tasks the model was
+  trained for; a degradation outside it gives one
+  :class:`~restorekit.errors.RestorekitWarning` per restorer naming what
+  differs and suggesting ``pnp``; with ``refuse_other_kernel`` another kernel
+  is an :class:`~restorekit.errors.InputError` unless ``force=true``.
+
+A subclass declares
+    ``name``, ``tasks``, ``summary`` (as any :class:`~restorekit.Restorer`);
+    ``params``: its own parameters only (the base adds ``weights``,
+    ``device``, ``tile``, ``max_memory``, and ``gray_weights`` / ``force``
+    when they apply, see :func:`learned_params`);
+    ``weights_dir``: the folder of its shipped weights;
+    ``default_weights``: the shipped model used by default;
+    ``build_network(self, arch) -> torch.nn.Module``: the network for the
+    sidecar's ``arch`` dict;
+and may override
+    ``run_network(self, net, x, degradation) -> tensor``: one forward pass on
+    ``x`` (float32, on the device, under ``no_grad``; default ``net(x)``),
+    e.g. to add a noise-level channel or pad to a multiple;
+    ``check_input(self, net, image, degradation)``: extra refusals;
+    ``bytes_per_pixel(self, net, channels)``: working memory of one forward
+    pass per pixel (default: from the widest convolution, see
+    :meth:`LearnedRestorer.bytes_per_pixel`);
+    ``receptive_field(self, net, degradation)``; ``align`` or
+    ``tile_alignment(self, net)`` (tile starts are multiples of it);
+    ``tileable`` (False for a network of a fixed input size).
+
+This module imports no torch at import time, so a plugin's restorer module
+built on it can be imported by ``restorekit list`` cheaply; import torch (and
+your model) inside the methods.
+
+Examples
+--------
+A complete learned restorer (here a network that needs no weights file, so
+``load_network`` is overridden; a real plugin only writes ``build_network``
+and ships ``<weights_dir>/<default_weights>.pt`` + ``.json``):
+
+>>> import torch
+>>> from restorekit.learned import LearnedRestorer
+>>> class Smooth(LearnedRestorer):
+...     name = "smooth"
+...     tasks = frozenset({"denoise"})
+...     default_weights = "none"
+...     def build_network(self, arch):
+...         net = torch.nn.Conv2d(3, 3, 3, padding=1, bias=False)
+...         torch.nn.init.constant_(net.weight, 1 / 27)
+...         return net
+...     def load_network(self, weights):
+...         return self.build_network({}), {"arch": {}, "metadata": {}}
+>>> r = Smooth(tile=16)
+>>> sorted(p.name for p in Smooth.params)
+['device', 'max_memory', 'tile', 'weights']
+>>> r(torch.rand(1, 3, 40, 40)).shape   # colour, in 16x16 tiles
+torch.Size([1, 3, 40, 40])
+>>> r(torch.rand(2, 1, 20, 24)).shape   # gray through the colour network
+torch.Size([2, 1, 20, 24])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import InputError, ParameterError, RestorekitWarning, WeightsError
+from .restorer import Param, Restorer, parse_bool
+from .tiling import format_bytes, parse_memory
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .degrade import Degradation
+
+#: Working memory the network may use for one tile on the CPU when ``max_memory=auto``.
+DEFAULT_CPU_BUDGET = 1024**3
+#: Share of the free GPU memory used when ``max_memory=auto`` on a CUDA device.
+CUDA_BUDGET_SHARE = 0.5
+#: Pixels of cross-fade between tiles, at least (more when the margin is wide).
+MIN_BLEND = 8
+#: Names of the parameters the base owns.
+COMMON_PARAMS = ("weights", "gray_weights", "device", "tile", "max_memory", "force")
+
+
+def parse_tile(value: Any) -> int:
+    """A tile side: an integer >= 0 (0 chooses it from ``max_memory``)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer >= 0 (0: chosen from max_memory)")
+    number = float(value) if isinstance(value, (int, float)) else float(str(value).strip())
+    if not math.isfinite(number) or number != int(number) or number < 0:
+        raise ValueError("must be an integer >= 0 (0: chosen from max_memory)")
+    return int(number)
+
+
+def learned_params(cls: type) -> tuple[Param, ...]:
+    """The parameters the base gives to ``cls``: weights, gray_weights, device, tile, max_memory, force.
+
+    ``gray_weights`` only when ``cls.default_gray_weights`` is set; ``tile``
+    and ``max_memory`` only when ``cls.tileable``; ``force`` only when
+    ``cls.refuse_other_kernel``.
+    """
+    params = [Param("weights", cls.default_weights, "shipped model name or path to a .pt file (with its .json)")]
+    if cls.default_gray_weights is not None:
+        params.append(Param("gray_weights", cls.default_gray_weights,
+                            "model for 1-channel images ('none': gray repeated into the colour model)"))
+    params.append(Param("device", "cpu", "torch device to run on, e.g. cpu, cuda or cuda:1"))
+    if cls.tileable:
+        params.append(Param("tile", 0, "tile side in pixels for large images (0: chosen from max_memory)",
+                            parse=parse_tile))
+        params.append(Param("max_memory", "auto", "working memory for one tile, e.g. 2GiB "
+                            "(auto: 1 GiB on the CPU, half the free memory on a GPU)", parse=parse_memory))
+    if cls.refuse_other_kernel:
+        params.append(Param("force", False, "run even on a blur kernel other than the one it was trained for"))
+    return tuple(params)
+
+
+def resolve_device(value: str, owner: str) -> "torch.device":
+    """``torch.device(value)``, refusing devices that torch cannot use here with the fix."""
+    import torch
+
+    try:
+        device = torch.device(str(value))
+    except (RuntimeError, TypeError, ValueError):
+        raise ParameterError(f"parameter 'device' of {owner!r} got {value!r}, which is not a torch device; "
+                             "use cpu or cuda (cuda:N for the N-th GPU)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ParameterError(f"parameter 'device' of {owner!r} is {value!r} but no CUDA GPU is available to "
+                                 "torch here; use device=cpu (--param device=cpu, or --device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ParameterError(f"parameter 'device' of {owner!r} is {value!r} but torch sees "
+                                 f"{torch.cuda.device_count()} GPU(s); use cuda:0 .. "
+                                 f"cuda:{torch.cuda.device_count() - 1}, or cpu")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ParameterError(f"parameter 'device' of {owner!r} is 'mps' but torch has no MPS device here; "
+                                 "use device=cpu")
+    elif device.type != "cpu":
+        raise ParameterError(f"parameter 'device' of {owner!r} got {value!r}; use cpu or cuda (or mps)")
+    return device
+
+
+def kernel_sha256(kernel: Any) -> str:
+    """SHA-256 of a blur kernel's values as float64 in C order (what ``trained_for.kernel_sha256`` records).
+
+    Examples
+    --------
+    >>> from restorekit.kernels import load_kernel
+    >>> kernel_sha256(load_kernel("course"))[:12]
+    'd2c893d9d169'
+    """
+    import numpy as np
+    import torch
+
+    array = torch.as_tensor(kernel).detach().to("cpu", torch.float64).contiguous().numpy()
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+class LearnedRestorer(Restorer):
+    """Base of the learned restorers: a subclass builds its network, the base runs it.
+
+    See the module docstring for what a subclass declares and what the base
+    does. Attributes set on an instance: ``net`` (the network on its
+    ``device``), ``metadata`` (the weights' sidecar: ``arch``, ``metadata``,
+    ``sha256``), ``device``, and ``trained_for`` (the sidecar's
+    ``metadata.trained_for`` dict, or None).
+    """
+
+    #: Folder of the shipped weights (``<weights_dir>/<name>.pt`` + ``.json``).
+    weights_dir: ClassVar[str | os.PathLike | None] = None
+    #: The shipped model used when ``weights`` is not given.
+    default_weights: ClassVar[str] = ""
+    #: A shipped 1-channel model used for gray images (adds the ``gray_weights`` parameter); None: gray
+    #: images go through the colour network, repeated into its channels.
+    default_gray_weights: ClassVar[str | None] = None
+    #: Whether large images may be restored in tiles (adds ``tile`` and ``max_memory``).
+    tileable: ClassVar[bool] = True
+    #: Tile starts are multiples of this (a network that down-samples by 2**d needs 2**d).
+    align: ClassVar[int] = 1
+    #: Clip the input to [0, 1] before the network (as in its training).
+    clip_input: ClassVar[bool] = False
+    #: Clip the output to [0, 1].
+    clip_output: ClassVar[bool] = True
+    #: Refuse a blur kernel other than the trained one unless ``force=true`` (adds ``force``).
+    refuse_other_kernel: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("params")
+        if own is None:  # inherited: the parent's own parameters
+            own = getattr(cls, "_own_params", ())
+        own = tuple(p for p in own if p.name not in COMMON_PARAMS)
+        cls._own_params = own
+        cls.params = learned_params(cls) + own
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.device = resolve_device(self.config["device"], self.name)
+        self.net, self.metadata = self.load_network(self.config["weights"])
+        self.net.to(self.device).eval()
+        self._gray: Any = None
+        self.gray_metadata: dict | None = None
+        self._receptive: dict[int, int] = {}
+        self._guard_warned = False
+
+    # ------------------------------------------------------------------ what a subclass defines
+    def build_network(self, arch: dict) -> "torch.nn.Module":
+        """The network described by ``arch`` (the sidecar's dict), with untrained weights."""
+        raise NotImplementedError(f"{type(self).__name__} must define build_network(self, arch)")
+
+    def run_network(self, net: "torch.nn.Module", x: "torch.Tensor", degradation: "Degradation | None") -> "torch.Tensor":
+        """One forward pass: ``x`` is float32 on the device, under ``no_grad``; return the same size.
+
+        Override to feed more than the image (a noise-level map from
+        ``degradation.sigma``) or to pad to a multiple.
+        """
+        return net(x)
+
+    def check_input(self, net: "torch.nn.Module", image: "torch.Tensor", degradation: "Degradation | None") -> None:
+        """Raise :class:`~restorekit.errors.InputError` for input this network cannot restore.
+
+        The default refuses images smaller than :meth:`min_input_size`.
+        """
+        h, w = image.shape[-2:]
+        size, what = self.min_input_size(net)
+        if min(h, w) < size:
+            raise InputError(
+                f"the image ({h}x{w}) is smaller than {self.name!r}'s {what} ({size}x{size}); pad it "
+                f"(e.g. torch.nn.functional.pad(image, ..., mode='reflect')) to at least {size}x{size}"
+            )
+
+    def min_input_size(self, net: "torch.nn.Module") -> tuple[int, str]:
+        """``(side, what)``: the smallest side restored, and what sets it (for the message)."""
+        rf = getattr(net, "receptive_field", None)
+        smallest = getattr(net, "min_size", None)
+        if isinstance(smallest, int) and smallest > (rf if isinstance(rf, int) else 0):
+            return smallest, "smallest input"
+        if isinstance(rf, int):
+            return rf, "receptive field"
+        return 1, "smallest input"
+
+    def network_channels(self, net: "torch.nn.Module") -> int | None:
+        """Channels the network takes and returns (``net.channels``); None: the subclass checks them itself."""
+        channels = getattr(net, "channels", None)
+        return int(channels) if isinstance(channels, int) else None
+
+    def bytes_per_pixel(self, net: "torch.nn.Module", channels: int) -> float:
+        """Working memory of one forward pass, in bytes per input pixel and image.
+
+        The default assumes a plain stack of convolutions run without
+        gradients: the widest layer's input and output (float32) plus as
+        much again for the convolution's own buffers. Networks with skip
+        connections keep more alive; override (measure it:
+        ``benchmarks/bench_tiling.py`` reports peak memory).
+        """
+        import torch
+
+        widest = channels
+        for module in net.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                widest = max(widest, module.in_channels + module.out_channels)
+        return 4.0 * 2 * widest
+
+    def tile_alignment(self, net: "torch.nn.Module") -> int:
+        """Tile starts are multiples of this: ``align`` (override for a network whose down-sampling is in ``arch``)."""
+        return max(int(self.align), 1)
+
+    def receptive_field(self, net: "torch.nn.Module", degradation: "Degradation | None" = None) -> int:
+        """Side of the input window one output pixel depends on.
+
+        ``net.receptive_field`` when the network states it; otherwise
+        measured once per network: the extent of the gradient of a small
+        block of outputs with respect to a random input, on probes growing
+        until the extent stays inside them.
+        """
+        stated = getattr(net, "receptive_field", None)
+        if isinstance(stated, int):
+            return stated
+        key = id(net)
+        if key not in self._receptive:
+            self._receptive[key] = self._measure_receptive_field(net, degradation)
+        return self._receptive[key]
+
+    def _measure_receptive_field(self, net, degradation) -> int:
+        import torch
+
+        channels = self.network_channels(net) or 3
+        block = self.tile_alignment(net)
+        size = 64
+        gen = torch.Generator().manual_seed(0)
+        while True:
+            size = -(-size // block) * block
+            x = torch.rand(1, channels, size, size, generator=gen).to(self.device).requires_grad_(True)
+            with torch.enable_grad():
+                out = self.run_network(net, x, degradation)
+                c = (size // 2 // block) * block
+                (grad,) = torch.autograd.grad(out[..., c:c + block, c:c + block].sum(), x)
+            touched = grad.abs().sum(dim=(0, 1)) > 0
+            rows = touched.any(dim=1).nonzero()
+            cols = touched.any(dim=0).nonzero()
+            if rows.numel() == 0:
+                return 1
+            extent = max(int(rows.max() - rows.min()), int(cols.max() - cols.min())) + 1
+            inside = int(rows.min()) > 0 and int(cols.min()) > 0 and int(rows.max()) < size - 1 \
+                and int(cols.max()) < size - 1
+            if inside or size >= 1024:
+                return max(extent - (block - 1), 1)
+            size *= 2
+
+    # ------------------------------------------------------------------ weights
+    def weights_path(self, weights: str) -> Path:
+        """A shipped name -> ``<weights_dir>/<name>.pt``; a path (ends in .pt, or has a folder) as given."""
+        text = str(weights)
+        if text.endswith(".pt") or os.sep in text or "/" in text:
+            return Path(text).expanduser()
+        if self.weights_dir is None:
+            raise WeightsError(f"{self.name!r} ships no weights; pass weights=PATH to a .pt file (with its .json)")
+        path = Path(self.weights_dir) / f"{text}.pt"
+        if not path.is_file() and not path.with_suffix(".json").is_file():
+            shipped = sorted(p.stem for p in Path(self.weights_dir).glob("*.pt"))
+            raise WeightsError(
+                f"{self.name!r} has no shipped weights named {text!r} (shipped: {', '.join(shipped) or 'none'}); "
+                "give one of those names or a path to a .pt file (with its .json)"
+            )
+        return path
+
+    def load_network(self, weights: str) -> tuple["torch.nn.Module", dict]:
+        """``(network, sidecar)`` of ``weights``, verified and loaded on the CPU."""
+        from . import weights as rw
+
+        return rw.load_model(self.weights_path(weights), self.build_network)
+
+    @property
+    def trained_for(self) -> dict | None:
+        """What the weights were trained for (``metadata.trained_for`` of the sidecar), or None."""
+        found = self.metadata.get("metadata", {}).get("trained_for") if isinstance(self.metadata, dict) else None
+        return found if isinstance(found, dict) else None
+
+    def gray_net(self) -> Any:
+        """The 1-channel network (loaded on first use), or None when gray goes through the colour one."""
+        if self.default_gray_weights is None or self.network_channels(self.net) != 3:
+            return None
+        if str(self.config["gray_weights"]).lower() == "none":
+            return None
+        if self._gray is None:
+            net, meta = self.load_network(self.config["gray_weights"])
+            if self.network_channels(net) != 1:
+                raise InputError(
+                    f"gray_weights {self.config['gray_weights']!r} of {self.name!r} is a "
+                    f"{self.network_channels(net)}-channel model; pass a 1-channel model or gray_weights=none"
+                )
+            self._gray, self.gray_metadata = net.to(self.device).eval(), meta
+        return self._gray
+
+    # ------------------------------------------------------------------ the trained-for guard
+    def trained_for_differences(self, degradation: "Degradation | None", trained_for: dict | None = None) -> list[str]:
+        """What in ``degradation`` lies outside what the weights were trained for (empty: nothing)."""
+        found = self.trained_for if trained_for is None else trained_for
+        if degradation is None or not found:
+            return []
+        diffs = []
+        tasks = set(found.get("tasks") or ())
+        expected_kernel = found.get("kernel_sha256")
+        kernel = getattr(degradation, "kernel", None)
+        if kernel is not None:
+            if expected_kernel is None:
+                diffs.append("a blur it was never trained on (it was trained without blur)")
+            elif kernel_sha256(kernel) != expected_kernel:
+                diffs.append(f"another blur kernel (SHA-256 {kernel_sha256(kernel)[:12]}..., trained for "
+                             f"{expected_kernel[:12]}...)")
+        sigma_range = found.get("noise_sigma_range")
+        sigma = float(getattr(degradation, "sigma", 0.0) or 0.0)
+        if isinstance(sigma_range, (list, tuple)) and len(sigma_range) == 2:
+            lo, hi = float(sigma_range[0]), float(sigma_range[1])
+            if sigma > hi + 1e-9 or sigma < lo - 1e-9:
+                diffs.append(f"noise sigma {sigma:.4g} outside the {lo:g}-{hi:g} it was trained for")
+        if getattr(degradation, "mask", None) is not None and tasks and "inpaint" not in tasks:
+            diffs.append("a pixel mask it never saw")
+        scale = getattr(degradation, "scale", 1)
+        if isinstance(scale, int) and scale > 1 and tasks and "superresolve" not in tasks:
+            diffs.append(f"downsampling x{scale} it never saw")
+        return diffs
+
+    def guard(self, degradation: "Degradation | None") -> None:
+        """Warn once (or refuse another kernel) when ``degradation`` lies outside ``trained_for``."""
+        diffs = self.trained_for_differences(degradation)
+        if not diffs:
+            return
+        kernel_diff = [d for d in diffs if d.startswith("another blur kernel")]
+        if self.refuse_other_kernel and kernel_diff and not self.config.get("force", False):
+            raise InputError(
+                f"{self.name!r} was trained for one blur kernel only and this degradation has {kernel_diff[0]}; "
+                f"its output would be poor. Use --method pnp (any kernel), or --param force=true to run it anyway"
+            )
+        if self._guard_warned:
+            return
+        self._guard_warned = True
+        warnings.warn(
+            f"{self.name!r} ({self.config['weights']}) meets {'; '.join(diffs)}; results may be poor, "
+            "consider --method pnp, which handles any blur, mask or downsampling",
+            RestorekitWarning, stacklevel=5,  # guard < restore < restore_checked < __call__ < the caller
+        )
+
+    # ------------------------------------------------------------------ running
+    def restore(self, image: "torch.Tensor", degradation: "Degradation | None" = None) -> "torch.Tensor":
+        import torch
+
+        self.guard(degradation)
+        c = image.shape[1]
+        net = self.net
+        if c == 1 and self.gray_net() is not None:
+            net = self._gray
+        channels = self.network_channels(net)
+        repeat = channels is not None and c == 1 and channels == 3
+        if channels is not None and c != channels and not repeat:
+            kinds = "colour (3-channel) or grayscale (1-channel)" if channels == 3 else f"{channels}-channel"
+            raise InputError(
+                f"{self.name!r} ({self.config['weights']}) restores {kinds} images, got {c} channels; "
+                "drop an alpha channel (image[:, :3]) or convert the image"
+            )
+        self.check_input(net, image, degradation)
+
+        def run(piece: "torch.Tensor") -> "torch.Tensor":
+            x = piece.to(self.device, torch.float32)
+            if self.clip_input:
+                x = x.clamp(0, 1)
+            if repeat:
+                x = x.expand(-1, 3, -1, -1)
+            out = self.run_network(net, x, degradation)
+            if repeat:
+                out = out.mean(dim=1, keepdim=True)
+            return out
+
+        with torch.no_grad():
+            tiles = self.plan(net, image, degradation)
+            if tiles is None:
+                out = run(image)
+            else:
+                from .tiling import restore_in_tiles
+
+                margin, blend = self._margin_blend(net, degradation)
+                out = restore_in_tiles(run, image, tiles, margin, blend, self.tile_alignment(net))
+        if self.clip_output:
+            out = out.clamp(0, 1)
+        return out.to(image.device, image.dtype)
+
+    def memory_budget(self) -> int:
+        """Bytes one tile may use: ``max_memory``, or for ``auto`` 1 GiB on the CPU, half the free GPU memory."""
+        value = self.config.get("max_memory", "auto")
+        if value != "auto":
+            return int(value)
+        if self.device.type == "cuda":
+            import torch
+
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return int(free * CUDA_BUDGET_SHARE)
+        return DEFAULT_CPU_BUDGET
+
+    def _margin_blend(self, net, degradation) -> tuple[int, int]:
+        rf = self.receptive_field(net, degradation)
+        margin = -(-(rf - 1) // 2)
+        return margin, max(MIN_BLEND, margin // 2)
+
+    def plan(self, net, image: "torch.Tensor", degradation=None) -> tuple[int, int] | None:
+        """The tile size for ``image`` (None: the whole image at once)."""
+        if not self.tileable:
+            return None
+        from .tiling import plan_tiles
+
+        n, c, h, w = image.shape
+        tile = int(self.config.get("tile", 0))
+        budget = self.memory_budget()
+        per_pixel = self.bytes_per_pixel(net, max(c, self.network_channels(net) or c))
+        if not tile and h * w * n * per_pixel <= budget:
+            return None  # fits: no need to measure the receptive field
+        if tile and tile >= h and tile >= w:
+            return None
+        margin, blend = self._margin_blend(net, degradation)
+        return plan_tiles(h, w, n, per_pixel, budget, margin, blend, self.tile_alignment(net), tile, self.name)
+
+    def describe_memory(self, image_shape: tuple[int, ...]) -> str:
+        """One line: the working memory a batch of ``image_shape`` needs whole, and the budget."""
+        n, c, h, w = image_shape
+        need = n * h * w * self.bytes_per_pixel(self.net, max(c, self.network_channels(self.net) or c))
+        return f"{format_bytes(need)} whole, budget {format_bytes(self.memory_budget())}"
+
+
+__all__ = ["COMMON_PARAMS", "LearnedRestorer", "kernel_sha256", "learned_params", "parse_tile", "resolve_device"]
