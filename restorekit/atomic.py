@@ -140,26 +140,95 @@ def _sweep_once(folder: Path) -> None:
         remove_stale_temporaries(folder)
 
 
-def write_error(target: Path, exc: OSError) -> InputError:
-    """A one-line :class:`InputError` for an ``OSError`` met while writing ``target``: the cause and the fix."""
+class WriteFailedError(InputError):
+    """Writing a file failed (an :class:`InputError`, so the CLI shows it in one line).
+
+    Attributes
+    ----------
+    errno : int or None
+        The operating system's error number.
+    folder_wide : bool
+        True when every other write into the same place would fail too
+        (disk full, quota, read-only, no permission): a batch stops there.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = code
+        self.folder_wide = code in _FOLDER_WIDE
+
+
+_FOLDER_WIDE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def write_error(target: Path, exc: OSError) -> WriteFailedError:
+    """A one-line :class:`WriteFailedError` for an ``OSError`` met while writing ``target``: cause and fix."""
+    return WriteFailedError(_write_message(target, exc), exc.errno)
+
+
+def check_name_length(path: str | os.PathLike) -> None:
+    """Refuse a path with a file or folder name longer than its file system allows (usually 255 bytes).
+
+    Raises
+    ------
+    WriteFailedError
+        Naming the part that is too long, its length and the limit.
+    """
+    target = Path(path)
+    existing = next((p for p in (target, *target.parents) if _exists(p)), Path("."))
+    limit = _name_max(existing if existing.is_dir() else existing.parent)
+    for part in target.parts:
+        if len(part.encode()) > limit:
+            raise WriteFailedError(
+                f"cannot write {target}: the name {part[:24]}... is too long for the file system "
+                f"({len(part.encode())} bytes, the limit is {limit}); choose a shorter name",
+                errno.ENAMETOOLONG,
+            )
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _diagnose(exc: OSError, tmp: Path) -> OSError:
+    """Give a short write reported without an error number (numpy's ``tofile`` does that) its likely cause."""
+    if exc.errno is not None:
+        return exc
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and tmp.stat().st_size >= limit:
+            return OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+    except (ImportError, OSError, ValueError):
+        pass
+    try:
+        if os.statvfs(tmp.parent).f_bavail == 0:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except (AttributeError, OSError):
+        pass
+    return exc
+
+
+def _write_message(target: Path, exc: OSError) -> str:
     code = exc.errno
     folder = target.parent
     if code == errno.ENOSPC:
-        return InputError(f"cannot write {target}: no space left on the disk that holds {folder}; "
-                          "free some space or write to another disk (-o)")
+        return f"cannot write {target}: no space left on the disk that holds {folder}; free some space or write elsewhere"
     if code == getattr(errno, "EDQUOT", None):
-        return InputError(f"cannot write {target}: your disk quota on {folder} is used up; "
-                          "free some space or write elsewhere (-o)")
+        return f"cannot write {target}: your disk quota on {folder} is used up; free some space or write elsewhere"
     if code == errno.EFBIG:
-        return InputError(f"cannot write {target}: the file exceeds the file-size limit of this process or "
-                          "file system (see 'ulimit -f'); raise the limit, or write a smaller format or image")
+        return (f"cannot write {target}: the file exceeds the file-size limit of this process or file system "
+                "(see 'ulimit -f'); raise the limit, or write a smaller image or format")
     if code == errno.ENAMETOOLONG:
-        size = len(target.name.encode())
-        return InputError(f"cannot write {target}: the file name is too long for the file system "
-                          f"({size} bytes, the limit is {_name_max(folder)}); choose a shorter name")
+        return f"cannot write {target}: the file name is too long for the file system; choose a shorter name"
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return InputError(f"cannot write in {folder}: {exc.strerror or exc}; choose a writable output folder")
-    return InputError(f"cannot write {target}: {exc.strerror or exc}; check the disk and the output folder")
+        return f"cannot write in {folder}: {exc.strerror or exc}; choose a writable output folder"
+    return f"cannot write {target}: {exc.strerror or exc}; check the disk and the output folder"
 
 
 @contextlib.contextmanager
@@ -188,11 +257,11 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     folder = target.parent
+    check_name_length(folder)
     if not folder.is_dir():
         raise InputError(f"cannot write {target}: the folder {folder} does not exist; create it first")
+    check_name_length(target)
     name_max = _name_max(folder)
-    if len(target.name.encode()) > name_max:
-        raise write_error(target, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
     _sweep_once(folder)
     tmp = folder / temporary_name(target, name_max)
     try:
@@ -207,6 +276,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except OSError as exc:
+        exc = _diagnose(exc, tmp)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise write_error(target, exc) from None
@@ -231,7 +301,9 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8
 __all__ = [
     "STALE_AFTER_S",
     "TEMP_MARK",
+    "WriteFailedError",
     "atomic_output",
+    "check_name_length",
     "is_temporary",
     "remove_stale_temporaries",
     "temporary_name",

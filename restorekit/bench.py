@@ -65,6 +65,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from .checks import check_seed, check_sigma
 from .errors import InputError, ParameterError, RestorekitError, RestorerFailedError, UnknownRestorerError
 from .restorer import TASKS
 
@@ -258,20 +259,7 @@ def parse_sigmas(values: Iterable[Any] | str | None, task: str) -> tuple[float, 
         return DEFAULT_SIGMAS[task]
     if isinstance(values, str):
         values = [v for v in values.replace(" ", "").split(",") if v]
-    out = []
-    for v in values:
-        try:
-            s = float(v)
-        except (TypeError, ValueError):
-            raise InputError(f"noise sigma {v!r} is not a number; give sigmas on the [0, 1] scale, e.g. 0.05,0.1") from None
-        if not math.isfinite(s) or s < 0:
-            raise InputError(f"noise sigma must be >= 0 on the [0, 1] scale, got {v!r}")
-        if s > 1:
-            raise InputError(
-                f"noise sigma {s:g} is above 1: sigmas are on the [0, 1] scale; for {s:g} on the 0-255 scale "
-                f"write {s / 255:.4g}"
-            )
-        out.append(s)
+    out = [check_sigma(v) for v in values]  # the refusal and hint restore, degrade and demo give too
     if not out:
         raise InputError("no noise levels given; pass e.g. --sigmas 0.05,0.1,0.2")
     return tuple(out)
@@ -426,6 +414,7 @@ def run_benchmark(
     device: str | torch.device = "cpu",
     keep: int = 0,
     registry=None,
+    part: tuple[int, int] = (0, 1),
 ) -> BenchResult:
     """Run ``methods`` on ``images`` degraded for ``task``; see the module docstring.
 
@@ -457,6 +446,11 @@ def run_benchmark(
         images in :attr:`BenchResult.examples` (for figures).
     registry : Registry, optional
         Where methods are looked up; the default registry otherwise.
+    part : (int, int)
+        ``(rank, world_size)``: measure only images ``rank``, ``rank +
+        world_size``, ... (each with its own seed, as in a whole run); the
+        parts of all ranks merge into the whole result with
+        :func:`restorekit.scaleout.merge_bench_results`.
 
     Returns
     -------
@@ -490,6 +484,7 @@ def run_benchmark(
     if limit is not None:
         sources = sources[:limit]
 
+    check_seed(seed, "seed", span=max(len(sources), 1))  # image i is seeded with seed + i
     methods = _method_list(methods, registry, task)
     built, skipped = build_methods(methods, task, registry)
 
@@ -518,10 +513,13 @@ def run_benchmark(
     base_records: list[dict] = []
     examples: list[Example] = []
     warmed: set[str] = set()
-    total = len(sources) * len(sigma_list) * max(len(built), 1)
+    rank, world = part
+    indices = range(rank, len(sources), world)  # this process's share (all of them in one process)
+    total = len(indices) * len(sigma_list) * max(len(built), 1)
     bar = tqdm(total=total, desc=f"bench {task}", unit="run", disable=not progress, leave=False)
     try:
-        for index, (image_name, source) in enumerate(sources):
+        for index in indices:
+            image_name, source = sources[index]
             clean = _load(source)
             for sigma in sigma_list:
                 degradation = make_degradation(task, sigma, clean.shape, seed + index, kernel_tensor, mask)
@@ -543,7 +541,7 @@ def run_benchmark(
                     except RestorekitError as exc:
                         # Left out entirely: a method is compared on all images or on none.
                         done = sum(1 for r in records if r["method"] == spec)
-                        bar.total -= len(sources) * len(sigma_list) - done
+                        bar.total -= len(indices) * len(sigma_list) - done
                         records[:] = [r for r in records if r["method"] != spec]
                         skipped.append(Skipped(spec, f"failed on {image_name}: {exc}",
                                                failed=isinstance(exc, RestorerFailedError)))

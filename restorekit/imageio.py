@@ -20,7 +20,11 @@ suffix    bit depths        notes
 **The .npy convention** is scikit-image's, channels last
 (``channel_axis=-1``): an array of shape ``(H, W)`` (gray) or ``(H, W, C)``
 with C = 1, 3 or 4 (RGBA). Float arrays are read as they are, values outside
-[0, 1] included; ``uint8`` / ``uint16`` arrays are scaled by 255 / 65535.
+[0, 1] included (noise is not clipped), but values beyond
+[:data:`FLOAT_LOW`, :data:`FLOAT_HIGH`] = [-8, 9] are refused: they cannot
+be an image in [0, 1] plus noise of sigma <= 1, and are most often an image on
+the 0-255 scale (divide it by 255); ``uint8`` / ``uint16`` arrays are scaled
+by 255 / 65535.
 :func:`write_image` writes float32 arrays of the same layout.
 
 Integer formats clip to [0, 1] and quantize on writing; keep noisy images
@@ -41,7 +45,9 @@ Examples
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +68,9 @@ BIT_DEPTHS = {"png": (8, 16), "jpeg": (8,), "tiff": (8, 16, None), "npy": (None,
 JPEG_QUALITY = 95
 
 _CHANNELS_HELP = "restorekit reads gray (1 channel), RGB (3) or RGBA (4) images"
+#: Float samples must lie in [FLOAT_LOW, FLOAT_HIGH]: an image in [0, 1] plus noise of sigma <= 1 stays there
+#: (8 sigmas either side); values beyond mean another scale, such as 0-255.
+FLOAT_LOW, FLOAT_HIGH = -8.0, 9.0
 
 
 @dataclass
@@ -109,6 +118,43 @@ def format_of(path: str | os.PathLike) -> str:
             f"use one of {', '.join(IMAGE_SUFFIXES)} (convert other formats first)"
         )
     return FORMATS[suffix]
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as an image file, or ``None`` for a regular file (or a folder).
+
+    The answer tells apart what a plain "does not exist" would hide: a
+    symbolic link loop, a link to nothing, a FIFO, socket or device, a name
+    too long for the file system, a folder that cannot be entered.
+
+    Examples
+    --------
+    >>> from restorekit.imageio import file_problem
+    >>> file_problem("/nonexistent/photo.png")
+    'does not exist; check the path'
+    """
+    p = os.fspath(path)
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop (its links lead back to themselves); point the link at a real file"
+        if exc.errno == errno.ENAMETOOLONG:
+            return "has a name too long for the file system; use a shorter name"
+        if exc.errno == errno.EACCES:
+            return "cannot be reached: permission denied on a folder of its path; check the permissions"
+        if exc.errno == errno.ENOTDIR:
+            return "does not exist (a part of its path is a file, not a folder); check the path"
+        if exc.errno == errno.ENOENT and os.path.islink(p):
+            return f"is a symbolic link to {os.readlink(p)}, which does not exist; fix the link"
+        if exc.errno == errno.ENOENT:
+            return "does not exist; check the path"
+        return f"cannot be read ({exc.strerror or exc}); check the path"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    return f"is {kind}, not an image file; save the image to a regular file and pass that"
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -173,12 +219,34 @@ def _split_channels(array: np.ndarray, path: Path, gray_alpha: bool = False) -> 
     raise _fail(path, f"{c} channels in an array of shape {array.shape}{hint}", _CHANNELS_HELP)
 
 
+def _check_float_scale(color: np.ndarray, path: Path) -> None:
+    """Refuse float samples that cannot be an image in [0, 1] (plus noise): most often the 0-255 scale."""
+    low, high = float(color.min()), float(color.max())
+    if FLOAT_LOW <= low and high <= FLOAT_HIGH:
+        return
+    for top, dtype in ((255, "uint8"), (65535, "uint16")):
+        if FLOAT_HIGH < high <= 2 * top:
+            raise _fail(
+                path,
+                f"float values from {low:g} to {high:g}: this looks like an image on the 0-{top} scale, but float "
+                "images are read as they are, on the [0, 1] scale",
+                f"divide it by {top} (np.save(path, a / {top})) or store it as {dtype}",
+            )
+    raise _fail(
+        path,
+        f"float values from {low:g} to {high:g}, far outside the [0, 1] scale of images (even with noise)",
+        f"rescale it into [0, 1] (values within [{FLOAT_LOW:g}, {FLOAT_HIGH:g}] are accepted, to keep noise)",
+    )
+
+
 def _to_loaded(array: np.ndarray, path: Path, fmt: str, gray_alpha: bool = False) -> LoadedImage:
     color, alpha = _split_channels(array, path, gray_alpha)
     color, bit_depth = _scale_integer(color, path)
     if not np.isfinite(color).all():
         bad = int((~np.isfinite(color)).sum())
         raise _fail(path, f"{bad} NaN or Inf values", "replace them (e.g. np.nan_to_num) before restoring")
+    if bit_depth is None:
+        _check_float_scale(color, path)
     tensor = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))[None]
     alpha_t = None
     if alpha is not None:
@@ -312,7 +380,8 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     Raises
     ------
     InputError
-        If the file is missing, unreadable or truncated, of an unknown
+        If the file is missing (or a FIFO, a link loop, ...), unreadable or
+        truncated, float data outside [-8, 9] (e.g. on the 0-255 scale), of an unknown
         format, empty, has 2 or more than 4 channels, or holds NaN/Inf;
         the message names the file, the problem and the fix.
 
@@ -325,10 +394,11 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     """
     p = Path(path)
     fmt = format_of(p)
-    if not p.exists():
-        raise _fail(p, "no such file", "check the path")
-    if not p.is_file():
-        raise _fail(p, "not a file", "pass an image file (folders are accepted by the command line only)")
+    problem = file_problem(p)
+    if problem is not None:
+        raise InputError(f"{p} {problem}")
+    if p.is_dir():
+        raise _fail(p, "a folder, not a file", "pass an image file (folders are accepted by the command line only)")
     try:
         array, gray_alpha = _READERS[fmt](p)
     except InputError:
@@ -524,7 +594,10 @@ __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
     "LoadedImage",
+    "FLOAT_HIGH",
+    "FLOAT_LOW",
     "default_bit_depth",
+    "file_problem",
     "format_of",
     "list_images",
     "load_image",

@@ -242,7 +242,7 @@ def test_unknown_format(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="nope.png does not exist; check the path"):
         read_image(tmp_path / "nope.png")
 
 

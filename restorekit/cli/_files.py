@@ -11,7 +11,10 @@ Shared by the commands that turn images into images (``degrade``,
   given). It refuses any plan that would overwrite an input or write two
   results to one file, before anything is written;
 * :func:`write_output` writes one result atomically, keeping the input's
-  alpha and bit depth where the output format can store them.
+  alpha and bit depth where the output format can store them;
+* :func:`run_batch` runs the jobs, going on past a file that fails (each
+  failure one line), and :func:`batch_error` turns the outcome into the
+  command's final error (a summary, exit status 2).
 
 Nothing here imports torch at module import (the CLI stays quick).
 """
@@ -19,7 +22,7 @@ Nothing here imports torch at module import (the CLI stays quick).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,7 +49,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         For a path that does not exist, a file of unknown format, a folder
         without images, or no inputs at all.
     """
-    from ..imageio import IMAGE_SUFFIXES, format_of, list_images
+    from ..imageio import IMAGE_SUFFIXES, file_problem, format_of, list_images
 
     found: list[Path] = []
     seen: set[Path] = set()
@@ -60,7 +63,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
             format_of(path)
             images = [path]
         else:
-            raise InputError(f"input {path} does not exist; check the path")
+            raise InputError(f"input {path} {file_problem(path) or 'is not a file or folder; check the path'}")
         for image in images:
             key = image.resolve()
             if key not in seen:
@@ -117,8 +120,11 @@ def plan_outputs(sources: Sequence[Path], output: str | os.PathLike, fmt: str | 
         same output, ``-o`` names one file for several inputs, or ``fmt``
         contradicts ``-o``'s suffix.
     """
+    from ..atomic import check_name_length
+
     raw = os.fspath(output)
     out = Path(raw)
+    check_name_length(out)
     if fmt is not None and fmt not in FORMAT_SUFFIXES:
         raise InputError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMAT_SUFFIXES)}")
     if _is_file_target(out, raw, len(sources)):
@@ -190,6 +196,137 @@ def write_output(job: Job, tensor: Any, loaded: Any) -> Path:
     )
 
 
+#: Figure formats that ``demo -o`` and ``bench --figure`` write (matplotlib chooses by suffix).
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_figure_path(path: str | os.PathLike, option: str) -> Path:
+    """Refuse, before any work, a figure file name whose suffix is not a figure format we write."""
+    target = Path(path)
+    if target.suffix.lower() not in FIGURE_SUFFIXES:
+        raise InputError(
+            f"{option} {target}: cannot write a figure as {target.suffix or '(no suffix)'!r}; "
+            f"end the name with {', '.join(FIGURE_SUFFIXES[:-1])} or {FIGURE_SUFFIXES[-1]}"
+        )
+    return target
+
+
+@dataclass
+class BatchOutcome:
+    """What :func:`run_batch` did: how many jobs succeeded, each failure's line, and why it stopped early."""
+
+    total: int
+    done: int = 0
+    failures: list[str] = field(default_factory=list)
+    stopped: str | None = None
+
+    def merged(self, others: Sequence["BatchOutcome"]) -> "BatchOutcome":
+        """This outcome and ``others`` (e.g. from other processes) as one."""
+        out = BatchOutcome(self.total + sum(o.total for o in others), self.done + sum(o.done for o in others),
+                           list(self.failures), self.stopped)
+        for other in others:
+            out.failures += other.failures
+            out.stopped = out.stopped or other.stopped
+        return out
+
+
+def failure_message(job: Job, exc: BaseException, memory_hint: str) -> str | None:
+    """The one-line message of ``exc`` raised while processing ``job``; ``None`` if it is not a per-file failure.
+
+    A :class:`~restorekit.errors.RestorekitError` keeps its message (the
+    file named first if the message does not name it); running out of memory
+    (``MemoryError``, torch's ``OutOfMemoryError``) says so with ``memory_hint``.
+    """
+    from ..errors import RestorekitError
+
+    where = out_of_memory(exc)
+    if where is not None:
+        return f"{job.source}: ran out of {where}; {memory_hint}"
+    if isinstance(exc, RestorekitError):
+        text = str(exc)
+        return text if str(job.source) in text or str(job.target) in text else f"{job.source}: {text}"
+    return None
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """``"memory (RAM)"`` or ``"GPU memory"`` when ``exc`` (or the error it wraps) is running out of memory.
+
+    Recognises ``MemoryError`` and torch's ``OutOfMemoryError`` (without
+    importing torch), also when a restorer's contract wrapped them in a
+    :class:`~restorekit.errors.RestorerFailedError`; ``None`` otherwise.
+    """
+    for candidate in (exc, exc.__cause__):
+        if candidate is None:
+            continue
+        if type(candidate).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (torch.cuda.OutOfMemoryError)
+            return "GPU memory"
+        if isinstance(candidate, MemoryError):
+            return "memory (RAM)"
+    return None
+
+
+def run_batch(jobs: Sequence[Job], work: Any, *, command: str, fail_fast: bool = False, progress: bool = True,
+              memory_hint: str = "free some memory or use a smaller image") -> BatchOutcome:
+    """Run ``work(job)`` for every job, going on past files that fail.
+
+    Each failure (a :class:`~restorekit.errors.RestorekitError` or running
+    out of memory) is printed at once as one line ``restorekit COMMAND:
+    error: ...`` on stderr; the batch goes on with the next file unless
+    ``fail_fast`` is set or the failure concerns every write (a full disk, a
+    read-only folder). Other exceptions (bugs) propagate. Nothing partial is
+    left behind: outputs are written atomically.
+
+    Returns
+    -------
+    BatchOutcome
+        Pass it to :func:`batch_error` once every process is done.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    outcome = BatchOutcome(total=len(jobs))
+    bar = tqdm(jobs, desc=command, unit="image", disable=(not progress) or len(jobs) < 2 or None)
+    for job in bar:
+        try:
+            work(job)
+        except (Exception, MemoryError) as exc:  # noqa: BLE001 - sorted out by failure_message
+            message = failure_message(job, exc, memory_hint)
+            if message is None:
+                raise
+            outcome.failures.append(message)
+            if fail_fast or getattr(exc, "folder_wide", False):
+                outcome.stopped = message
+                break
+            tqdm.write(f"restorekit {command}: error: {message}", file=sys.stderr)
+        else:
+            outcome.done += 1
+    bar.close()
+    return outcome
+
+
+def batch_error(outcome: BatchOutcome, verb: str, where: Path) -> Exception | None:
+    """The error to raise after a batch (``None`` when every job succeeded).
+
+    A batch stopped early (``--fail-fast``, a full disk) raises its last
+    failure (the earlier ones were printed); otherwise one summary line
+    counts the failures printed above and the files written to ``where``.
+    """
+    from ..errors import InputError
+
+    if outcome.stopped is not None:
+        left = outcome.total - outcome.done - len(outcome.failures)
+        more = f" ({outcome.done} {verb}, {left} not tried)" if outcome.total > 1 else ""
+        return InputError(outcome.stopped + more)
+    if not outcome.failures:
+        return None
+    n = len(outcome.failures)
+    return InputError(
+        f"{n} of {outcome.total} image{'s' if outcome.total != 1 else ''} failed (each named above); "
+        f"{outcome.done} {verb} -> {where}; fix or remove the failed files and run again for them"
+    )
+
+
 def clips_values(target: Path, source_bit_depth: int | None) -> bool:
     """True when :func:`write_output` will clip ``target``'s values to [0, 1] and quantize them."""
     from ..imageio import default_bit_depth, format_of
@@ -199,10 +336,17 @@ def clips_values(target: Path, source_bit_depth: int | None) -> bool:
 
 __all__ = [
     "FORMAT_SUFFIXES",
+    "BatchOutcome",
+    "FIGURE_SUFFIXES",
     "Job",
+    "batch_error",
+    "check_figure_path",
     "clips_values",
+    "failure_message",
+    "out_of_memory",
     "collect_inputs",
     "plan_outputs",
     "prepare_folders",
+    "run_batch",
     "write_output",
 ]

@@ -62,26 +62,40 @@ def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..bench import collect_images, run_benchmark, set_threads
+    from ..scaleout import merge_bench_results, run_everywhere, start, stop
+    from ._files import check_figure_path
 
     set_threads(args.threads)
     sources = collect_images(args.data)
     check_outputs([args.json, args.markdown, args.figure], [s for _, s in sources if isinstance(s, Path)])
-    result = run_benchmark(
-        args.data,
-        args.task,
-        methods=args.methods,
-        sigmas=args.sigmas,
-        kernel=args.kernel,
-        seed=args.seed,
-        limit=args.limit,
-        progress=not args.no_progress,
-        mask=args.mask,
-        device=args.device,
-    )
+    if args.figure:
+        check_figure_path(args.figure, "--figure")
+    # Under torchrun each process measures its share of the images; rank 0 merges, prints and writes.
+    ctx = start(args.device)
+    try:
+        parts = run_everywhere(lambda: run_benchmark(
+            args.data,
+            args.task,
+            methods=args.methods,
+            sigmas=args.sigmas,
+            kernel=args.kernel,
+            seed=args.seed,
+            limit=args.limit,
+            progress=not args.no_progress and ctx.is_main,
+            mask=args.mask,
+            device=args.device,
+            part=(ctx.rank, ctx.world_size),
+        ), ctx)
+    finally:
+        stop(ctx)
+    result = merge_bench_results(parts) if ctx.distributed else parts[0]
+    if not ctx.is_main:
+        return 0 if result.rows else 1
     print(result.to_markdown(), end="")
     machine = result.settings["machine"]
     print(f"\nMachine: {machine['cpu']} ({machine['cpu_count']} CPUs, torch threads {machine['torch_threads']}"
-          + (f", GPU {machine['gpu']}" if machine["gpu"] else "") + ")")
+          + (f", GPU {machine['gpu']}" if machine["gpu"] else "")
+          + (f", {ctx.world_size} processes" if ctx.distributed else "") + ")")
     for flag, write in (("json", result.write_json), ("markdown", result.write_markdown), ("figure", result.figure)):
         path = getattr(args, flag)
         if path:

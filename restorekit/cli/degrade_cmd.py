@@ -59,42 +59,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=("png", "jpg", "tif", "npy"),
         help="output format when -o is a folder (default: each input's own format)",
     )
+    parser.add_argument(
+        "--fail-fast", action="store_true",
+        help="stop at the first image that fails (default: degrade every other image, report each failure "
+        "and exit with status 2)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..checks import check_seed, check_sigma
     from ..degrade import Noise
     from ..errors import InputError
     from ..imageio import read_image
     from ..kernels import load_kernel
-    from ._files import clips_values, collect_inputs, plan_outputs, prepare_folders, write_output
+    from ._files import (batch_error, clips_values, collect_inputs, plan_outputs, prepare_folders, run_batch,
+                         write_output)
     from ._specs import MaskSpec, check_kernel_fits, image_degradation, image_seed
 
     if args.blur is None and args.noise is None and args.mask is None:
         raise InputError("nothing to do: give at least one of --blur, --noise or --mask")
+    seed = check_seed(args.seed)
     sources = collect_inputs(args.inputs)
     jobs = plan_outputs(sources, args.output, args.format)
     kernel = load_kernel(args.blur) if args.blur is not None else None
-    noise = Noise(args.noise) if args.noise is not None else None
+    noise = Noise(check_sigma(args.noise, "--noise")) if args.noise is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     prepare_folders(jobs)
 
     warned = False
-    for job in tqdm(jobs, desc="degrade", unit="image", disable=len(jobs) < 2 or None):
+
+    def degrade_one(job) -> None:
+        nonlocal warned
         loaded = read_image(job.source)
         height, width = loaded.size
-        degradation = image_degradation(kernel, args.boundary, mask, noise, height, width, args.seed, job.source)
+        degradation = image_degradation(kernel, args.boundary, mask, noise, height, width, seed, job.source)
         check_kernel_fits(degradation, loaded.tensor, job.source, "--blur")
-        degraded = degradation.apply(loaded.tensor, seed=image_seed(args.seed, job.source.name))
+        degraded = degradation.apply(loaded.tensor, seed=image_seed(seed, job.source.name))
         if noise is not None and noise.sigma > 0 and not warned and clips_values(job.target, loaded.bit_depth):
-            print(
+            tqdm.write(
                 f"restorekit degrade: note: {job.target.suffix} clips the noisy values to [0, 1] and quantizes "
                 "them; write .npy (or --format npy) to keep them exactly",
                 file=sys.stderr,
             )
             warned = True
         write_output(job, degraded, loaded)
+
+    outcome = run_batch(jobs, degrade_one, command="degrade", fail_fast=args.fail_fast or len(jobs) == 1,
+                        memory_hint="free some memory or degrade a smaller image")
     where = jobs[0].target if len(jobs) == 1 else jobs[0].target.parent
-    print(f"degraded {len(jobs)} image{'s' if len(jobs) != 1 else ''} -> {where}")
+    if outcome.done:
+        print(f"degraded {outcome.done} image{'s' if outcome.done != 1 else ''} -> {where}")
+    error = batch_error(outcome, "degraded", where)
+    if error is not None:
+        raise error
     return 0

@@ -26,12 +26,15 @@ weights or compiled extension) are listed with the reason. Sigmas are on the
 DEMO_IMAGES = ("astronaut", "coffee", "chelsea", "camera")
 DEMO_TASKS = ("denoise", "deblur", "inpaint")
 DEFAULT_OUTPUT = "restorekit-demo.png"
+#: The largest --size (twice the largest bundled photo's side).
+MAX_SIZE = 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="FILE",
                         help=f"figure to write (.png, .pdf, .svg; default {DEFAULT_OUTPUT} in the current folder)")
-    parser.add_argument("--size", type=int, default=160, metavar="PX", help="side of the square test images (default 160)")
+    parser.add_argument("--size", type=int, default=160, metavar="PX",
+                        help=f"side of the square test images, 16 to {MAX_SIZE} (default 160)")
     parser.add_argument("--images", default=",".join(DEMO_IMAGES), metavar="A,B,...",
                         help=f"scikit-image photos to use (default {','.join(DEMO_IMAGES)})")
     parser.add_argument("--sigma", type=float, default=0.1, help="noise sigma for denoising ([0, 1] scale; default 0.1)")
@@ -54,6 +57,12 @@ def demo_images(names: list[str], size: int) -> dict:
 
     if size < 16:
         raise InputError(f"--size must be at least 16 pixels (SSIM and the 7x7 kernel need room), got {size}")
+    if size > MAX_SIZE:
+        raise InputError(
+            f"--size {size} is too large: at most {MAX_SIZE} pixels (the bundled photos are at most 512 pixels on "
+            f"a side, so larger sizes only upsample them, at {size * size * 3 * 8 / 2**30:.3g} GiB per image); "
+            f"use --size {MAX_SIZE} or less"
+        )
     out = {}
     for name in names:
         loader = getattr(data, name, None)
@@ -109,11 +118,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..bench import parse_sigmas, run_benchmark, set_threads
+    from ..checks import check_seed
     from ..errors import InputError
+    from ._files import check_figure_path
 
     output = Path(args.output)
     if output.is_dir():
         raise InputError(f"{output} is a folder; give a file name for the figure, e.g. {output / DEFAULT_OUTPUT}")
+    check_figure_path(output, "-o")
     if not output.parent.is_dir():
         raise InputError(f"cannot write {output}: the folder {output.parent} does not exist; create it first")
     set_threads(args.threads)
@@ -125,11 +137,13 @@ def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.images.split(",") if n.strip()]
     if not names:
         raise InputError("--images is empty; name at least one scikit-image photo, e.g. astronaut")
+    check_seed(args.seed, "--seed", span=max(len(names), 12))  # image i is seeded with --seed + i
+    sigmas = {"denoise": parse_sigmas([args.sigma], "denoise"), "deblur": parse_sigmas([args.deblur_sigma], "deblur")}
     photos = demo_images(names, args.size) if {"denoise", "deblur"} & set(tasks) else {}
     photo_source = f"scikit-image ({', '.join(names)}, {args.size}x{args.size})"
     plan = {
-        "denoise": (photos, parse_sigmas([args.sigma], "denoise"), None, photo_source),
-        "deblur": (photos, parse_sigmas([args.deblur_sigma], "deblur"), "course", photo_source),
+        "denoise": (photos, sigmas["denoise"], None, photo_source),
+        "deblur": (photos, sigmas["deblur"], "course", photo_source),
         "inpaint": (None, (0.0,), None, "12 MNIST digits bundled with restorekit (classes 7, 8, 9; 28x28)"),
     }
     results = []

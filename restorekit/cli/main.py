@@ -10,6 +10,7 @@ import traceback
 from typing import Sequence
 
 from ..errors import RestorekitError
+from ._files import out_of_memory
 
 DEBUG_ENV = "RESTOREKIT_DEBUG"
 
@@ -68,17 +69,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    _ignore_file_size_signal()
     try:
         code = int(args._run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
         return code
     except RestorekitError as exc:
+        if _other_rank():
+            return 2  # under torchrun every process meets the same error; rank 0 reports it
+        if out_of_memory(exc):
+            return _report_memory(args.command, exc)
         debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
         if debug:
             traceback.print_exception(exc, file=sys.stderr)
         hint = "" if debug or exc.__cause__ is None else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
         print(f"restorekit {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:  # RuntimeError: torch.OutOfMemoryError's base
+        if not out_of_memory(exc):
+            raise
+        return _report_memory(args.command, exc)
     except KeyboardInterrupt:
         print(f"restorekit {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -87,6 +97,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout at /dev/null so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _report_memory(command: str, exc: BaseException) -> int:
+    """One line for running out of memory (``exc``): where, and what to try."""
+    where = out_of_memory(exc)
+    fix = "use --device cpu, or smaller images or settings" if where == "GPU memory" else \
+        "free some memory (close other programs), or use smaller images or settings"
+    print(f"restorekit {command}: error: ran out of {where}; {fix}", file=sys.stderr)
+    return 2
+
+
+def _ignore_file_size_signal() -> None:
+    """Let a write beyond the file-size limit (``ulimit -f``) fail with EFBIG, reported, instead of killing us."""
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        except ValueError:  # not the main thread (an embedding application): leave its signals alone
+            pass
+
+
+def _other_rank() -> bool:
+    """True in a process of a ``torchrun`` group other than rank 0."""
+    return os.environ.get("WORLD_SIZE", "1") != "1" and os.environ.get("RANK", "0") != "0"
 
 
 if __name__ == "__main__":  # pragma: no cover
