@@ -60,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=("png", "jpg", "tif", "npy"),
         help="output format when -o is a folder (default: each input's own format)",
     )
+    parser.add_argument(
+        "--fail-fast", action="store_true",
+        help="stop at the first image that fails (default: restore every other image, report each failure "
+        "and exit with status 2)",
+    )
+
+
+MEMORY_HINT = "free some memory, restore a smaller image, or run on the CPU (--device cpu) for a GPU"
 
 
 def _device_params(registry, method: str, params: dict, device: str) -> dict:
@@ -89,29 +97,50 @@ def _device_params(registry, method: str, params: dict, device: str) -> dict:
     return out
 
 
+def _check_device_params(params: dict) -> None:
+    """Refuse a CUDA ``device`` parameter (of the method or a pipeline step) that this machine does not have.
+
+    Values that are not torch device names are left to the method to judge.
+    """
+    import torch
+
+    from ..checks import check_device
+
+    for key, value in params.items():
+        if key == "device" or key.endswith(".device"):
+            try:
+                kind = torch.device(value).type
+            except (RuntimeError, TypeError, ValueError):
+                continue
+            if kind != "cpu":
+                check_device(value, f"--param {key}")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
+    from ..checks import check_device, check_seed, check_sigma
     from ..degrade import Noise
-    from ..errors import InputError, PluginError
+    from ..errors import PluginError
     from ..imageio import read_image
     from ..kernels import load_kernel
     from ..registry import default_registry
-    from ._files import collect_inputs, plan_outputs, prepare_folders, write_output
+    from ..scaleout import gather, shard, start, stop
+    from ._files import batch_error, collect_inputs, plan_outputs, prepare_folders, run_batch, write_output
     from ._specs import MaskSpec, check_kernel_fits, image_degradation, parse_params
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is available to torch; use --device cpu")
-    device = torch.device(args.device)
+    device = check_device(args.device, "--device")
+    seed = check_seed(args.seed)
     sources = collect_inputs(args.inputs)
     jobs = plan_outputs(sources, args.output, args.format)
     params = parse_params(args.param)
     kernel = load_kernel(args.kernel) if args.kernel is not None else None
-    noise = Noise(args.sigma) if args.sigma is not None else None
+    noise = Noise(check_sigma(args.sigma, "--sigma")) if args.sigma is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     registry = default_registry()
-    restorer = registry.create(args.method, **_device_params(registry, args.method, params, args.device))
+    params = _device_params(registry, args.method, params, args.device)
+    _check_device_params(params)
+    restorer = registry.create(args.method, **params)
 
     wanted = set()
     if kernel is not None:
@@ -128,11 +157,11 @@ def run(args: argparse.Namespace) -> int:
         )
     prepare_folders(jobs)
 
-    for job in tqdm(jobs, desc=f"restore ({args.method})", unit="image", disable=len(jobs) < 2 or None):
+    def restore_one(job) -> None:
         loaded = read_image(job.source)
         height, width = loaded.size
         degradation = image_degradation(
-            kernel, args.boundary, mask, noise, height, width, args.seed, job.source
+            kernel, args.boundary, mask, noise, height, width, seed, job.source
         ).to(device)
         check_kernel_fits(degradation, loaded.tensor, job.source, "--kernel")
         with torch.no_grad():
@@ -144,6 +173,24 @@ def run(args: argparse.Namespace) -> int:
                 "a restorer must return an image of its input's shape (report this to the plugin's author)"
             )
         write_output(job, restored.detach().cpu(), loaded)
+
+    # Under torchrun every process restores its share (jobs rank, rank + world, ...); rank 0 reports.
+    ctx = start(args.device)
+    try:
+        outcome = run_batch(
+            shard(jobs, ctx), restore_one, command="restore", fail_fast=args.fail_fast or len(jobs) == 1,
+            progress=ctx.is_main, memory_hint=MEMORY_HINT,
+        )
+        if ctx.distributed:
+            parts = gather(outcome, ctx)
+            outcome = parts[0].merged(parts[1:])
+    finally:
+        stop(ctx)
     where = jobs[0].target if len(jobs) == 1 else jobs[0].target.parent
-    print(f"restored {len(jobs)} image{'s' if len(jobs) != 1 else ''} with {args.method} -> {where}")
+    if outcome.done and ctx.is_main:
+        print(f"restored {outcome.done} image{'s' if outcome.done != 1 else ''} with {args.method} -> {where}"
+              + (f" ({ctx.world_size} processes)" if ctx.distributed else ""))
+    error = batch_error(outcome, "restored", where)
+    if error is not None:
+        raise error
     return 0
