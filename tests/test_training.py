@@ -245,3 +245,87 @@ def test_resume_errors(tmp_path):
 def test_too_few_samples_for_a_batch():
     with pytest.raises(InputError, match="fewer than one batch"):
         fit(_net(), _pairs(), _cfg(batch_size=64))
+
+
+# --------------------------------------------------------------------------- optimizers, metrics, RNG state
+def test_an_optimizer_instance_or_factory_runs_in_fit(tmp_path):
+    seed_everything(0)
+    net = _net()
+    sgd = torch.optim.SGD(net.parameters(), lr=0.05)
+    fit(net, _pairs(), _cfg(epochs=1, lr_drop_at=0.5), optimizer=sgd)
+    assert sgd.param_groups[0]["lr"] == pytest.approx(0.005)  # its own rate, divided by 10 for the second half
+    seed_everything(0)
+    a = _net()
+    fit(a, _pairs(), _cfg(epochs=1), optimizer=lambda params: torch.optim.SGD(params, lr=0.05), out=tmp_path)
+    seed_everything(0)
+    b = _net()
+    fit(b, _pairs(), _cfg(epochs=1), optimizer=torch.optim.SGD(b.parameters(), lr=0.05))
+    assert all(torch.equal(x, y) for x, y in zip(_state(a), _state(b)))
+    saved = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert saved["optimizer"]["param_groups"][0]["lr"] == 0.05
+    with pytest.raises(InputError, match="not the model's"):
+        fit(_net(), _pairs(), _cfg(), optimizer=torch.optim.SGD(_net().parameters(), lr=0.1))
+    with pytest.raises(InputError, match="not a torch.optim.Optimizer"):
+        fit(_net(), _pairs(), _cfg(), optimizer=lambda params: "adam")
+
+
+def test_resume_with_another_optimizer_is_refused(tmp_path):
+    fit(_net(), _pairs(), _cfg(epochs=1), out=tmp_path)  # Adam
+    with pytest.raises(InputError, match="another optimizer"):
+        net = _net()
+        fit(net, _pairs(), _cfg(epochs=2), out=tmp_path, resume=True,
+            optimizer=torch.optim.SGD([{"params": [p]} for p in net.parameters()], lr=0.1))
+
+
+def test_validation_metric_and_the_last_partial_batch():
+    seed_everything(0)
+    seen = []
+
+    def metric(output, clean):
+        seen.append(output.shape)
+        return 7.0
+
+    val = fixed_pairs(_smooth_images(1, 1, 32, seed=5), AddNoise(0.1))
+    result = fit(_net(), _pairs(), _cfg(epochs=1, batch_size=5, drop_last=False), val_pairs=val, val_metric=metric)
+    assert result.history["val_psnr"] == [7.0] and seen == [(1, 1, 32, 32)]
+    assert result.history["steps_per_epoch"] == 6  # 27 patches: five batches of 5 and one of 2
+    assert fit(_net(), _pairs(), _cfg(epochs=1, batch_size=5)).history["steps_per_epoch"] == 5
+
+
+def test_a_resumed_run_continues_the_random_streams(tmp_path):
+    """Checkpoints keep torch's, NumPy's and Python's generator states (dropout resumes exactly)."""
+
+    def dropout_net():
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Dropout(0.3),
+                                   torch.nn.Conv2d(8, 1, 3, padding=1))
+
+    seed_everything(0)
+    straight = dropout_net()
+    fit(straight, _pairs(), _cfg(epochs=2))
+    seed_everything(0)
+    fit(dropout_net(), _pairs(), _cfg(epochs=1), out=tmp_path)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert set(state["rng"]) >= {"python", "numpy", "torch"}
+    seed_everything(123)  # a different stream until the checkpoint's is restored
+    resumed = dropout_net()
+    fit(resumed, _pairs(), _cfg(epochs=2), out=tmp_path, resume=True)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_state(straight), _state(resumed)))
+
+
+def test_a_checkpoint_of_another_format_is_refused_on_resume(tmp_path):
+    save_checkpoint(tmp_path / CHECKPOINT_NAME, {"model": {}, "generator": torch.zeros(3), "epoch": 2})
+    with pytest.raises(InputError, match="not written by restorekit.training.fit.*--overwrite"):
+        fit(_net(), _pairs(), _cfg(), out=tmp_path, resume=True)
+
+
+def test_fit_removes_the_temporaries_of_a_killed_run(tmp_path):
+    import subprocess
+
+    from restorekit.atomic import TEMP_MARK
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f".history.{gone.pid}-00ff00ff{TEMP_MARK}.json"
+    stale.write_text("{")
+    fit(_net(), _pairs(), _cfg(epochs=1), out=tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {CHECKPOINT_NAME, "history.json", "curves.png"}

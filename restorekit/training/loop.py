@@ -5,7 +5,9 @@ degradation, only of a dataset of pairs (see :mod:`.datasets`), a loss
 (mean squared error by default) and optional fixed validation pairs.
 
 * **Adam**, learning rate 1e-3 and batches of 32 by default (the course's),
-  optionally divided by 10 for the last part of the run (``lr_drop_at``);
+  or any optimizer (``optimizer=``: an instance, or a factory taking the
+  parameters), its rate optionally divided by 10 for the last part of the
+  run (``lr_drop_at``);
 * **seeded and reproducible**: the epoch's sample order and subset come from
   ``seed`` and the epoch, every sample's noise from ``(seed, epoch, index)``;
   build the model after :func:`seed_everything` so its initial weights are too;
@@ -13,9 +15,14 @@ degradation, only of a dataset of pairs (see :mod:`.datasets`), a loss
   **validation PSNR** after every epoch;
 * **checkpoints** written atomically after every epoch (and every
   ``checkpoint_every`` steps), so ``resume=True`` continues a run that was
-  stopped, even mid-epoch, where its last checkpoint left it;
-* ``history.json`` and a figure of the loss and PSNR curves (``curves.png``)
-  beside the checkpoint, both replaced atomically;
+  stopped, even mid-epoch, where its last checkpoint left it; they hold only
+  what ``torch.load(..., weights_only=True)`` reads (state dicts, numbers,
+  lists, the random generators' states as tensors and lists), and the
+  hidden temporary files of a killed run are removed when the next starts;
+* ``history.json`` (after every checkpoint) and a figure of the loss and
+  PSNR curves (``curves.png``: at the end, and after an epoch when a minute
+  has passed since the last one) beside the checkpoint, both replaced
+  atomically;
 * **DDP** when launched by ``torchrun``: samples sharded with
   ``DistributedSampler``, gradients averaged by ``DistributedDataParallel``,
   rank 0 alone validating and writing files.
@@ -52,7 +59,11 @@ from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 
 #: Settings that must not change when a run is resumed (they define its samples and steps).
-RESUME_KEYS = ("batch_size", "seed", "samples_per_epoch", "world_size")
+RESUME_KEYS = ("batch_size", "seed", "samples_per_epoch", "world_size", "drop_last")
+#: Seconds between two redraws of ``curves.png`` during a run (it is always drawn when the run ends).
+CURVES_EVERY_S = 60.0
+#: What a checkpoint written by :func:`fit` holds (an older or foreign file lacks some).
+CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "step_in_epoch", "history")
 
 
 @dataclass
@@ -65,8 +76,12 @@ class TrainConfig:
         Passes over the training set (or over ``samples_per_epoch`` samples).
     batch_size : int
         Samples per step and per process (the course's 32).
+    drop_last : bool
+        True: whole batches only (the samples left over wait for another
+        epoch's order); False: a last, smaller batch takes them.
     lr : float
-        Adam's learning rate (the course's 1e-3).
+        Adam's learning rate (the course's 1e-3); an ``optimizer`` given to
+        :func:`fit` keeps its own.
     lr_drop_at : float, optional
         Fraction of the run after which the rate is divided by 10 (e.g. 0.8).
     seed : int
@@ -100,6 +115,7 @@ class TrainConfig:
     device: str = "cpu"
     progress: bool = True
     world_size: int = 1
+    drop_last: bool = True
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -151,32 +167,75 @@ def new_history() -> dict:
             "seconds": 0.0, "steps_per_epoch": 0}
 
 
-def evaluate_psnr(model: torch.nn.Module, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                  device: torch.device | str = "cpu") -> float:
-    """Mean PSNR (dB) of ``model(degraded).clamp(0, 1)`` against ``clean`` over ``pairs``."""
+def clamped_psnr(output: torch.Tensor, clean: torch.Tensor) -> float:
+    """PSNR (dB) of ``output`` clamped to [0, 1] against ``clean``: the default validation metric."""
     from ..metrics import psnr
 
+    return float(psnr(output.clamp(0, 1), clean))
+
+
+def evaluate_psnr(model: torch.nn.Module, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                  device: torch.device | str = "cpu",
+                  metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None) -> float:
+    """Mean of ``metric(model(degraded), clean)`` over ``pairs``: PSNR (dB) of the clamped output by default."""
+    metric = metric or clamped_psnr
     was_training = model.training
     model.eval()
     values = []
     with torch.no_grad():
         for degraded, clean in pairs:
-            out = model(degraded.to(device)).clamp(0, 1).cpu()
-            values.append(psnr(out, clean))
+            out = model(degraded.to(device)).cpu()
+            values.append(float(metric(out, clean)))
     model.train(was_training)
     return float(sum(values) / len(values))
 
 
 def _epoch_batches(n: int, cfg: TrainConfig, epoch: int, ctx: distributed.DistContext) -> list[list[int]]:
     """This process's batches of sample indices for ``epoch`` (whole batches only)."""
-    gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+    gen = torch.Generator().manual_seed((cfg.seed * 7919 + epoch) % (1 << 63))
     subset = torch.randperm(n, generator=gen)[: cfg.samples_per_epoch].tolist() if cfg.samples_per_epoch else list(range(n))
     sampler = DistributedSampler(subset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=True)
     sampler.set_epoch(epoch)
     order = [subset[i] for i in sampler]
-    count = len(order) // cfg.batch_size
+    count = len(order) // cfg.batch_size if cfg.drop_last else -(-len(order) // cfg.batch_size)
     return [order[i * cfg.batch_size:(i + 1) * cfg.batch_size] for i in range(count)]
+
+
+def _steps_per_epoch(per_epoch: int, cfg: TrainConfig, world_size: int) -> int:
+    """Steps each process takes per epoch (``DistributedSampler`` gives each ``per_epoch // world_size``)."""
+    if cfg.drop_last:
+        return per_epoch // (cfg.batch_size * world_size)
+    return -(-(per_epoch // world_size) // cfg.batch_size)
+
+
+def rng_states() -> dict:
+    """Python's, NumPy's and torch's (CPU, and CUDA when used) generator states, in ``weights_only`` form."""
+    import numpy as np
+
+    state = np.random.get_state(legacy=False)
+    state["state"]["key"] = state["state"]["key"].tolist()
+    saved = {"python": random.getstate(), "numpy": state, "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        saved["cuda"] = torch.cuda.get_rng_state_all()
+    return saved
+
+
+def set_rng_states(saved: dict) -> None:
+    """Restore what :func:`rng_states` returned (the parts present)."""
+    import numpy as np
+
+    if "python" in saved:
+        version, internal, gauss = saved["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in saved:
+        state = dict(saved["numpy"])
+        state["state"] = {**state["state"], "key": np.asarray(state["state"]["key"], dtype=np.uint32)}
+        np.random.set_state(state)
+    if "torch" in saved:
+        torch.set_rng_state(saved["torch"])
+    if "cuda" in saved and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda"])
 
 
 def write_history(out: Path, history: dict) -> None:
@@ -221,8 +280,10 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
         val_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
         out: str | os.PathLike | None = None, resume: bool = False,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        title: str = "", extra_state: dict | None = None) -> FitResult:
-    """Train ``model`` on ``train_set`` with Adam; checkpoint, validate and plot along the way.
+        title: str = "", extra_state: dict | None = None,
+        optimizer: torch.optim.Optimizer | Callable[[Any], torch.optim.Optimizer] | None = None,
+        val_metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None) -> FitResult:
+    """Train ``model`` on ``train_set`` (Adam unless told otherwise); checkpoint, validate and plot along the way.
 
     Parameters
     ----------
@@ -247,6 +308,15 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
         Title of the figure and the progress bar.
     extra_state : dict, optional
         Saved in every checkpoint (e.g. the architecture), for the caller.
+    optimizer : torch.optim.Optimizer or callable, optional
+        The optimizer, built on ``model.parameters()``, or a factory called
+        with them (e.g. ``lambda params: torch.optim.SGD(params, lr=0.1)``);
+        default ``Adam(lr=config.lr)``. Its state is checkpointed and
+        restored on resume; ``lr_drop_at`` divides its own rates by 10.
+    val_metric : callable, optional
+        ``val_metric(output, clean) -> float`` on each validation pair
+        (``output`` is the model's, unclamped); its mean is
+        ``history["val_psnr"]``. Default: PSNR (dB) of the output clamped to [0, 1].
 
     Returns
     -------
@@ -264,16 +334,21 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
     out_dir = Path(out) if out is not None else None
     if out_dir is not None and ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir is not None and ctx.is_main:
+        from ..atomic import remove_stale_temporaries
+
+        remove_stale_temporaries(out_dir, older_than_s=0)  # left by a killed run (their process is gone)
     n = len(train_set)
     per_epoch = min(n, cfg.samples_per_epoch or n)
-    steps_per_epoch = per_epoch // (cfg.batch_size * ctx.world_size)
+    steps_per_epoch = _steps_per_epoch(per_epoch, cfg, ctx.world_size)
     if steps_per_epoch < 1:
         raise InputError(f"the training set has {per_epoch} samples per epoch, fewer than one batch of "
                          f"{cfg.batch_size} per process ({ctx.world_size} process(es)); lower --batch-size or add images")
     total_steps = steps_per_epoch * cfg.epochs
 
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = _make_optimizer(model, optimizer, cfg)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]  # this run's rates (a resumed one's too)
     history = new_history()
     history["steps_per_epoch"] = steps_per_epoch
     start_epoch, start_step = 0, 0
@@ -281,6 +356,11 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
         if out_dir is None:
             raise InputError("resume=True needs the output folder of the run to continue (--out)")
         state = load_checkpoint(out_dir / CHECKPOINT_NAME)
+        missing = [k for k in CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise InputError(f"the checkpoint in {out_dir} was not written by restorekit.training.fit (it lacks "
+                             f"{', '.join(missing)}; an older version's?); start again with --overwrite, or use "
+                             "another --out")
         saved = state.get("config", {})
         changed = [k for k in RESUME_KEYS if k in saved and saved[k] != getattr(cfg, k)]
         if changed:
@@ -291,7 +371,13 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
         except RuntimeError as exc:
             raise InputError(f"the checkpoint in {out_dir} is for another model ({str(exc).splitlines()[0]}); "
                              "use the same architecture or another --out") from None
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise InputError(f"the checkpoint in {out_dir} holds the state of another optimizer ({exc}); resume "
+                             "with the optimizer of the run, or use another --out") from None
+        if "rng" in state:
+            set_rng_states(state["rng"])
         history = state["history"]
         start_epoch, start_step = int(state["epoch"]), int(state["step_in_epoch"])
 
@@ -307,18 +393,19 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
         save_checkpoint(out_dir / CHECKPOINT_NAME, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
             "step_in_epoch": step_in_epoch, "history": history, "config": asdict(cfg),
-            "extra": dict(extra_state or {}),
+            "extra": dict(extra_state or {}), "rng": rng_states(),
         })
         write_history(out_dir, history)
 
     def set_lr(global_step: int) -> None:
         drop = cfg.lr_drop_at is not None and global_step >= cfg.lr_drop_at * total_steps
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * (0.1 if drop else 1.0)
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * (0.1 if drop else 1.0)
 
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch + start_step, desc=title or "training",
                disable=not (cfg.progress and ctx.is_main), dynamic_ncols=True)
     started = time.time() - float(history.get("seconds", 0.0))
+    drawn = time.time()  # when curves.png was last drawn (a figure costs about a second)
     net.train()
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -326,7 +413,10 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
                 train_set.set_epoch(epoch)
             batches = _epoch_batches(n, cfg, epoch, ctx)[:steps_per_epoch]
             first = start_step if epoch == start_epoch else 0
-            loader = DataLoader(train_set, batch_sampler=batches[first:], num_workers=cfg.num_workers)
+            # Its own generator: making the loader draws no number from torch's global one, so a run resumed
+            # mid-epoch sees the same global random stream (e.g. dropout) as an uninterrupted one.
+            loader = DataLoader(train_set, batch_sampler=batches[first:], num_workers=cfg.num_workers,
+                                generator=torch.Generator().manual_seed((cfg.seed * 7919 + epoch) % (1 << 63)))
             interval, epoch_sum, epoch_count = [], 0.0, 0
             for step, (degraded, clean) in enumerate(loader, start=first):
                 global_step = epoch * steps_per_epoch + step
@@ -355,7 +445,7 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
             history["epoch_loss"].append(
                 distributed.mean_over_processes(epoch_sum / max(epoch_count, 1), ctx) if epoch_count else float("nan"))
             if val_pairs:
-                value = evaluate_psnr(model, val_pairs, device) if ctx.is_main else 0.0
+                value = evaluate_psnr(model, val_pairs, device, val_metric) if ctx.is_main else 0.0
                 value = distributed.broadcast_float(value, ctx)
                 history["val_step"].append((epoch + 1) * steps_per_epoch)
                 history["val_epoch"].append(epoch + 1)
@@ -365,8 +455,9 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
                               f"validation PSNR {value:.2f} dB")
             history["seconds"] = time.time() - started
             checkpoint(epoch + 1, 0)
-            if out_dir is not None and ctx.is_main:
+            if out_dir is not None and ctx.is_main and (epoch + 1 == cfg.epochs or time.time() - drawn >= CURVES_EVERY_S):
                 curves_figure(history, out_dir / "curves.png", title)
+                drawn = time.time()
             distributed.barrier(ctx)
     finally:
         bar.close()
@@ -374,5 +465,23 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
     return FitResult(model=model, history=history, out=out_dir, config=cfg, rank=ctx.rank)
 
 
-__all__ = ["FitResult", "TrainConfig", "curves_figure", "evaluate_psnr", "fit", "mse_loss", "new_history",
-           "seed_everything", "write_history"]
+def _make_optimizer(model: torch.nn.Module, optimizer: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``optimizer`` as an optimizer over ``model``'s parameters (Adam with ``cfg.lr`` when None)."""
+    if optimizer is None:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        if not callable(optimizer):
+            raise InputError(f"optimizer must be a torch.optim.Optimizer or a factory taking the parameters, got "
+                             f"{type(optimizer).__name__}")
+        optimizer = optimizer(model.parameters())
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise InputError(f"the optimizer factory returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+    own = {id(p) for p in model.parameters()}
+    if any(id(p) not in own for group in optimizer.param_groups for p in group["params"]):
+        raise InputError("the optimizer holds parameters that are not the model's; build it on model.parameters() "
+                         "or pass a factory, e.g. optimizer=lambda params: torch.optim.SGD(params, lr=0.1)")
+    return optimizer
+
+
+__all__ = ["CHECKPOINT_KEYS", "FitResult", "TrainConfig", "clamped_psnr", "curves_figure", "evaluate_psnr", "fit",
+           "mse_loss", "new_history", "rng_states", "seed_everything", "set_rng_states", "write_history"]

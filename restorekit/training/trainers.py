@@ -1,10 +1,10 @@
-"""The extension point behind ``restorekit train PLUGIN``: plugins register trainers.
+"""The extension point behind ``restorekit train NAME``: plugins register trainers.
 
-The command is thin: it parses the options every trainer shares into a
-:class:`TrainRequest` and hands it to the trainer the plugin registered
-through the optional ``register_trainers`` hook. The plugin decides what
-training means (its datasets, model and defaults); options it alone knows
-come after ``--`` in :attr:`TrainRequest.extra`. A plugin's trainer::
+A plugin registers a :class:`TrainerSpec` through the optional
+``register_trainers`` hook; its ``run`` names the training function. The
+function declares its options once, as a dataclass
+(:mod:`restorekit.training.options`), and both ``restorekit train NAME`` and
+``python -m PLUGIN.train`` parse them from that declaration::
 
     # my_plugin/__init__.py
     from restorekit import hookimpl
@@ -12,13 +12,24 @@ come after ``--`` in :attr:`TrainRequest.extra`. A plugin's trainer::
     @hookimpl
     def register_trainers(register):
         from restorekit.training.trainers import TrainerSpec
-        register(TrainerSpec(name="mynet", run="my_plugin.train:run_request",
-                             summary="MyNet on image folders"))
+        register(TrainerSpec(name="mynet", run="my_plugin.train:run", summary="MyNet on image folders"))
 
     # my_plugin/train.py
-    def run_request(req):            # req.data, req.epochs, ..., req.extra
+    from restorekit.training.options import TrainOptions, option, trainer
+
+    @dataclass
+    class MyOptions(TrainOptions):
+        depth: int = option(3, "hidden layers", minimum=1)
+
+    @trainer(MyOptions, name="mynet")
+    def run(opts, run):              # opts: MyOptions; run: out, resume, export, progress, command
         ...build datasets with restorekit.training, fit(...), save_model(...)
         return 0
+
+A plain function ``run(req)`` (not made with :func:`~restorekit.training.options.trainer`)
+still works: it gets a :class:`TrainRequest` holding the common options, and
+what follows ``--`` (with any option the command does not know) in
+:attr:`TrainRequest.extra`.
 
 Importing this module does not import torch (``restorekit list`` stays quick).
 """
@@ -29,7 +40,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import PluginError, UnknownRestorerError
+from ..errors import InputError, PluginError, UnknownRestorerError
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ class TrainerSpec:
 
 @dataclass
 class TrainRequest:
-    """The options of ``restorekit train``; ``None`` means "the trainer's default".
+    """The common options of ``restorekit train`` for a trainer without a declaration; ``None``: its default.
 
     Sigmas are on the [0, 1] scale (25/255 = 0.098).
     """
@@ -70,6 +81,7 @@ class TrainRequest:
     seed: int | None = None
     out: str | None = None
     resume: bool = False
+    overwrite: bool = False
     limit: int | None = None
     device: str | None = None
     threads: int | None = None
@@ -121,4 +133,60 @@ def get_trainer(name: str, registry: Any = None) -> TrainerSpec:
     raise UnknownRestorerError(msg)
 
 
-__all__ = ["TrainRequest", "TrainerSpec", "get_trainer", "trainers"]
+def _request_parser(prog: str):
+    """The common options handed to a trainer that declares none (as :class:`TrainRequest`)."""
+    from .options import number_pair, OptionParser
+
+    p = OptionParser(prog=prog, add_help=False)
+    p.add_argument("--data")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("--sigma", type=float)
+    noise.add_argument("--sigma-range", type=number_pair)
+    p.add_argument("--patch", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true")
+    again.add_argument("--overwrite", action="store_true")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--device")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--export", default="")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def run_request(spec: TrainerSpec, function: Callable[[TrainRequest], int], argv: list[str]) -> int:
+    """Run a trainer that declares no options: the common ones as a :class:`TrainRequest`, the rest in ``extra``."""
+    from .options import is_main_process, check_device_option, prepare_run_folder
+
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, unknown = _request_parser(f"restorekit train {spec.name}").parse_known_args(argv[:cut])
+    for value, what in ((args.epochs, "--epochs"), (args.batch_size, "--batch-size"), (args.limit, "--limit")):
+        if value is not None and value < 1:
+            raise InputError(f"{what} must be at least 1, got {value}")
+    if args.threads is not None and args.threads < 0:
+        raise InputError(f"--threads must be at least 0 (0: torch's default), got {args.threads}")
+    if args.lr is not None and not args.lr > 0:
+        raise InputError(f"--lr must be positive, got {args.lr}")
+    if args.sigma is not None:
+        from ..checks import check_sigma
+
+        check_sigma(args.sigma, what="--sigma")
+    if args.device is not None:
+        check_device_option(args.device, "--device")
+    out = args.out or f"runs/{spec.name}"
+    prepare_run_folder(out, resume=args.resume, overwrite=args.overwrite, is_main=is_main_process())
+    request = TrainRequest(
+        name=spec.name, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        sigma=args.sigma, sigma_range=args.sigma_range, patch=args.patch, seed=args.seed,
+        out=out, resume=args.resume, overwrite=args.overwrite, limit=args.limit, device=args.device,
+        threads=args.threads, export=args.export, progress=not args.no_progress, extra=unknown + argv[cut + 1:],
+    )
+    return int(function(request) or 0)
+
+
+__all__ = ["TrainRequest", "TrainerSpec", "get_trainer", "run_request", "trainers"]
