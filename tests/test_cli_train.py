@@ -49,6 +49,10 @@ def test_train_dncnn_tiny_then_resume_and_export(folder, tmp_path, capsys, monke
 
     monkeypatch.setattr(dtrain, "WEIGHTS_DIR", tmp_path / "weights")
     args[args.index("--epochs") + 1] = "2"
+    # a second run into the same folder neither replaces nor continues the first unless told which
+    assert main(args + TINY) == 2
+    assert "holds the checkpoint of an earlier run; continue it with --resume, replace it with --overwrite" in \
+        capsys.readouterr().err
     assert main(args + ["--resume", "--export", "tiny"] + TINY) == 0
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
     meta = json.loads((tmp_path / "weights" / "tiny.json").read_text())
@@ -57,6 +61,58 @@ def test_train_dncnn_tiny_then_resume_and_export(folder, tmp_path, capsys, monke
 
     net = restorekit.create("dncnn", weights=str(tmp_path / "weights" / "tiny.pt"))
     assert net(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+    assert "--resume" not in meta["metadata"]["command"] and "--hidden-channels 4" in meta["metadata"]["command"]
+    # --overwrite starts again from scratch in the same folder
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args + ["--overwrite"] + TINY) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
+def test_train_help_shows_the_plugins_options(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["train", "dncnn", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: restorekit train dncnn")
+    for flag in ("--preset", "--hidden-channels", "--no-bias", "--sigma-range", "--crops-per-epoch", "--overwrite",
+                 "--resume", "--export"):
+        assert flag in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "-1"], "--threads must be at least 0, got -1"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--epochs", "-3"], "--epochs must be at least 1, got -3"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--", "--hidden-channels", "0"], "--hidden-channels must be at least 1, got 0"),
+    (["--", "--hidden-layers", "-1"], "--hidden-layers must be at least 1, got -1"),
+    (["--patch", "0"], "--patch must be at least 1, got 0"),
+    (["--lr", "0"], "--lr must be above 0, got 0"),
+    (["--sigma", "25"], "--sigma 25 is above 1: sigmas are on the [0, 1] scale"),
+    (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+    (["--resume", "--overwrite"], "not allowed with argument"),
+])
+def test_training_audit_cases_are_one_line_errors(argv, message, tmp_path, capsys):
+    assert main(["train", "dncnn", "--out", str(tmp_path / "r")] + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_train_on_cuda_without_a_gpu_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "dncnn", "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--device: 'cuda' was asked for but no CUDA GPU is visible to torch; use cpu" in err
+    assert err.count("\n") == 1
+
+
+def test_train_out_naming_a_plain_file_is_refused(tmp_path, capsys):
+    plain = tmp_path / "notes.txt"
+    plain.write_text("mine")
+    assert main(["train", "dncnn", "--out", str(plain)] + TINY) == 2
+    assert "is a file, not a folder; name a folder for the run" in capsys.readouterr().err
+    assert plain.read_text() == "mine"
 
 
 def test_bad_input_gives_one_line_errors(folder, tmp_path, capsys):

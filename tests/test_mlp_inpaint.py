@@ -15,7 +15,7 @@ from restorekit.degrade import Compose, Mask, Noise
 from restorekit.errors import InputError, WeightsError
 from restorekit_plugins.mlp_inpaint.model import lower_half_mask
 from restorekit_plugins.mlp_inpaint.restorer import WEIGHTS_DIR
-from restorekit_plugins.mlp_inpaint.train import TrainConfig, gradient_descent_step, half_psnr, load_mnist, train
+from restorekit_plugins.mlp_inpaint.train import GradientDescent, TrainConfig, half_psnr, load_mnist, train
 
 DATA = Path(os.environ.get("RESTOREKIT_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 HAS_MNIST = (DATA / "MNIST" / "raw").is_dir()
@@ -91,19 +91,41 @@ def test_gradient_descent_update_is_p_minus_lr_grad():
     before = [p.detach().clone() for p in net.parameters()]
     net(torch.ones(1, 3)).sum().backward()
     grads = [p.grad.clone() for p in net.parameters()]
-    gradient_descent_step(net, 2.0)
+    opt = GradientDescent(net.parameters(), lr=2.0)
+    opt.step()
     for p, b, g in zip(net.parameters(), before, grads):
-        assert torch.allclose(p, b - 2.0 * g) and p.grad is None
+        assert torch.allclose(p, b - 2.0 * g)
+    assert opt.state_dict()["state"] == {}  # nothing but the rate to checkpoint
+    with pytest.raises(InputError, match="positive"):
+        GradientDescent(net.parameters(), lr=0.0)
 
 
-def test_a_few_epochs_of_gradient_descent_reduce_the_loss(tmp_path):
+def _noisy_rings(n: int = 96) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
-    base = _ring_digit()
-    digits = (base + 0.2 * torch.rand(96, 1, 28, 28, generator=gen)).clamp(0, 1)
+    return (_ring_digit() + 0.2 * torch.rand(n, 1, 28, 28, generator=gen)).clamp(0, 1)
+
+
+def test_a_few_epochs_of_gradient_descent_in_fit_reduce_the_loss(tmp_path):
     cfg = TrainConfig(epochs=4, val_digits=16, lr=0.5, backend="python")
-    net, history = train(cfg, tmp_path, digits=digits, progress=False)
-    assert history["loss"][-1] < history["loss"][0]
-    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "curves.png").is_file()
+    net, history = train(cfg, tmp_path, digits=_noisy_rings(), progress=False)
+    assert history["epoch_loss"][-1] < history["epoch_loss"][0]
+    assert history["val_psnr"][-1] > history["val_psnr"][0]
+    assert history["steps_per_epoch"] == 3  # 80 digits in batches of 32: 32, 32 and the 16 left over
+    assert {p.name for p in tmp_path.iterdir()} == {"checkpoint.pt", "curves.png", "history.json"}
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # fit's checkpoint, no pickled objects
+    assert state["epoch"] == 4 and state["config"]["drop_last"] is False
+
+
+def test_resumed_gradient_descent_matches_an_uninterrupted_run(tmp_path):
+    digits = _noisy_rings()
+    straight, _ = train(TrainConfig(epochs=2, val_digits=16, lr=0.5, backend="python"), None, digits=digits,
+                        progress=False)
+    train(TrainConfig(epochs=1, val_digits=16, lr=0.5, backend="python"), tmp_path, digits=digits, progress=False)
+    resumed, history = train(TrainConfig(epochs=2, val_digits=16, lr=0.5, backend="python"), tmp_path,
+                             digits=digits, resume=True, progress=False)
+    assert len(history["epoch_loss"]) == 2
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
 
 
 @pytest.mark.skipif(not HAS_MNIST, reason="needs ../shared/data/MNIST (or RESTOREKIT_DATA)")

@@ -30,12 +30,13 @@ are on the [0, 1] scale (25/255 = 0.098).
 
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, ClassVar
+
+from restorekit.training.options import TrainOptions, TrainRun, check_sigma_option, option, resolve_options, trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 VAL_HELD_OUT = 8
@@ -49,48 +50,51 @@ def default_data_root() -> Path:
 
 
 @dataclass
-class DnCNNOptions:
-    """One DnCNN training run (stored in the checkpoint and the shipped metadata)."""
+class DnCNNOptions(TrainOptions):
+    """One DnCNN training run (stored in the checkpoint and the shipped metadata); also its command line."""
 
-    preset: str = "course"
-    data: str = ""                       # training folder (default <data root>/<data_folder>)
-    data_folder: str = "CBSD432"         # the folder under the data root used when data is not given
-    gray_data: str = ""                  # grayscale folder mixed in (default <data root>/Train400 for dncnn-color)
-    gray_fraction: float = 0.0           # share of samples taken from gray_data
-    hidden_layers: int = 8
-    hidden_channels: int = 64
-    use_bias: bool = True
-    sigma: float | None = 0.1
-    sigma_range: tuple[float, float] | None = None
-    patch: int = 32
-    sampling: str = "patches"            # "patches" (non-overlapping, the course's) or "crops" (random, flips)
-    crops_per_epoch: int = 0             # length of an epoch with sampling="crops"
-    epochs: int = 2
-    batch_size: int = 32
-    lr: float = 1e-3
-    lr_drop_at: float | None = None
-    samples_per_epoch: int | None = None
-    seed: int = 0
-    limit: int | None = None             # read only the first N training images
-    val_sigma: float = 0.1
-    val_crop: int = 128
-    threads: int = 0
-    checkpoint_every: int = 200
-    device: str = "cpu"
+    preset: str = option("course", "starting settings; options given replace the preset's")
+    data: str = option("", "colour training folder (by default --data-folder under the data root)")
+    data_folder: str = option("CBSD432", "the folder under the data root (../shared/data) used without --data")
+    gray_data: str = option("", "grayscale folder mixed in (by default Train400 under the data root)")
+    gray_fraction: float = option(0.0, "share of samples from --gray-data, gray repeated in 3 channels",
+                                  minimum=0, below=1)
+    hidden_layers: int = option(8, "hidden convolution layers", minimum=1)
+    hidden_channels: int = option(64, "channels of each hidden layer", minimum=1)
+    use_bias: bool = option(True, "no bias in the convolutions", flags=("--no-bias",))
+    sigma: float | None = option(0.1, "fixed noise sigma, [0, 1] scale", check=check_sigma_option, exclusive="noise")
+    sigma_range: tuple[float, float] | None = option(None, "noise sigma drawn uniformly per sample, e.g. 0,0.2",
+                                                     check=check_sigma_option, exclusive="noise")
+    patch: int = option(32, "patch or crop side in pixels", minimum=1)
+    sampling: str = option("patches", "patches: the course's non-overlapping grid; crops: random, with flips",
+                           choices=("patches", "crops"))
+    crops_per_epoch: int = option(0, "crops per epoch with --sampling crops (0: 32 per image)", minimum=0)
+    epochs: int = option(2, "passes over the training set", minimum=1)
+    batch_size: int = option(32, "samples per step and per process", minimum=1)
+    lr: float = option(1e-3, "Adam learning rate", above=0)
+    lr_drop_at: float | None = option(None, "fraction of the run after which the rate is divided by 10",
+                                      above=0, below=1)
+    samples_per_epoch: int | None = option(None, "random subset of the samples per epoch", minimum=1)
+    limit: int | None = option(None, "read only the first N training images", minimum=1)
+    val_sigma: float = option(0.1, "noise sigma of the validation images", check=check_sigma_option)
+    val_crop: int = option(128, "side of the central validation crops", minimum=1)
+    checkpoint_every: int = option(200, "steps between mid-epoch checkpoints (0: only at epoch ends)", minimum=0)
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "course": dict(sigma=0.1, sigma_range=None, patch=32, sampling="patches", epochs=2, hidden_layers=8,
+                       hidden_channels=64, gray_fraction=0.0),
+        # What the shipped dncnn-color was trained with on a shared 2-core CPU (see its .json); a bigger
+        # budget (e.g. a GPU) would raise epochs/crops_per_epoch and hidden_channels (64) with this same script.
+        "dncnn-color": dict(sigma=None, sigma_range=(0.0, 0.2), patch=40, sampling="crops", crops_per_epoch=9600,
+                            epochs=13, hidden_layers=10, hidden_channels=32, gray_fraction=0.25, lr_drop_at=0.8),
+        # The grayscale model: Train400 (gray), the same network with one channel in and out.
+        "dncnn-gray": dict(data_folder="Train400", sigma=None, sigma_range=(0.0, 0.2), patch=40, sampling="crops",
+                           crops_per_epoch=9600, epochs=12, hidden_layers=10, hidden_channels=32, gray_fraction=0.0,
+                           lr_drop_at=0.8),
+    }
 
 
-PRESETS = {
-    "course": dict(sigma=0.1, sigma_range=None, patch=32, sampling="patches", epochs=2, hidden_layers=8,
-                   hidden_channels=64, gray_fraction=0.0),
-    # What the shipped dncnn-color was trained with on a shared 2-core CPU (see its .json); a bigger
-    # budget (e.g. a GPU) would raise epochs/crops_per_epoch and hidden_channels (64) with this same script.
-    "dncnn-color": dict(sigma=None, sigma_range=(0.0, 0.2), patch=40, sampling="crops", crops_per_epoch=9600,
-                        epochs=13, hidden_layers=10, hidden_channels=32, gray_fraction=0.25, lr_drop_at=0.8),
-    # The grayscale model: Train400 (gray), the same network with one channel in and out.
-    "dncnn-gray": dict(data_folder="Train400", sigma=None, sigma_range=(0.0, 0.2), patch=40, sampling="crops",
-                       crops_per_epoch=9600, epochs=12, hidden_layers=10, hidden_channels=32, gray_fraction=0.0,
-                       lr_drop_at=0.8),
-}
+PRESETS = DnCNNOptions.presets
 
 
 class GrayAsColour:
@@ -174,17 +178,16 @@ def build_datasets(opts: DnCNNOptions, progress: bool = True):
     return train, val, described
 
 
-def train_dncnn(opts: DnCNNOptions, out: str | os.PathLike, resume: bool = False, export: str = "",
+def train_dncnn(opts: DnCNNOptions, out: str | os.PathLike, resume: bool = False, export: str | os.PathLike = "",
                 progress: bool = True, command: str = ""):
-    """Train a DnCNN as ``opts`` says; write checkpoints to ``out``; ship as ``export`` if given."""
-    import torch
+    """Train a DnCNN as ``opts`` says; write checkpoints to ``out``; ship as ``export`` if given.
 
+    ``export`` is a weights name (``weights/NAME.pt``) or a path ending in ``.pt``.
+    """
     from restorekit.training import TrainConfig, fit, seed_everything
 
     from .model import DnCNN
 
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
     train, val, described = build_datasets(opts, progress)
     seed_everything(opts.seed)
     net = DnCNN(channels=described["channels"], hidden_layers=opts.hidden_layers,
@@ -204,8 +207,8 @@ def _jsonable(d: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
-def export_weights(result, opts: DnCNNOptions, described: dict, name: str, command: str = "") -> Path:
-    """Ship ``result.model`` as ``weights/<name>.pt`` + ``.json`` (provenance and SHA-256)."""
+def export_weights(result, opts: DnCNNOptions, described: dict, name: str | os.PathLike, command: str = "") -> Path:
+    """Ship ``result.model`` as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``."""
     from restorekit.weights import save_model
 
     h = result.history
@@ -229,102 +232,29 @@ def export_weights(result, opts: DnCNNOptions, described: dict, name: str, comma
         "command": command or "python -m restorekit_plugins.dncnn.train " + f"--preset {opts.preset} --export {name}",
         "options": _jsonable(asdict(opts)),
     }
-    path = WEIGHTS_DIR / f"{name}.pt"
-    WEIGHTS_DIR.mkdir(exist_ok=True)
+    path = Path(name) if str(name).endswith(".pt") else WEIGHTS_DIR / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_model(result.model, path, arch=result.model.arch(), metadata=meta)
     return path
 
 
 def options_from(preset: str, **overrides) -> DnCNNOptions:
-    """``DnCNNOptions`` of ``preset`` with ``overrides`` (``None`` values ignored)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    if overrides.get("sigma") is not None:
-        values["sigma_range"] = None
-    if overrides.get("sigma_range") is not None:
-        values["sigma"] = None
-    return DnCNNOptions(preset=preset, **values)
+    """``DnCNNOptions`` of ``preset`` with ``overrides`` (``None`` values ignored), checked."""
+    return resolve_options(DnCNNOptions, {"preset": preset, **{k: v for k, v in overrides.items() if v is not None}})
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="course", choices=sorted(PRESETS), help="starting settings (default: course)")
-    p.add_argument("--data", default=None, help="colour training folder (default ../shared/data/CBSD432)")
-    p.add_argument("--gray-data", default=None, help="gray folder mixed in (default ../shared/data/Train400)")
-    p.add_argument("--gray-fraction", type=float, default=None, help="share of gray samples (0 to 1)")
-    p.add_argument("--hidden-layers", type=int, default=None)
-    p.add_argument("--hidden-channels", type=int, default=None)
-    p.add_argument("--no-bias", dest="use_bias", action="store_const", const=False, default=None)
-    p.add_argument("--sigma", type=float, default=None, help="fixed noise sigma, [0, 1] scale")
-    p.add_argument("--sigma-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
-    p.add_argument("--patch", type=int, default=None, help="patch or crop side in pixels")
-    p.add_argument("--sampling", choices=("patches", "crops"), default=None)
-    p.add_argument("--crops-per-epoch", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--lr-drop-at", type=float, default=None)
-    p.add_argument("--samples-per-epoch", type=int, default=None, help="random subset of samples per epoch")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="read only the first N images")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--checkpoint-every", type=int, default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument("--out", required=True, help="run folder (checkpoint.pt, history.json, curves.png)")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--export", default="", help="ship the result as weights/NAME.pt + NAME.json")
-    p.add_argument("--no-progress", action="store_true")
-
-
-OPTION_KEYS = ("data", "gray_data", "gray_fraction", "hidden_layers", "hidden_channels", "use_bias", "sigma",
-               "sigma_range", "patch", "sampling", "crops_per_epoch", "epochs", "batch_size", "lr", "lr_drop_at",
-               "samples_per_epoch", "seed", "limit", "threads", "checkpoint_every", "device")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m restorekit_plugins.dncnn.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    overrides = {k: getattr(args, k) for k in OPTION_KEYS}
-    if overrides["sigma_range"] is not None:
-        overrides["sigma_range"] = tuple(overrides["sigma_range"])
-    opts = options_from(args.preset, **overrides)
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]  # what re-creates the run
-    command = "python -m restorekit_plugins.dncnn.train " + shlex.join(given)
-    result = train_dncnn(opts, args.out, resume=args.resume, export=args.export, progress=not args.no_progress,
-                         command=command)
+@trainer(DnCNNOptions, name="dncnn")
+def run_request(opts: DnCNNOptions, run: TrainRun) -> int:
+    """``restorekit train dncnn`` and ``python -m restorekit_plugins.dncnn.train``."""
+    export = run.export_path(WEIGHTS_DIR, opts.preset) if run.export is not None else ""
+    result = train_dncnn(opts, run.out, resume=run.resume, export=export or "", progress=run.progress,
+                         command=run.command)
     if result.is_main:
         h = result.history
         print(f"done: {len(h['epoch_loss'])} epochs, validation PSNR {h['val_psnr'][-1]:.2f} dB, "
-              f"{h['seconds']:.0f} s; run folder {args.out}")
+              f"{h['seconds']:.0f} s; run folder {run.out}")
     return 0
 
 
-def run_request(req) -> int:
-    """``restorekit train dncnn``: the command's common options, then the plugin's own (``req.extra``)."""
-    argv = ["--out", req.out or f"runs/{req.name}"]
-    for flag, value in (("--data", req.data), ("--epochs", req.epochs), ("--batch-size", req.batch_size),
-                        ("--lr", req.lr), ("--sigma", req.sigma), ("--patch", req.patch), ("--seed", req.seed),
-                        ("--limit", req.limit), ("--device", req.device), ("--threads", req.threads)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if req.sigma_range is not None:
-        argv += ["--sigma-range", str(req.sigma_range[0]), str(req.sigma_range[1])]
-    if req.resume:
-        argv.append("--resume")
-    if req.export:
-        argv += ["--export", req.export]
-    if not req.progress:
-        argv.append("--no-progress")
-    return main(argv + list(req.extra))
-
-
 if __name__ == "__main__":
-    from restorekit.errors import RestorekitError
-
-    try:
-        sys.exit(main())
-    except RestorekitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_request.main())

@@ -30,40 +30,50 @@ The shipped weights were made by (CPU, one thread on a shared 2-core machine:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
+
+from restorekit.errors import InputError
+from restorekit.training.options import TrainOptions, TrainRun, check_sigma_option, option, trainer
 
 VARIANTS = {"deblur": None, "wiener": 100.0}  # variant -> Wiener SNR of its input (None: the raw blurred input)
 WEIGHT_NAMES = {"deblur": "unet-deblur", "wiener": "unet-wiener"}
 
 
 @dataclass
-class UNetTrainConfig:
-    """Everything that defines a UNet training run (kept in its checkpoint and the shipped metadata)."""
+class UNetTrainConfig(TrainOptions):
+    """Everything that defines a UNet training run (kept in its checkpoint and the shipped metadata); its command line."""
 
-    variant: str = "wiener"
-    data: str = ""
-    epochs: int = 16
-    crops_per_epoch: int = 16000
-    batch_size: int = 32
-    patch: int = 64
-    lr: float = 1e-3
-    lr_drop_at: float = 0.8
-    sigma_min: float = 0.0
-    sigma_max: float = 0.02
-    val_images: int = 8
-    val_size: int = 128
-    val_sigma: float = 0.01
-    seed: int = 0
-    base_channels: int = 16
-    depth: int = 3
-    threads: int = 1
-    limit_images: int = 0
-    device: str = "cpu"
+    variant: str = option("wiener", "deblur: blurred noisy input; wiener: the Wiener (SNR 100) estimate as input",
+                          choices=tuple(VARIANTS))
+    data: str = option("", "training image folder (by default CBSD432 under the data root)")
+    epochs: int = option(16, "passes of --crops-per-epoch crops", minimum=1)
+    crops_per_epoch: int = option(16000, "random crops per epoch (drawn afresh every epoch)", minimum=1)
+    batch_size: int = option(32, "samples per step and per process", minimum=1)
+    patch: int = option(64, "crop side in pixels", minimum=1)
+    lr: float = option(1e-3, "Adam learning rate", above=0)
+    lr_drop_at: float = option(0.8, "fraction of the run after which the rate is divided by 10", above=0, below=1)
+    sigma_min: float = option(0.0, "lowest noise sigma of the training inputs, [0, 1] scale", check=check_sigma_option)
+    sigma_max: float = option(0.02, "highest noise sigma of the training inputs, [0, 1] scale",
+                              check=check_sigma_option)
+    val_images: int = option(8, "last images of the folder held apart for validation", minimum=1)
+    val_size: int = option(128, "side of the central validation crops", minimum=1)
+    val_sigma: float = option(0.01, "noise sigma of the validation inputs", check=check_sigma_option)
+    base_channels: int = option(16, "channels of the first level (doubled at each level down)", minimum=1)
+    depth: int = option(3, "levels of the UNet", minimum=1)
+    threads: int = option(1, "torch CPU threads per process (0: torch's default)", minimum=0)
+    limit_images: int = option(0, "read only the first N images (0: all)", flags=("--limit-images", "--limit"),
+                               minimum=0)
+
+    run_folder: ClassVar[str] = "runs/unet-{variant}"
+
+    def __post_init__(self) -> None:
+        if self.sigma_min > self.sigma_max:
+            raise InputError(f"--sigma-min ({self.sigma_min}) must not exceed --sigma-max ({self.sigma_max})")
 
 
 def train(cfg: UNetTrainConfig, out: str | os.PathLike | None, resume: bool = False, progress: bool = True,
@@ -73,9 +83,6 @@ def train(cfg: UNetTrainConfig, out: str | os.PathLike | None, resume: bool = Fa
     ``images`` (a list of ``(3, H, W)`` float tensors in [0, 1]) replaces
     reading ``cfg.data`` (tests pass tiny synthetic images).
     """
-    import torch
-
-    from restorekit.errors import InputError
     from restorekit.training import DegradedPairs, RandomCrops, TrainConfig, fit, fixed_pairs, load_images, seed_everything
 
     from .data import DeblurInputs, course_kernel, data_root
@@ -83,8 +90,6 @@ def train(cfg: UNetTrainConfig, out: str | os.PathLike | None, resume: bool = Fa
 
     if cfg.variant not in VARIANTS:
         raise InputError(f"variant must be one of {sorted(VARIANTS)}, got {cfg.variant!r}")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     if images is None:
         folder = Path(cfg.data) if cfg.data else data_root() / "CBSD432"
         images = load_images(folder, limit=cfg.limit_images or None, progress=progress)
@@ -115,7 +120,6 @@ def export(out: str | os.PathLike, dest: str | os.PathLike | None = None) -> Pat
 
     ``dest`` overrides the destination ``.pt`` path (tests write elsewhere).
     """
-    from restorekit.errors import InputError
     from restorekit.training import load_checkpoint
     from restorekit.weights import save_model
 
@@ -166,78 +170,28 @@ def export(out: str | os.PathLike, dest: str | os.PathLike | None = None) -> Pat
     return save_model(state["model"], path, arch=state["extra"]["arch"], metadata=metadata)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The training options (shared by this script and ``restorekit train unet``)."""
-    defaults = UNetTrainConfig()
-    parser.add_argument("--variant", choices=sorted(VARIANTS), default=defaults.variant,
-                        help="deblur: blurred noisy input; wiener: Wiener (SNR 100) estimate as input")
-    parser.add_argument("--data", default="", help="training image folder (default ../shared/data/CBSD432)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    for name in ("epochs", "crops_per_epoch", "batch_size", "patch", "seed", "base_channels", "depth", "threads",
-                 "limit_images", "val_images"):
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "sigma_min", "sigma_max"):
-        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+@trainer(UNetTrainConfig, name="unet")
+def run_request(cfg: UNetTrainConfig, run: TrainRun) -> int:
+    """``restorekit train unet`` and ``python -m restorekit_plugins.unet.train``.
 
+    ``--export`` alone ships the finished run as its variant's weights
+    (``weights/unet-<variant>.pt``); ``--export NAME`` or ``--export PATH.pt``
+    elsewhere. Example::
 
-def config_from_args(args: argparse.Namespace) -> UNetTrainConfig:
-    return UNetTrainConfig(**{k: v for k, v in vars(args).items() if k in UNetTrainConfig.__dataclass_fields__})
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m restorekit_plugins.unet.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="run folder: checkpoint.pt, history.json, curves.png")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--export", action="store_true",
-                        help="when the run is complete, write it as the shipped weights of its variant")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    cfg = config_from_args(args)
-    result = train(cfg, args.out, resume=args.resume)
-    if result.is_main:
-        print(f"final validation PSNR {result.history['val_psnr'][-1]:.2f} dB after {cfg.epochs} epochs "
-              f"({result.history['seconds'] / 60:.1f} min)")
-        if args.export:
-            print(f"wrote {export(args.out)}")
-    return 0
-
-
-def run_request(req) -> int:
-    """``restorekit train unet``: the command's common options, then this script's own after ``--``.
-
-    ``--sigma S`` fixes the noise, ``--sigma-range LO HI`` draws it; ``--limit``
-    reads only the first images; ``--export NAME_OR_PATH`` ships the finished
-    run (a name goes to this plugin's ``weights/NAME.pt``). Example::
-
-        restorekit train unet --epochs 8 --out runs/unet-wiener --export unet-wiener -- --variant wiener
+        restorekit train unet --variant wiener --epochs 8 --out runs/unet-wiener --export
     """
     from .restorer import WEIGHTS_DIR
 
-    parser = argparse.ArgumentParser(prog="restorekit train unet --")
-    add_arguments(parser)
-    args = parser.parse_args(list(req.extra))
-    for field_name, value in (("data", req.data), ("epochs", req.epochs), ("batch_size", req.batch_size),
-                              ("lr", req.lr), ("patch", req.patch), ("seed", req.seed),
-                              ("limit_images", req.limit), ("threads", req.threads), ("device", req.device)):
-        if value is not None:
-            setattr(args, field_name, value)
-    if req.sigma is not None:
-        args.sigma_min = args.sigma_max = req.sigma
-    if req.sigma_range is not None:
-        args.sigma_min, args.sigma_max = req.sigma_range
-    cfg = config_from_args(args)
-    out = req.out or f"runs/unet-{cfg.variant}"
-    result = train(cfg, out, resume=req.resume, progress=req.progress)
+    result = train(cfg, run.out, resume=run.resume, progress=run.progress)
     if result.is_main:
         h = result.history
         print(f"done: {cfg.epochs} epochs, validation PSNR {h['val_psnr'][-1]:.2f} dB, {h['seconds']:.0f} s; "
-              f"run folder {out}")
-        if req.export:
-            dest = Path(req.export) if req.export.endswith(".pt") else WEIGHTS_DIR / f"{req.export}.pt"
-            print(f"wrote {export(out, dest)}")
+              f"run folder {run.out}")
+        dest = run.export_path(WEIGHTS_DIR, WEIGHT_NAMES[cfg.variant])
+        if dest is not None:
+            print(f"wrote {export(run.out, dest)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_request.main())
