@@ -11,6 +11,11 @@ lists them and runs them one after another from the repository root::
 The data folder is found as the training scripts find it: ``$RESTOREKIT_DATA``
 or ``../shared/data`` beside the repository. The new weights replace the old
 ones (atomically) together with fresh metadata and SHA-256.
+
+Each command trains from scratch: ``--overwrite`` is added, so a run folder
+left by an earlier re-training is replaced (the trainers refuse a folder that
+holds a checkpoint otherwise). ``--resume`` instead continues the runs an
+interrupted re-training left behind.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--list", action="store_true", help="print the commands without running them")
     p.add_argument("--only", action="append", default=[], metavar="NAME", help="re-train only NAME (repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the runs an interrupted re-training left (default: start each from scratch)")
     args = p.parse_args(argv)
     jobs = [(n, c) for n, c in shipped() if not args.only or n in args.only]
     if not jobs:
@@ -52,6 +59,7 @@ def main(argv=None) -> int:
         words = shlex.split(command)
         if words and words[0] == "python":
             words[0] = sys.executable
+        words.append("--resume" if args.resume else "--overwrite")
         result = subprocess.run(words, cwd=ROOT)
         if result.returncode != 0:
             print(f"{name}: failed with exit status {result.returncode}", file=sys.stderr)

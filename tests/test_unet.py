@@ -126,7 +126,7 @@ def test_a_few_training_steps_reduce_the_loss_and_export(tmp_path):
 
 def test_export_refuses_an_unfinished_run(tmp_path):
     train(_tiny_config(epochs=1), tmp_path, progress=False, images=_tiny_images())
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     state["extra"]["unet_config"]["epochs"] = 2
     torch.save(state, tmp_path / "checkpoint.pt")
     with pytest.raises(InputError, match="--resume"):
@@ -207,7 +207,7 @@ def test_unet_trains_data_parallel_under_torchrun_with_two_processes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["config"]["world_size"] == 2 and state["epoch"] == 2
     assert len(state["history"]["val_psnr"]) == 2
 
