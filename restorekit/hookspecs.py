@@ -129,10 +129,12 @@ def register_trainers(register: Callable[["TrainerSpec"], None]) -> None:  # pra
         ``register(spec) -> None``, called once per trainer with a
         :class:`~restorekit.training.trainers.TrainerSpec`. Its ``run`` is a
         callable or a ``"module:attribute"`` string (imported only when the
-        trainer runs) taking a
+        trainer runs) returning an exit status: best a function made with
+        :func:`restorekit.training.options.trainer`, whose options dataclass
+        is its command line (``restorekit train NAME --help``) and which gets
+        ``(options, run)``; a plain function gets a
         :class:`~restorekit.training.trainers.TrainRequest` (the command's
-        common options, and the plugin's own options after ``--`` in
-        ``request.extra``) and returning an exit status.
+        common options, the rest in ``request.extra``).
 
     Notes
     -----
