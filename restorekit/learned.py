@@ -230,6 +230,9 @@ class LearnedRestorer(Restorer):
         self.gray_metadata: dict | None = None
         self._receptive: dict[int, int] = {}
         self._guard_warned = False
+        # What this instance promises (Restorer's attributes, read by restorekit.testing.check_restorer).
+        self.min_size = max(type(self).min_size, self.min_input_size(self.net)[0])
+        self.output_range = type(self).output_range if self.clip_output else None
 
     # ------------------------------------------------------------------ what a subclass defines
     def build_network(self, arch: dict) -> "torch.nn.Module":

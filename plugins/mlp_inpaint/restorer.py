@@ -60,6 +60,16 @@ class MLPInpaint(LearnedRestorer):
     weights_dir = WEIGHTS_DIR
     default_weights = SHIPPED
     tileable = False  # a fixed 28x28 input
+    # What restorekit.testing.check_restorer holds it to: 28x28 grayscale digits, the lower half missing.
+    channels = (1,)
+    fixed_size = (28, 28)
+
+    @staticmethod
+    def example_degradation(task: str, height: int, width: int):
+        """The one degradation it was trained for: the lower half missing (no noise)."""
+        from restorekit.degrade import Mask
+
+        return Mask.lower_half(height, width)
     params = (
         Param("backend", "auto", "Linear/ReLU implementation: compiled ops when built, else Python",
               choices=("auto", "python", "compiled")),

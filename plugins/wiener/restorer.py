@@ -186,6 +186,12 @@ class Wiener(Restorer):
     tasks = frozenset({"deblur"})
     params = PARAMS
     summary = SUMMARY
+    needs_degradation = True  # it inverts the degradation's blur kernel
+
+    @property
+    def output_range(self):
+        """[0, 1] unless built with ``clip=False`` (the linear estimate)."""
+        return (0.0, 1.0) if self.config["clip"] else None
 
     def restore(self, image: torch.Tensor, degradation=None) -> torch.Tensor:
         blur = getattr(degradation, "blur", None)

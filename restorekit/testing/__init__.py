@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("ops",)
+_SUBMODULES = ("ops", "restorers")
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: names of the submodules, loaded on first use
@@ -25,3 +25,4 @@ def __getattr__(name: str) -> Any:  # PEP 562: names of the submodules, loaded o
 
 
 __all__ = ["CheckResult", "DEFAULT_TOLERANCES", "OpCheckError", "Sample", "check_op", "run_suite", "summarize"]
+__all__ += ["RestorerCheckError", "RestorerCheckResult", "check_restorer", "parametrize_with_checks"]

@@ -150,6 +150,7 @@ class UnsupervisedWiener(SkimageRestorer):
     """Wiener-Hunt deconvolution whose noise and prior levels are sampled, not given."""
 
     name = "unsupervised-wiener"
+    needs_degradation = True  # it deconvolves the degradation's blur kernel
 
     def restore_one(self, array, degradation):
         from skimage.restoration import unsupervised_wiener
@@ -174,6 +175,7 @@ class RichardsonLucy(SkimageRestorer):
     """Richardson-Lucy deconvolution of the (clipped, non-negative) observation."""
 
     name = "richardson-lucy"
+    needs_degradation = True  # it deconvolves the degradation's blur kernel
 
     def restore_one(self, array, degradation):
         from skimage.restoration import richardson_lucy
@@ -196,6 +198,7 @@ class Biharmonic(SkimageRestorer):
     """Fill the pixels the degradation's mask marks missing (0) by solving the biharmonic equation."""
 
     name = "biharmonic"
+    needs_degradation = True  # it fills the pixels the degradation's mask marks missing
 
     def restore(self, image: torch.Tensor, degradation=None) -> torch.Tensor:
         mask = getattr(degradation, "mask", None) if degradation is not None else None
