@@ -329,3 +329,19 @@ def test_fit_removes_the_temporaries_of_a_killed_run(tmp_path):
     stale.write_text("{")
     fit(_net(), _pairs(), _cfg(epochs=1), out=tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {CHECKPOINT_NAME, "history.json", "curves.png"}
+
+
+def test_gray_pairs_as_colour_and_concatenated_pairs():
+    from restorekit.training import ConcatPairs, GrayAsColour
+
+    gray = DegradedPairs(Patches(_smooth_images(1, 1, 32), size=16), AddNoise(0.1), seed=0)
+    colour = DegradedPairs(Patches(_smooth_images(1, 3, 32), size=16), AddNoise(0.1), seed=0)
+    mixed = ConcatPairs([colour, GrayAsColour(gray)])
+    assert len(mixed) == 8
+    degraded, clean = mixed[5]
+    assert degraded.shape == clean.shape == (3, 16, 16)
+    assert torch.equal(degraded[0], degraded[2]) and torch.equal(degraded[0], gray[1][0][0])
+    mixed.set_epoch(3)
+    assert gray.epoch == colour.epoch == 3
+    with_map = GrayAsColour([(torch.stack([torch.zeros(4, 4), torch.full((4, 4), 0.1)]), torch.zeros(1, 4, 4))])
+    assert with_map[0][0].shape == (4, 4, 4) and float(with_map[0][0][3].mean()) == pytest.approx(0.1)

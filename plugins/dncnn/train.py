@@ -97,52 +97,10 @@ class DnCNNOptions(TrainOptions):
 PRESETS = DnCNNOptions.presets
 
 
-class GrayAsColour:
-    """Gray ``(degraded, clean)`` pairs repeated into three identical channels."""
-
-    def __init__(self, pairs) -> None:
-        self.pairs = pairs
-
-    def set_epoch(self, epoch: int) -> None:
-        self.pairs.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index):
-        degraded, clean = self.pairs[index]
-        return degraded.expand(3, -1, -1).contiguous(), clean.expand(3, -1, -1).contiguous()
-
-
-class Mixture:
-    """Samples of several pair datasets, one after another, each told the epoch."""
-
-    def __init__(self, *parts) -> None:
-        self.parts = [p for p in parts if p is not None and len(p)]
-        self.offsets = []
-        total = 0
-        for p in self.parts:
-            self.offsets.append(total)
-            total += len(p)
-        self.total = total
-
-    def set_epoch(self, epoch: int) -> None:
-        for p in self.parts:
-            p.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return self.total
-
-    def __getitem__(self, index: int):
-        for part, offset in zip(reversed(self.parts), reversed(self.offsets)):
-            if index >= offset:
-                return part[index - offset]
-        raise IndexError(index)
-
-
 def build_datasets(opts: DnCNNOptions, progress: bool = True):
     """``(train_pairs, val_pairs, description)`` for ``opts``."""
-    from restorekit.training import (AddNoise, DegradedPairs, Patches, RandomCrops, fixed_pairs, load_images)
+    from restorekit.training import (AddNoise, ConcatPairs, DegradedPairs, GrayAsColour, Patches, RandomCrops,
+                                     fixed_pairs, load_images)
 
     root = default_data_root()
     folder = Path(opts.data) if opts.data else root / opts.data_folder
@@ -172,7 +130,7 @@ def build_datasets(opts: DnCNNOptions, progress: bool = True):
         gray = GrayAsColour(DegradedPairs(gsource, make_input, seed=opts.seed + 1))
         described["training_data"] += (f"; plus {gfolder.name}: {len(gimages)} grayscale images as "
                                        f"{100 * opts.gray_fraction:.0f}% of samples, gray and noise repeated in 3 channels")
-    train = Mixture(colour, gray) if gray is not None else colour
+    train = ConcatPairs([colour, gray]) if gray is not None else colour
     val = fixed_pairs(val_images, AddNoise(opts.val_sigma), seed=opts.seed, crop=opts.val_crop)
     described["channels"] = channels
     return train, val, described

@@ -43,7 +43,8 @@ from typing import Any
 # (as plugins do at registration) does not import torch.
 _EXPORTS = {
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "AddNoise": "datasets", "BlurNoise": "datasets", "DegradedPairs": "datasets", "Patches": "datasets",
+    "AddNoise": "datasets", "BlurNoise": "datasets", "ConcatPairs": "datasets", "DegradedPairs": "datasets",
+    "GrayAsColour": "datasets", "Patches": "datasets",
     "RandomCrops": "datasets", "extract_patches": "datasets", "fixed_pairs": "datasets", "image_files": "datasets",
     "load_images": "datasets", "mnist_images": "datasets", "to_grayscale": "datasets",
     "FitResult": "loop", "TrainConfig": "loop", "curves_figure": "loop", "evaluate_psnr": "loop", "fit": "loop",

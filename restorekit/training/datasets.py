@@ -318,6 +318,45 @@ class DegradedPairs(Dataset):
         return self.make_input(clean, gen).to(clean.dtype), clean
 
 
+class GrayAsColour(Dataset):
+    """Gray ``(degraded, clean)`` pairs as colour ones: the gray channel repeated into three.
+
+    The first channel of ``degraded`` is the gray image; any channels after
+    it (e.g. a noise-level map) are kept as they are. A colour model thus
+    learns gray photos too (with the gray image and its noise in all three
+    channels, as a gray photo reaches it).
+
+    Parameters
+    ----------
+    pairs : dataset of ``(degraded, clean)``
+        Gray pairs (``clean`` with one channel), e.g. :class:`DegradedPairs`.
+    """
+
+    def __init__(self, pairs: Any) -> None:
+        self.pairs = pairs
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.pairs, "set_epoch"):
+            self.pairs.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        degraded, clean = self.pairs[index]
+        return (torch.cat([degraded[:1].expand(3, -1, -1), degraded[1:]]),
+                clean.expand(3, -1, -1).contiguous())
+
+
+class ConcatPairs(torch.utils.data.ConcatDataset):
+    """Several pair datasets one after another (:class:`~torch.utils.data.ConcatDataset`), each told the epoch."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.datasets:
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch)
+
+
 def fixed_pairs(images: Sequence[torch.Tensor], make_input: MakeInput, seed: int = 0,
                 crop: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Validation pairs drawn once: ``(degraded, clean)`` as ``(1, C, H, W)``, optionally centre-cropped."""
@@ -332,5 +371,5 @@ def fixed_pairs(images: Sequence[torch.Tensor], make_input: MakeInput, seed: int
     return pairs
 
 
-__all__ = ["AddNoise", "BlurNoise", "DegradedPairs", "MakeInput", "Patches", "RandomCrops", "extract_patches",
+__all__ = ["AddNoise", "BlurNoise", "ConcatPairs", "DegradedPairs", "GrayAsColour", "MakeInput", "Patches", "RandomCrops", "extract_patches",
            "fixed_pairs", "image_files", "item_generator", "load_images", "mnist_images", "to_grayscale"]
