@@ -31,7 +31,9 @@ Under ``torchrun --nproc-per-node N`` the same call trains with DDP (gloo on
 CPU); only rank 0 writes files (``result.is_main``).
 
 Plugins expose their training to ``restorekit train PLUGIN`` through the
-optional ``register_trainers`` hook (see :mod:`restorekit.training.trainers`).
+optional ``register_trainers`` hook (see :mod:`restorekit.training.trainers`),
+declaring its options once as a dataclass (:mod:`restorekit.training.options`:
+``option``, ``TrainOptions``, ``trainer``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ _EXPORTS = {
     "load_images": "datasets", "mnist_images": "datasets", "to_grayscale": "datasets",
     "FitResult": "loop", "TrainConfig": "loop", "curves_figure": "loop", "evaluate_psnr": "loop", "fit": "loop",
     "seed_everything": "loop",
+    "TrainOptions": "options", "TrainRun": "options", "option": "options", "trainer": "options",
     "TrainRequest": "trainers", "TrainerSpec": "trainers",
 }
 
