@@ -326,17 +326,18 @@ def check_options(opts: Any) -> Any:
     return opts
 
 
+def _number(x: Any) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
 def _check_number(flag: str, v: Any, meta: dict) -> None:
     if isinstance(v, float) and not math.isfinite(v):
         raise InputError(f"{flag} must be a finite number, got {v}")
-    if meta["minimum"] is not None and v < meta["minimum"]:
-        raise InputError(f"{flag} must be at least {meta['minimum']:g}, got {v:g}")
-    if meta["maximum"] is not None and v > meta["maximum"]:
-        raise InputError(f"{flag} must be at most {meta['maximum']:g}, got {v:g}")
-    if meta["above"] is not None and not v > meta["above"]:
-        raise InputError(f"{flag} must be above {meta['above']:g}, got {v:g}")
-    if meta["below"] is not None and not v < meta["below"]:
-        raise InputError(f"{flag} must be below {meta['below']:g}, got {v:g}")
+    for key, ok, words in (("minimum", lambda b: v >= b, "at least"), ("maximum", lambda b: v <= b, "at most"),
+                           ("above", lambda b: v > b, "above"), ("below", lambda b: v < b, "below")):
+        bound = meta[key]
+        if bound is not None and not ok(bound):
+            raise InputError(f"{flag} must be {words} {_number(bound)}, got {_number(v)}")
 
 
 def resolve_options(options: type, given: dict[str, Any]) -> Any:
