@@ -108,12 +108,18 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:
 
 
 def image_degradation(kernel: Any, boundary: str, mask: "MaskSpec | None", noise: Any,
-                      height: int, width: int, seed: int, source: Path) -> Any:
-    """The Compose of blur, mask and noise that one image of the command sees (mask drawn per image)."""
-    from ..degrade import Blur, Compose
+                      height: int, width: int, seed: int, source: Path, scale: int = 1) -> Any:
+    """The Compose of blur, mask and noise that one image of the command sees (mask drawn per image).
+
+    With ``scale`` > 1 the kernel (``None``: the bicubic one) is the blur before
+    decimation: ``Downsample(scale, kernel, boundary)``.
+    """
+    from ..degrade import Blur, Compose, Downsample
 
     parts = []
-    if kernel is not None:
+    if scale > 1:
+        parts.append(Downsample(scale, kernel, boundary))
+    elif kernel is not None:
         parts.append(Blur(kernel, boundary))
     if mask is not None:
         parts.append(mask.for_image(height, width, seed, str(source)))
