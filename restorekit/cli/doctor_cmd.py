@@ -59,13 +59,16 @@ def run(args: argparse.Namespace) -> int:
         provided = [s.name for s in specs if s.plugin == p.name]
         dist = f"{p.distribution} {p.version}".strip()
         print(f"  {p.name:<14} {dist:<24} restorers: {', '.join(provided) or '-'}")
+    if registry.disabled:
+        print(f"\nplugins disabled by RESTOREKIT_DISABLE_PLUGINS: {', '.join(p.name for p in registry.disabled)}")
     if registry.failures:
         print(f"\nplugins that failed ({len(registry.failures)}):")
         for f in registry.failures:
             print(f"  {f.plugin} ({f.target}): {f.error}")
             if args.verbose and f.details:
                 print("    " + f.details.replace("\n", "\n    "))
-        print("  Fix or uninstall the failing plugin; RESTOREKIT_STRICT_PLUGINS=1 makes failures errors.")
+        print("  Fix or uninstall the failing plugin, or skip it with RESTOREKIT_DISABLE_PLUGINS=NAME; "
+              "RESTOREKIT_STRICT_PLUGINS=1 makes failures errors. 'restorekit plugins' shows each plugin.")
     else:
         print("\nno plugin failed")
     return 0

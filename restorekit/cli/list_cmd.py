@@ -8,16 +8,20 @@ import json
 HELP = "list every registered restorer with its plugin, tasks and parameters"
 DESCRIPTION = """\
 List every restorer that the installed plugins register: its name, the plugin
-that provides it, the tasks it handles (denoise, deblur, inpaint) and its
-parameters with their defaults (set them with 'restore --param NAME=VALUE').
-Plugins that failed to load are listed too, with the error.
+that provides it, the tasks it handles and its parameters with their type,
+range or choices and default (set them with 'restore --param NAME=VALUE'). A
+named pipeline lists its steps and the step parameters one can override
+('--param STEP.NAME=VALUE'). Plugins that failed to load are listed too, with
+the error; 'restorekit plugins' shows each plugin in full.
 
 Set RESTOREKIT_STRICT_PLUGINS=1 to make a failing plugin an error instead."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    parser.add_argument("--task", choices=("denoise", "deblur", "inpaint"), help="only restorers for this task")
+    from ..restorer import TASKS
+
+    parser.add_argument("--task", choices=TASKS, help="only restorers for this task")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(
             {
-                "restorers": [s.describe() for s in specs],
-                "plugins": [{"name": p.name, "target": p.target, "distribution": p.distribution,
-                             "version": p.version} for p in registry.plugins],
+                "restorers": [_describe(registry, s) for s in specs],
+                "plugins": [p.describe() for p in registry.plugins],
                 "failed": [f.describe() for f in registry.failures],
             },
             indent=2, default=str,
@@ -46,11 +49,30 @@ def run(args: argparse.Namespace) -> int:
         for step_name, fixed in spec.steps:
             fixed_text = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
             print(f"    step: {step_name}" + (f" ({fixed_text})" if fixed_text else ""))
-        for p in spec.params:
-            choices = f" one of {list(p.choices)}" if p.choices else ""
-            print(f"    --param {p.name}={p.default!r}{choices}  {p.help}")
+        for p in spec.params + (registry.step_params(spec.name) if spec.steps else ()):
+            print(f"    --param {p.name}={p.default!r}  ({_kind_text(p)})  {p.help}")
     if registry.failures:
         print("\nplugins that failed to load:")
         for f in registry.failures:
             print(f"  {f.plugin} ({f.target}): {f.error}")
     return 0
+
+
+def _describe(registry, spec) -> dict:
+    """A spec as ``list --json`` prints it; a pipeline adds the step parameters one can override."""
+    out = spec.describe()
+    if spec.steps:
+        out["step_params"] = [p.describe() for p in registry.step_params(spec.name)]
+    return out
+
+
+def _kind_text(param) -> str:
+    """The type and allowed values of a parameter, e.g. ``int >= 1`` or ``str, one of 'soft', 'hard'``."""
+    text = param.kind
+    if param.low is not None or param.high is not None:
+        text += f" {param.range_text()}"
+    if param.choices is not None and not callable(param.choices):
+        text += ", one of " + ", ".join(repr(c) for c in param.choices)
+    elif param.choices is not None:
+        text += ", see --json for the choices"
+    return text
