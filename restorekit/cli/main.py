@@ -17,6 +17,7 @@ DEBUG_ENV = "RESTOREKIT_DEBUG"
 # Command name -> module under restorekit.cli (in the order --help lists them).
 COMMANDS = {
     "list": "list_cmd",
+    "plugins": "plugins_cmd",
     "degrade": "degrade_cmd",
     "restore": "restore_cmd",
     "bench": "bench_cmd",
