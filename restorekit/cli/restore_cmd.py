@@ -23,6 +23,12 @@ input's file name. Outputs keep their input's format unless
 channel is written back, and 16-bit PNG/TIFF stays 16-bit. Files are written
 atomically; an input is never overwritten.
 
+A file that fails (damaged, too large for memory, ...) is reported on one
+line and the others are still restored; a summary follows and the exit
+status is 2 (--fail-fast stops at the first failure). Under torchrun each
+process restores its share of the files (one thread each by default):
+  torchrun --nproc-per-node 4 -m restorekit.cli.main restore photos/ -o clean/ --method dncnn
+
 Examples:
   restorekit restore blurred.npy -o restored.npy --method wiener --kernel course --sigma 0.01
   restorekit restore noisy/ -o clean/ --method dncnn --sigma 0.1
