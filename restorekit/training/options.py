@@ -128,12 +128,14 @@ def check_sigma_option(value: Any, flag: str) -> Any:
 class TrainOptions:
     """The options most trainers share; subclass it and add (or re-declare) fields.
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     presets : dict
-        Preset name -> field values (the ``preset`` field, when declared, picks one).
+        Class attribute: preset name -> field values (the ``preset`` field,
+        when declared, picks one).
     run_folder : str
-        Default ``--out``, formatted with ``name`` (the trainer's) and the option values.
+        Class attribute: the default ``--out``, formatted with ``name`` (the
+        trainer's) and the option values.
     """
 
     epochs: int = option(1, "passes over the training set", minimum=1)
