@@ -3,9 +3,16 @@
 Every error that reaches a user because of bad input (a file, a parameter, a
 plugin) is a :class:`RestorekitError`. Its message names the problem and the
 fix; the command line prints it without a traceback and exits with status 2.
+What a user should know but that does not stop the work is a
+:class:`RestorekitWarning`, shown on one line by :func:`one_line_warnings`.
 """
 
 from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from typing import Iterator
 
 
 class RestorekitError(Exception):
@@ -55,3 +62,23 @@ class WeightsError(RestorekitError):
 class RestorekitWarning(UserWarning):
     """Something a user should know that does not stop the work (one line, e.g. a model used outside
     the degradation it was trained for). ``restorekit restore`` and ``bench`` print each on one line."""
+
+
+@contextlib.contextmanager
+def one_line_warnings(prefix: str = "restorekit: warning: ") -> Iterator[None]:
+    """While active, show each :class:`RestorekitWarning` as one line ``prefix + message`` on stderr.
+
+    Other warnings keep Python's display; everything is restored on exit.
+    """
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, RestorekitWarning):
+                print(f"{prefix}{message}", file=sys.stderr if file is None else file)
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.simplefilter("default", RestorekitWarning)
+        yield

@@ -100,8 +100,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .degrade import Degradation
 
-#: Working memory the network may use for one tile on the CPU when ``max_memory=auto``.
-DEFAULT_CPU_BUDGET = 1024**3
+#: Working memory the network may use for one tile on the CPU when ``max_memory=auto`` (768 MiB: with
+#: the ~1 GiB a restore process holds anyway (torch, plugins) and the image in and out, a 4000x3000
+#: photo stays under 2.5 GiB; see benchmarks/RESULTS.md).
+DEFAULT_CPU_BUDGET = 768 * 1024**2
 #: Share of the free GPU memory used when ``max_memory=auto`` on a CUDA device.
 CUDA_BUDGET_SHARE = 0.5
 #: Pixels of cross-fade between tiles, at least (more when the margin is wide).
@@ -136,36 +138,22 @@ def learned_params(cls: type) -> tuple[Param, ...]:
         params.append(Param("tile", 0, "tile side in pixels for large images (0: chosen from max_memory)",
                             parse=parse_tile))
         params.append(Param("max_memory", "auto", "working memory for one tile, e.g. 2GiB "
-                            "(auto: 1 GiB on the CPU, half the free memory on a GPU)", parse=parse_memory))
+                            "(auto: 768 MiB on the CPU, half the free memory on a GPU)", parse=parse_memory))
     if cls.refuse_other_kernel:
         params.append(Param("force", False, "run even on a blur kernel other than the one it was trained for"))
     return tuple(params)
 
 
 def resolve_device(value: str, owner: str) -> "torch.device":
-    """``torch.device(value)``, refusing devices that torch cannot use here with the fix."""
-    import torch
+    """``torch.device(value)`` for the ``device`` parameter of ``owner``, refusing one this machine lacks.
 
-    try:
-        device = torch.device(str(value))
-    except (RuntimeError, TypeError, ValueError):
-        raise ParameterError(f"parameter 'device' of {owner!r} got {value!r}, which is not a torch device; "
-                             "use cpu or cuda (cuda:N for the N-th GPU)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ParameterError(f"parameter 'device' of {owner!r} is {value!r} but no CUDA GPU is available to "
-                                 "torch here; use device=cpu (--param device=cpu, or --device cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ParameterError(f"parameter 'device' of {owner!r} is {value!r} but torch sees "
-                                 f"{torch.cuda.device_count()} GPU(s); use cuda:0 .. "
-                                 f"cuda:{torch.cuda.device_count() - 1}, or cpu")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ParameterError(f"parameter 'device' of {owner!r} is 'mps' but torch has no MPS device here; "
-                                 "use device=cpu")
-    elif device.type != "cpu":
-        raise ParameterError(f"parameter 'device' of {owner!r} got {value!r}; use cpu or cuda (or mps)")
-    return device
+    See :func:`restorekit.checks.check_device`: a CUDA device without a GPU
+    visible to torch is a one-line :class:`~restorekit.errors.ParameterError`
+    that says to use the CPU.
+    """
+    from .checks import check_device
+
+    return check_device(value, f"parameter 'device' of {owner!r} (--param device=...)")
 
 
 def kernel_sha256(kernel: Any) -> str:
@@ -395,21 +383,21 @@ class LearnedRestorer(Restorer):
         kernel = getattr(degradation, "kernel", None)
         if kernel is not None:
             if expected_kernel is None:
-                diffs.append("a blur it was never trained on (it was trained without blur)")
+                diffs.append("a blur kernel (trained without blur)")
             elif kernel_sha256(kernel) != expected_kernel:
-                diffs.append(f"another blur kernel (SHA-256 {kernel_sha256(kernel)[:12]}..., trained for "
+                diffs.append(f"another blur kernel (SHA-256 {kernel_sha256(kernel)[:12]}...; trained for "
                              f"{expected_kernel[:12]}...)")
         sigma_range = found.get("noise_sigma_range")
         sigma = float(getattr(degradation, "sigma", 0.0) or 0.0)
         if isinstance(sigma_range, (list, tuple)) and len(sigma_range) == 2:
             lo, hi = float(sigma_range[0]), float(sigma_range[1])
             if sigma > hi + 1e-9 or sigma < lo - 1e-9:
-                diffs.append(f"noise sigma {sigma:.4g} outside the {lo:g}-{hi:g} it was trained for")
+                diffs.append(f"noise sigma {sigma:.4g} (trained for {lo:g}-{hi:g})")
         if getattr(degradation, "mask", None) is not None and tasks and "inpaint" not in tasks:
-            diffs.append("a pixel mask it never saw")
+            diffs.append(f"a pixel mask (trained for {', '.join(sorted(tasks))} only)")
         scale = getattr(degradation, "scale", 1)
         if isinstance(scale, int) and scale > 1 and tasks and "superresolve" not in tasks:
-            diffs.append(f"downsampling x{scale} it never saw")
+            diffs.append(f"downsampling x{scale} (trained for {', '.join(sorted(tasks))} only)")
         return diffs
 
     def guard(self, degradation: "Degradation | None") -> None:
@@ -427,8 +415,9 @@ class LearnedRestorer(Restorer):
             return
         self._guard_warned = True
         warnings.warn(
-            f"{self.name!r} ({self.config['weights']}) meets {'; '.join(diffs)}; results may be poor, "
-            "consider --method pnp, which handles any blur, mask or downsampling",
+            f"{self.name!r} (weights {self.config['weights']}) is used outside what it was trained for: "
+            f"{'; '.join(diffs)}; results may be poor. Consider --method pnp, which handles any blur, mask, "
+            "downsampling and noise level with a denoiser told the noise level",
             RestorekitWarning, stacklevel=5,  # guard < restore < restore_checked < __call__ < the caller
         )
 
@@ -476,7 +465,7 @@ class LearnedRestorer(Restorer):
         return out.to(image.device, image.dtype)
 
     def memory_budget(self) -> int:
-        """Bytes one tile may use: ``max_memory``, or for ``auto`` 1 GiB on the CPU, half the free GPU memory."""
+        """Bytes one tile may use: ``max_memory``, or for ``auto`` 768 MiB on the CPU, half the free GPU memory."""
         value = self.config.get("max_memory", "auto")
         if value != "auto":
             return int(value)

@@ -85,6 +85,37 @@ def format_bytes(size: float) -> str:
     return f"{int(size)} B"
 
 
+def available_memory(device: Any = "cpu") -> int | None:
+    """Bytes that can still be allocated on ``device``, or None when it cannot be told.
+
+    On the CPU: ``MemAvailable`` of ``/proc/meminfo``, lowered to what the
+    cgroup (container) limit leaves; on a CUDA device: its free memory.
+    """
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if kind == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as handle:
+            limit = handle.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current", encoding="ascii") as handle:
+                found.append(max(int(limit) - int(handle.read().strip()), 0))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
 def tile_starts(length: int, tile: int, stride: int, align: int = 1) -> list[tuple[int, int]]:
     """The ``(start, stop)`` of the tiles covering ``range(length)``.
 
@@ -250,5 +281,5 @@ def plan_tiles(height: int, width: int, batch: int, bytes_per_pixel: float, budg
     return (th, tw)
 
 
-__all__ = ["blend_weights", "format_bytes", "min_tile", "parse_memory", "plan_tiles", "restore_in_tiles",
+__all__ = ["available_memory", "blend_weights", "format_bytes", "min_tile", "parse_memory", "plan_tiles", "restore_in_tiles",
            "tile_starts"]

@@ -207,3 +207,41 @@ def test_reproduces_the_course_wiener_figures_on_cbsd68(kernel):
         # Noise(sigma).apply(blur(x), seed) draws exactly what d.apply(x, seed) does, without re-blurring.
         scores = [psnr(restorer(Noise(sigma).apply(b, seed=i), d), x) for i, (x, b) in enumerate(zip(images, blurred))]
         assert abs(sum(scores) / len(scores) - course) <= 0.3, (sigma, sum(scores) / len(scores))
+
+
+def test_states_its_memory_need_and_refuses_more_than_the_budget(kernel):
+    from restorekit_plugins.wiener.restorer import memory_need
+
+    x = torch.rand(1, 3, 256, 320)
+    reflect = Compose(Blur(kernel, boundary="reflect"), Noise(0.01))
+    circular = Compose(Blur(kernel), Noise(0.01))
+    assert memory_need(x.shape, "reflect", True) > 4 * memory_need(x.shape, "circular", False)
+    budget = memory_need(x.shape, "circular", True) + 1
+    assert restorekit.create("wiener", snr="auto", max_memory=budget)(x, circular).shape == x.shape
+    with pytest.raises(InputError, match=r"'wiener' needs about .* MiB for 1x3x256x320 \(FFTs over the mirrored "
+                                         r"510x638 grid, snr=auto\), more than max_memory.*--boundary circular"):
+        restorekit.create("wiener", snr="auto", max_memory=budget)(x, reflect)
+    with pytest.raises(ParameterError, match="max_memory"):
+        restorekit.create("wiener", max_memory="a lot")
+
+
+def test_memory_need_bounds_the_measured_peak():
+    """The stated need is not below what one call really takes (peak RSS growth, measured in a subprocess)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, resource, torch; torch.set_num_threads(1)\n"
+        "from restorekit.degrade import Blur, Compose, Noise\n"
+        "from restorekit.kernels import load_kernel\n"
+        "from restorekit_plugins.wiener.restorer import Wiener, memory_need\n"
+        "d = Compose(Blur(load_kernel('course'), boundary='reflect'), Noise(0.01)); r = Wiener(snr='auto')\n"
+        "x = torch.rand(1, 3, 768, 768); r(x[..., :64, :64], d)\n"
+        "rss = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "r(x, d); peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "print(peak - rss, memory_need(x.shape, 'reflect', True))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}).stdout.split()
+    used, stated = int(out[0]), int(out[1])
+    assert used <= stated

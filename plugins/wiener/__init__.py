@@ -15,6 +15,7 @@ imported when the restorer is first built.
 
 from restorekit import Param, RestorerSpec, hookimpl
 from restorekit.restorer import float_or_auto
+from restorekit.tiling import parse_memory
 
 
 #: The restorer's parameters (also its class attribute ``Wiener.params``).
@@ -22,6 +23,8 @@ PARAMS = (
     Param("snr", 100.0, "signal-to-noise ratio (reg = 1/snr), or 'auto' to derive it from the noise sigma",
           parse=float_or_auto),
     Param("clip", True, "clip the output to [0, 1]"),
+    Param("max_memory", "auto", "memory the FFTs may use, e.g. 2GiB (auto: what is free); more is refused",
+          parse=parse_memory),
 )
 SUMMARY = "Wiener deconvolution with the degradation's blur kernel (FFT; snr=100 or 'auto' from sigma)"
 
