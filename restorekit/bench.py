@@ -54,6 +54,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -66,7 +67,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from .checks import check_seed, check_sigma
-from .errors import InputError, ParameterError, RestorekitError, RestorerFailedError, UnknownRestorerError
+from .errors import (InputError, ParameterError, RestorekitError, RestorerFailedError, UnknownRestorerError,
+                     one_line_warnings)
 from .restorer import TASKS
 
 DEFAULT_SIGMAS = {"denoise": (0.05, 0.1, 0.2), "deblur": (0.005, 0.01, 0.02), "inpaint": (0.0,)}
@@ -517,6 +519,8 @@ def run_benchmark(
     indices = range(rank, len(sources), world)  # this process's share (all of them in one process)
     total = len(indices) * len(sigma_list) * max(len(built), 1)
     bar = tqdm(total=total, desc=f"bench {task}", unit="run", disable=not progress, leave=False)
+    shown = contextlib.ExitStack()
+    shown.enter_context(one_line_warnings())  # a guard's warning: one line, once per method (it warns once)
     try:
         for index in indices:
             image_name, source = sources[index]
@@ -556,6 +560,7 @@ def run_benchmark(
                     examples.append(example)
     finally:
         bar.close()
+        shown.close()
 
     rows = [
         _mean_row(spec, sigma, [r for r in records if r["method"] == spec and r["sigma"] == sigma])

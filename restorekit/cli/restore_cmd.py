@@ -71,18 +71,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop at the first image that fails (default: restore every other image, report each failure "
         "and exit with status 2)",
     )
+    parser.add_argument(
+        "--tile", type=int, metavar="N",
+        help="restore large images in overlapping N x N tiles blended without seams (methods with a 'tile' "
+        "parameter, e.g. dncnn, unet); default: tiles sized from --max-memory when the image does not fit",
+    )
+    parser.add_argument(
+        "--max-memory", metavar="SIZE",
+        help="working memory a tiled method may use per tile, e.g. 2GiB or 512MiB (default: 768 MiB on the CPU, "
+        "half the free memory on a GPU); FFT methods refuse images that need more",
+    )
 
 
 MEMORY_HINT = "free some memory, restore a smaller image, or run on the CPU (--device cpu) for a GPU"
 
 
-def _device_params(registry, method: str, params: dict, device: str) -> dict:
-    """Add ``device=...`` for the method (or each pipeline step) that takes it, unless given."""
+def _device_params(registry, method: str, params: dict, device: str, **more) -> dict:
+    """Add ``device=...`` (and each of ``more`` not None) for the method or pipeline steps that take it, unless given."""
     specs = {s.name: s for s in registry.specs()}
+    wanted = {"device": device, **{k: v for k, v in more.items() if v is not None}}
 
-    def takes_device(name: str) -> bool:
+    def add(name: str, prefix: str) -> None:
         spec = specs.get(name)
-        return spec is not None and any(p.name == "device" for p in spec.params)
+        for pname, value in wanted.items():
+            if spec is not None and any(p.name == pname for p in spec.params):
+                out.setdefault(f"{prefix}{pname}", value)
 
     out = dict(params)
     if method in specs:
@@ -90,16 +103,14 @@ def _device_params(registry, method: str, params: dict, device: str) -> dict:
         if spec.steps:
             steps = [n for n, _ in spec.steps]
         else:
-            if takes_device(method):
-                out.setdefault("device", device)
+            add(method, "")
             return out
     elif "+" in method:
         steps = [p.strip() for p in method.split("+")]
     else:
         return out  # unknown: registry.create gives the clear error
     for step in steps:
-        if takes_device(step):
-            out.setdefault(f"{step}.device", device)
+        add(step, f"{step}.")
     return out
 
 
@@ -127,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checks import check_device, check_seed, check_sigma
     from ..degrade import Noise
-    from ..errors import PluginError
+    from ..errors import PluginError, one_line_warnings
     from ..imageio import read_image
     from ..kernels import load_kernel
     from ..registry import default_registry
@@ -144,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     noise = Noise(check_sigma(args.sigma, "--sigma")) if args.sigma is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     registry = default_registry()
-    params = _device_params(registry, args.method, params, args.device)
+    params = _device_params(registry, args.method, params, args.device, tile=args.tile, max_memory=args.max_memory)
     _check_device_params(params)
     restorer = registry.create(args.method, **params)
 
@@ -183,10 +194,11 @@ def run(args: argparse.Namespace) -> int:
     # Under torchrun every process restores its share (jobs rank, rank + world, ...); rank 0 reports.
     ctx = start(args.device)
     try:
-        outcome = run_batch(
-            shard(jobs, ctx), restore_one, command="restore", fail_fast=args.fail_fast or len(jobs) == 1,
-            progress=ctx.is_main, memory_hint=MEMORY_HINT,
-        )
+        with one_line_warnings():  # e.g. a learned model outside what it was trained for: one line, once
+            outcome = run_batch(
+                shard(jobs, ctx), restore_one, command="restore", fail_fast=args.fail_fast or len(jobs) == 1,
+                progress=ctx.is_main, memory_hint=MEMORY_HINT,
+            )
         if ctx.distributed:
             parts = gather(outcome, ctx)
             outcome = parts[0].merged(parts[1:])
