@@ -219,14 +219,21 @@ class BatchOutcome:
     done: int = 0
     failures: list[str] = field(default_factory=list)
     stopped: str | None = None
+    #: The exception that stopped the batch (kept in this process only: for --debug and its traceback).
+    error: BaseException | None = field(default=None, compare=False)
+
+    def portable(self) -> "BatchOutcome":
+        """This outcome without :attr:`error`, to send to other processes."""
+        return BatchOutcome(self.total, self.done, list(self.failures), self.stopped)
 
     def merged(self, others: Sequence["BatchOutcome"]) -> "BatchOutcome":
         """This outcome and ``others`` (e.g. from other processes) as one."""
         out = BatchOutcome(self.total + sum(o.total for o in others), self.done + sum(o.done for o in others),
-                           list(self.failures), self.stopped)
+                           list(self.failures), self.stopped, self.error)
         for other in others:
             out.failures += other.failures
-            out.stopped = out.stopped or other.stopped
+            if out.stopped is None and other.stopped is not None:
+                out.stopped, out.error = other.stopped, other.error
         return out
 
 
@@ -296,7 +303,7 @@ def run_batch(jobs: Sequence[Job], work: Any, *, command: str, fail_fast: bool =
                 raise
             outcome.failures.append(message)
             if fail_fast or getattr(exc, "folder_wide", False):
-                outcome.stopped = message
+                outcome.stopped, outcome.error = message, exc
                 break
             tqdm.write(f"restorekit {command}: error: {message}", file=sys.stderr)
         else:
@@ -312,12 +319,16 @@ def batch_error(outcome: BatchOutcome, verb: str, where: Path) -> Exception | No
     failure (the earlier ones were printed); otherwise one summary line
     counts the failures printed above and the files written to ``where``.
     """
-    from ..errors import InputError
+    from ..errors import InputError, RestorekitError
 
     if outcome.stopped is not None:
+        if outcome.total == 1 and isinstance(outcome.error, RestorekitError) and not out_of_memory(outcome.error):
+            return outcome.error  # as raised: --debug shows its traceback
         left = outcome.total - outcome.done - len(outcome.failures)
         more = f" ({outcome.done} {verb}, {left} not tried)" if outcome.total > 1 else ""
-        return InputError(outcome.stopped + more)
+        error = InputError(outcome.stopped + more)
+        error.__cause__ = outcome.error
+        return error
     if not outcome.failures:
         return None
     n = len(outcome.failures)

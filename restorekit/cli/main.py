@@ -9,7 +9,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from ..errors import RestorekitError
+from ..errors import InputError, RestorekitError
 from ._files import out_of_memory
 
 DEBUG_ENV = "RESTOREKIT_DEBUG"
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RestorekitError as exc:
         if _other_rank():
             return 2  # under torchrun every process meets the same error; rank 0 reports it
-        if out_of_memory(exc):
+        if out_of_memory(exc) and not isinstance(exc, InputError):  # InputError: already says so, with the file
             return _report_memory(args.command, exc)
         debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
         if debug:

@@ -200,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
                 progress=ctx.is_main, memory_hint=MEMORY_HINT,
             )
         if ctx.distributed:
-            parts = gather(outcome, ctx)
+            parts = gather(outcome.portable(), ctx)
+            parts[ctx.rank] = outcome  # keeps this process's exception for --debug
             outcome = parts[0].merged(parts[1:])
     finally:
         stop(ctx)
