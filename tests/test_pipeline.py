@@ -147,3 +147,41 @@ def test_check_batch_accepts_finite_values_whose_sum_overflows(dtype):
     x = torch.full((1, 1, 4, 4), torch.finfo(dtype).max / 2, dtype=dtype)
     assert not torch.isfinite(x.sum())
     check_batch(x, "wiener")
+
+
+# --------------------------------------------------------------------------- pipelines checked at registration
+def test_a_pipeline_without_tasks_takes_its_first_steps_tasks_at_load_time(reg):
+    assert reg.get("add-three").tasks == frozenset({"denoise"})
+    assert "add-three" in reg.names("denoise") and "add-three" not in reg.names("deblur")
+
+
+def test_pipelines_with_bad_steps_fail_and_the_rest_work():
+    class Broken:
+        @hookimpl
+        def register_restorers(self, register):
+            register(Add)
+            register(pipeline_spec("to-nowhere", ["add", "ad"]))
+            register(pipeline_spec("bad-fixed", [("add", {"amount": "lots"})]))
+            register(pipeline_spec("unknown-fixed", [("add", {"gain": 1})]))
+            register(pipeline_spec("loop-a", ["loop-b"]))
+            register(pipeline_spec("loop-b", ["loop-a"]))
+            register(pipeline_spec("on-broken", ["to-nowhere"]))
+            register(pipeline_spec("fine", ["add", "add"]))
+
+    r = Registry(entry_points=False, strict=False)
+    r.add_plugin(Broken(), name="broken-pipes")
+    assert r.names() == ["add", "fine"]
+    errors = {f.target: f.error for f in r.failures}
+    assert errors["pipeline 'to-nowhere'"] == "step 'ad' is not a registered restorer (did you mean 'add'?)"
+    assert "'amount' of 'add' got 'lots'" in errors["pipeline 'bad-fixed'"]
+    assert "unknown parameter 'gain' of 'add'" in errors["pipeline 'unknown-fixed'"]
+    assert errors["pipeline 'loop-b'"] == "step 'loop-a' leads back to pipeline 'loop-b'"
+    assert errors["pipeline 'loop-a'"] == "step 'loop-b' failed its own checks"
+    assert errors["pipeline 'on-broken'"] == "step 'to-nowhere' failed its own checks"
+    assert all(f.plugin == "broken-pipes" for f in r.failures)
+
+
+def test_step_params_list_what_a_pipeline_lets_one_override(reg):
+    params = {p.name: p.default for p in reg.step_params("add-three")}
+    assert params == {"add.amount": 3.0, "scale.factor": 2.0}
+    assert reg.step_params("add") == ()

@@ -265,3 +265,113 @@ def test_the_shipped_unet_wiener_is_a_pipeline_step():
     auto = _method_list(None, reg, "denoise")  # what `restorekit demo` and `bench --task denoise` run
     assert "unet-wiener" not in auto and "dncnn" in auto
     assert _method_list("unet-wiener", reg, "denoise") == ["unet-wiener"]  # named explicitly: it runs
+
+
+# --------------------------------------------------------------------------- isolation and control
+def _only_entry_points(monkeypatch, tmp_path, modules: dict[str, str]):
+    """Entry points (and nothing else) for modules written to ``tmp_path``: name -> source."""
+    for name, source in modules.items():
+        (tmp_path / f"rk_test_{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [metadata.EntryPoint(name=n, value=f"rk_test_{n}", group="restorekit.plugins") for n in modules]
+    monkeypatch.setattr(registry_module, "metadata", types.SimpleNamespace(entry_points=lambda group: eps))
+
+
+GOOD_MODULE = f"""
+from restorekit import hookimpl
+from {__name__} import Halve
+
+@hookimpl
+def register_restorers(register):
+    register(Halve)
+"""
+
+
+@pytest.mark.parametrize("raises, shown", [
+    ("import sys; sys.exit(3)", "SystemExit: 3"),
+    ("raise SystemExit('bye')", "SystemExit: bye"),
+    ("raise MemoryError('huge')", "MemoryError: huge"),
+    ("import no_such_module_rk_z", "ModuleNotFoundError"),
+])
+def test_anything_raised_at_import_fails_only_that_plugin(monkeypatch, tmp_path, raises, shown):
+    _only_entry_points(monkeypatch, tmp_path, {"bad": raises, "good": GOOD_MODULE})
+    reg = Registry(strict=False, disabled=())
+    assert reg.names() == ["halve"]
+    (failure,) = reg.failures
+    assert failure.plugin == "bad" and shown in failure.error
+    assert [p.name for p in reg.plugins] == ["good"]
+
+
+def test_ctrl_c_at_import_still_interrupts(monkeypatch, tmp_path):
+    _only_entry_points(monkeypatch, tmp_path, {"bad": "raise KeyboardInterrupt", "good": GOOD_MODULE})
+    with pytest.raises(KeyboardInterrupt):
+        Registry(strict=False, disabled=()).names()
+
+
+def test_sys_exit_inside_the_hook_fails_only_that_plugin():
+    class Exiting:
+        @hookimpl
+        def register_restorers(self, register):
+            raise SystemExit(1)
+
+    reg = _registry(("exits", Exiting()), ("good", GoodPlugin()))
+    assert reg.names() == ["halve", "lazy-halve"]
+    assert reg.failures[0].plugin == "exits" and reg.failures[0].target == "register_restorers"
+
+
+def test_disabled_plugins_are_not_imported_and_listed(monkeypatch, tmp_path):
+    _only_entry_points(monkeypatch, tmp_path, {"bad": "raise RuntimeError('never imported')", "good": GOOD_MODULE})
+    monkeypatch.setenv(registry_module.DISABLE_ENV, " bad , typo")
+    reg = Registry(strict=True)  # strict: the disabled plugin is no failure
+    assert reg.names() == ["halve"] and reg.failures == []
+    assert [p.name for p in reg.disabled] == ["bad"] and reg.unknown_disabled == ["typo"]
+    assert "rk_test_bad" not in sys.modules
+    assert Registry(strict=False, disabled=["good", "bad"]).names() == []
+
+
+def test_plugin_api_version_mismatch_is_a_failure(monkeypatch, tmp_path):
+    from restorekit.hookspecs import PLUGIN_API_VERSION
+
+    _only_entry_points(monkeypatch, tmp_path, {
+        "future": "RESTOREKIT_PLUGIN_API = '99'\n" + GOOD_MODULE,
+        "current": f"RESTOREKIT_PLUGIN_API = ({PLUGIN_API_VERSION!r}, '2')\n"
+                   + GOOD_MODULE.replace("register(Halve)", "register(Halve.__mro__[0]) if False else None"),
+        "junk": "RESTOREKIT_PLUGIN_API = 1.5\n",
+    })
+    reg = Registry(strict=False, disabled=())
+    assert reg.names() == []  # the future plugin's hook was never called
+    errors = {f.plugin: f.error for f in reg.failures}
+    assert set(errors) == {"future", "junk"}
+    assert f"written for restorekit plugin API 99, but this restorekit provides {PLUGIN_API_VERSION}" in errors["future"]
+    assert "must be a version string" in errors["junk"]
+    assert [p.name for p in reg.plugins] == ["current"]
+
+
+def test_an_unknown_hook_name_is_a_failure():
+    class Typo:
+        @hookimpl
+        def register_restorer(self, register):  # missing the final 's'
+            register(Halve)
+
+    reg = _registry(("typo", Typo()), ("good", GoodPlugin()))
+    assert reg.names() == ["halve", "lazy-halve"]
+    assert "implements unknown hook register_restorer; restorekit's hooks are" in reg.failures[0].error
+
+
+def test_plugins_record_their_hooks_and_built_restorers_their_plugin():
+    module = types.ModuleType("rk_versioned")
+    module.__version__ = "2.3"
+    module.register_restorers = GoodPlugin().register_restorers
+    module.register_restorers = hookimpl(lambda register: register(Halve))
+    reg = _registry(("versioned", module))
+    assert reg.plugins[0].hooks == ("register_restorers",) and reg.plugins[0].version == "2.3"
+    restorer = reg.create("halve")
+    assert (restorer.plugin_name, restorer.plugin_version) == ("versioned", "2.3")
+
+
+def test_builtin_plugins_load_first_so_a_third_party_clash_fails_the_third_party(monkeypatch):
+    clash = metadata.EntryPoint(name="aaa-clash", value="restorekit_plugins.wiener", group="restorekit.plugins")
+    _fake_entry_points(monkeypatch, [clash])
+    reg = Registry(strict=False, disabled=())
+    assert reg.get("wiener").plugin == "wiener"
+    assert any(f.plugin == "aaa-clash" for f in reg.failures)
