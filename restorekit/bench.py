@@ -25,7 +25,22 @@ inpaint      ``Compose(Mask, Noise(sigma))``; mask ``"lower-half"`` (the  0
              course's: the lower half of each image missing) or
              ``"random:P"`` (each pixel missing with probability P, drawn
              from the image's seed)
+superresolve ``Compose(Downsample(scale, kernel), Noise(sigma))``,         0, 0.01
+             circular boundary, scale 2 unless given, the bicubic
+             anti-aliasing kernel unless one is given; each clean image is
+             cropped (bottom, right) to a multiple of the scale and the
+             output, ``scale`` times the input's size, is scored against it
 ===========  ==========================================================  ===================
+
+For super-resolution the degraded input's baseline row is the input
+upsampled by pixel repetition (nearest neighbour), the only way to score a
+smaller image against the original.
+
+**Kernel sets**: :func:`run_kernel_set` runs the whole benchmark once per
+kernel of a set (``"levin:all"``, or a comma list such as
+``"levin:1,levin:3,gauss:1.6"``; :func:`restorekit.kernels.kernel_set_specs`)
+and reports every kernel and the mean over the kernels
+(:class:`KernelSetResult`).
 
 A method is a registered restorer's name, optionally with parameters:
 ``"wiener:snr=auto"``, ``"wiener+unet:wiener.snr=50"``. A method whose
@@ -71,8 +86,12 @@ from .errors import (InputError, ParameterError, RestorekitError, RestorerFailed
                      one_line_warnings)
 from .restorer import TASKS
 
-DEFAULT_SIGMAS = {"denoise": (0.05, 0.1, 0.2), "deblur": (0.005, 0.01, 0.02), "inpaint": (0.0,)}
+DEFAULT_SIGMAS = {"denoise": (0.05, 0.1, 0.2), "deblur": (0.005, 0.01, 0.02), "inpaint": (0.0,),
+                  "superresolve": (0.0, 0.01)}
 DEFAULT_KERNEL = "course"
+DEFAULT_SCALE = 2
+#: Tasks whose degradation takes a kernel (``--kernel``): the blur, or the anti-aliasing blur before decimation.
+KERNEL_TASKS = ("deblur", "superresolve")
 DEFAULT_MASK = "lower-half"
 WARMUP_SIZE = 64
 INPUT_LABEL = "(degraded input)"
@@ -325,12 +344,18 @@ def _load(source: Any) -> torch.Tensor:
 
 
 def make_degradation(task: str, sigma: float, shape: Sequence[int], seed: int, kernel: torch.Tensor | None,
-                     mask: str = DEFAULT_MASK):
-    """The degradation of one image (``shape`` = N, C, H, W) for ``task`` at ``sigma``."""
-    from .degrade import Blur, Compose, Mask, Noise
+                     mask: str = DEFAULT_MASK, scale: int = DEFAULT_SCALE):
+    """The degradation of one image (``shape`` = N, C, H, W) for ``task`` at ``sigma``.
+
+    For ``superresolve`` ``kernel`` is the anti-aliasing blur (``None``: the
+    bicubic default of :class:`~restorekit.degrade.Downsample`).
+    """
+    from .degrade import Blur, Compose, Downsample, Mask, Noise
 
     if task == "denoise":
         return Noise(sigma)
+    if task == "superresolve":
+        return Compose(Downsample(scale, kernel), Noise(sigma))
     if task == "deblur":
         return Compose(Blur(kernel), Noise(sigma))
     h, w = int(shape[-2]), int(shape[-1])
@@ -417,6 +442,7 @@ def run_benchmark(
     keep: int = 0,
     registry=None,
     part: tuple[int, int] = (0, 1),
+    scale: int | None = None,
 ) -> BenchResult:
     """Run ``methods`` on ``images`` degraded for ``task``; see the module docstring.
 
@@ -424,7 +450,7 @@ def run_benchmark(
     ----------
     images : folder, path, tensor, mapping or sequence
         The clean images (see :func:`collect_images`), values in [0, 1].
-    task : {"denoise", "deblur", "inpaint"}
+    task : {"denoise", "deblur", "inpaint", "superresolve"}
     methods : sequence of str, optional
         Method specs (``"name"`` or ``"name:key=value"``). Default: every
         registered restorer that handles ``task``.
@@ -432,7 +458,9 @@ def run_benchmark(
         Noise levels on the [0, 1] scale; the task's defaults when omitted.
     kernel : spec, array or tensor, optional
         The blur kernel for ``deblur`` (a :func:`restorekit.kernels.load_kernel`
-        spec); ``"course"`` by default. Refused for other tasks.
+        spec; ``"course"`` by default), or the anti-aliasing kernel for
+        ``superresolve`` (the bicubic one by default). Refused for other
+        tasks; for a kernel set use :func:`run_kernel_set`.
     seed : int
         Image ``i`` gets noise (and a random mask) drawn from ``seed + i``.
     limit : int, optional
@@ -453,6 +481,9 @@ def run_benchmark(
         world_size``, ... (each with its own seed, as in a whole run); the
         parts of all ranks merge into the whole result with
         :func:`restorekit.scaleout.merge_bench_results`.
+    scale : int, optional
+        The downsampling factor for ``superresolve`` (an integer >= 2,
+        default 2). Refused for other tasks.
 
     Returns
     -------
@@ -468,14 +499,15 @@ def run_benchmark(
     registry = registry or default_registry()
     sigma_list = parse_sigmas(sigmas, task)
     device = _device(device)
-    if kernel is not None and task != "deblur":
-        raise ParameterError(f"a blur kernel is only used by --task deblur, not {task}; leave --kernel out")
-    kernel_spec = DEFAULT_KERNEL if kernel is None else kernel
-    kernel_tensor = None
-    if task == "deblur":
-        from .kernels import load_kernel
+    if kernel is not None and task not in KERNEL_TASKS:
+        raise ParameterError(f"a kernel is only used by --task deblur or superresolve, not {task}; leave --kernel out")
+    scale = _bench_scale(task, scale)
+    from .kernels import is_kernel_set, load_kernel
 
-        kernel_tensor = load_kernel(kernel_spec)
+    if is_kernel_set(kernel):
+        raise ParameterError(f"{kernel!r} is a kernel set; run it with run_kernel_set (bench --kernel does)")
+    kernel_spec = DEFAULT_KERNEL if kernel is None and task == "deblur" else kernel
+    kernel_tensor = load_kernel(kernel_spec) if kernel_spec is not None else None
     if task == "inpaint" and mask != DEFAULT_MASK:
         _random_fraction(mask)
     if limit is not None and limit < 1:
@@ -494,11 +526,15 @@ def run_benchmark(
         "denoise": "additive Gaussian noise",
         "deblur": f"blur by kernel {_kernel_label(kernel_spec)} (circular) + Gaussian noise",
         "inpaint": f"mask {mask} + Gaussian noise",
+        "superresolve": f"downsampling x{scale} after the "
+                        f"{'bicubic' if kernel_spec is None else _kernel_label(kernel_spec)} anti-aliasing kernel "
+                        "(circular) + Gaussian noise; input scored upsampled by pixel repetition",
     }[task]
     settings = {
         "task": task,
         "sigmas": list(sigma_list),
-        "kernel": _kernel_label(kernel_spec) if task == "deblur" else None,
+        "kernel": _kernel_label(kernel_spec) if kernel_spec is not None else None,
+        "scale": scale if task == "superresolve" else None,
         "mask": mask if task == "inpaint" else None,
         "seed": seed,
         "limit": limit,
@@ -525,11 +561,14 @@ def run_benchmark(
         for index in indices:
             image_name, source = sources[index]
             clean = _load(source)
+            if task == "superresolve":
+                clean = _crop_for_scale(clean, scale, image_name)
             for sigma in sigma_list:
-                degradation = make_degradation(task, sigma, clean.shape, seed + index, kernel_tensor, mask)
+                degradation = make_degradation(task, sigma, clean.shape, seed + index, kernel_tensor, mask, scale)
                 degraded = degradation.apply(clean, seed=seed + index)
+                seen = _as_scored(degraded, degradation.scale)
                 base_records.append({"image": image_name, "sigma": sigma,
-                                     "psnr": psnr(degraded.clamp(0, 1), clean), "ssim": ssim(degraded.clamp(0, 1), clean)})
+                                     "psnr": psnr(seen, clean), "ssim": ssim(seen, clean)})
                 example = Example(image_name, sigma, clean, degraded) if index < keep else None
                 on_device = degraded.to(device)
                 moved = degradation.to(device)
@@ -537,7 +576,7 @@ def run_benchmark(
                     bar.set_postfix_str(f"{spec} sigma={sigma:g} {image_name}", refresh=False)
                     try:
                         out, seconds = _timed(built[spec], on_device, moved, device, spec not in warmed,
-                                              (task, sigma, kernel_tensor, mask, seed + index))
+                                              (task, sigma, kernel_tensor, mask, seed + index, scale))
                         warmed.add(spec)
                         out = out.detach().to("cpu", torch.float32)
                         if out.shape != clean.shape:
@@ -645,7 +684,7 @@ def _timed(restorer, degraded, degradation, device, warm_up, setup) -> tuple[tor
     return out, time.perf_counter() - start
 
 
-def _warm_up(restorer, degraded, degradation, task, sigma, kernel, mask, seed) -> None:
+def _warm_up(restorer, degraded, degradation, task, sigma, kernel, mask, seed, scale) -> None:
     """Run once, untimed, on a corner crop, so imports and first allocations are not timed.
 
     A restorer that refuses the crop (a fixed input size) is warmed up on the whole image instead.
@@ -653,11 +692,42 @@ def _warm_up(restorer, degraded, degradation, task, sigma, kernel, mask, seed) -
     h, w = degraded.shape[-2:]
     ch, cw = min(WARMUP_SIZE, h), min(WARMUP_SIZE, w)
     crop = degraded[..., :ch, :cw].clone()
-    crop_degradation = degradation if (ch, cw) == (h, w) else make_degradation(task, sigma, crop.shape, seed, kernel, mask).to(degraded.device)
+    crop_degradation = degradation if (ch, cw) == (h, w) else make_degradation(
+        task, sigma, crop.shape, seed, kernel, mask, scale).to(degraded.device)
     try:
         restorer(crop, crop_degradation)
     except RestorekitError:
         restorer(degraded.clone(), degradation)
+
+
+def _bench_scale(task: str, scale: Any) -> int:
+    """The checked downsampling factor for ``superresolve`` (default 2); refused for other tasks."""
+    if task != "superresolve":
+        if scale is not None:
+            raise ParameterError(f"a scale is only used by --task superresolve, not {task}; leave --scale out")
+        return 1
+    from .degrade import check_scale
+
+    return DEFAULT_SCALE if scale is None else check_scale(scale)
+
+
+def _crop_for_scale(clean: torch.Tensor, scale: int, name: str) -> torch.Tensor:
+    """``clean`` cropped to a multiple of ``scale``, or :class:`InputError` when it is smaller than one block."""
+    from .degrade import crop_to_multiple
+
+    h, w = clean.shape[-2:]
+    if h < scale or w < scale:
+        raise InputError(f"image {name} ({h}x{w}) is too small to downsample by {scale}; "
+                         f"use images of at least {scale}x{scale} pixels or a smaller --scale")
+    return crop_to_multiple(clean, scale)
+
+
+def _as_scored(degraded: torch.Tensor, scale: int) -> torch.Tensor:
+    """The degraded input as it is scored: clipped to [0, 1], and pixel-repeated back to full size."""
+    seen = degraded.clamp(0, 1)
+    if scale > 1:
+        seen = seen.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+    return seen
 
 
 def _kernel_label(spec: Any) -> str:
@@ -669,7 +739,9 @@ def _kernel_label(spec: Any) -> str:
 
 __all__ = [
     "DEFAULT_MASK",
+    "DEFAULT_SCALE",
     "DEFAULT_SIGMAS",
+    "KERNEL_TASKS",
     "BenchResult",
     "BenchRow",
     "Example",

@@ -9,12 +9,17 @@ spec                   kernel
 =====================  =========================================================
 ``course``             the course kernel: MNIST digit 0 at 7x7, sum 1 (shipped)
 ``levin:N``            Levin et al. (2009) motion blur N = 1..8, from the data root
-``gaussian:S[:K]``     Gaussian with sigma S pixels, K x K (odd; default 2*ceil(3S)+1)
+``gaussian:S[:K]``     Gaussian with sigma S pixels, K x K (odd; default 2*ceil(3S)+1);
+                       ``gauss:S[:K]`` is the same
 ``box:K``              K x K uniform
 ``mnist:I[:K]``        MNIST training image I resized to K x K (default 7), sum 1
 a ``.npy`` path        the stored 2-D array, **as stored** (not renormalised)
 an image path          a gray PNG/TIFF/JPEG, normalised to sum 1
 =====================  =========================================================
+
+**Kernel sets** (:func:`load_kernel_set`, for ``restorekit bench --kernel``):
+``levin:all`` is Levin's eight kernels, and a comma list of specs, e.g.
+``levin:1,levin:3,gauss:1.6``, is each of them in order.
 
 Kernels built from a spec sum to 1. A ``.npy`` file is used exactly as
 stored, because its values are the kernel (Levin's kernels sum to 1 within
@@ -62,9 +67,10 @@ COURSE_KERNEL_FILE = "course_kernel.npy"
 LEVIN_COUNT = 8
 
 SPEC_HELP = (
-    "kernel specs: 'course', 'levin:N' (N = 1..8), 'gaussian:SIGMA[:SIZE]', 'box:K', "
+    "kernel specs: 'course', 'levin:N' (N = 1..8), 'gaussian:SIGMA[:SIZE]' (or 'gauss:'), 'box:K', "
     "'mnist:INDEX[:SIZE]', or a path to a .npy array or a gray image"
 )
+SET_HELP = "kernel sets: 'levin:all' (Levin's 8) or a comma list of specs such as 'levin:1,levin:3,gauss:1.6'"
 
 
 # --------------------------------------------------------------------------- data roots
@@ -302,7 +308,7 @@ def load_kernel(
         kernel = course_kernel()
     elif name == "levin" and len(args) == 1:
         kernel = _levin(_number(args[0], int, text), data_root)
-    elif name == "gaussian" and len(args) in (1, 2):
+    elif name in ("gaussian", "gauss") and len(args) in (1, 2):
         sigma = _number(args[0], float, text)
         size = _number(args[1], int, text) if len(args) == 2 else None
         kernel = gaussian_kernel(sigma, size)
@@ -319,13 +325,63 @@ def load_kernel(
     return check_kernel(kernel, f"kernel {text!r}").to(torch.float64)
 
 
+def is_kernel_set(spec: Any) -> bool:
+    """True when ``spec`` names several kernels: ``levin:all`` or a comma list (an existing file never does)."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return False
+    text = os.fspath(spec).strip()
+    if Path(text).expanduser().is_file():
+        return False
+    return "," in text or text.lower() == "levin:all"
+
+
+def kernel_set_specs(spec: str) -> list[str]:
+    """The single specs a kernel set stands for, in order (``levin:all`` is ``levin:1`` .. ``levin:8``).
+
+    Examples
+    --------
+    >>> from restorekit.kernels import kernel_set_specs
+    >>> kernel_set_specs("gauss:1.6, box:3")
+    ['gauss:1.6', 'box:3']
+    >>> kernel_set_specs("levin:all")[:2]
+    ['levin:1', 'levin:2']
+    """
+    if not isinstance(spec, (str, os.PathLike)) or not os.fspath(spec).strip():
+        raise InputError(f"a kernel set must be a non-empty string, got {spec!r}; {SET_HELP}")
+    items = [item.strip() for item in os.fspath(spec).split(",")]
+    if any(not item for item in items):
+        raise InputError(f"kernel set {spec!r} has an empty item; separate specs by single commas ({SET_HELP})")
+    out: list[str] = []
+    for item in items:
+        out += [f"levin:{n}" for n in range(1, LEVIN_COUNT + 1)] if item.lower() == "levin:all" else [item]
+    if len(set(out)) != len(out):
+        raise InputError(f"kernel set {spec!r} names a kernel twice; list each once")
+    return out
+
+
+def load_kernel_set(spec: Any, *, data_root: str | os.PathLike | None = None) -> list[tuple[str, torch.Tensor]]:
+    """``(label, kernel)`` for every kernel of a set (see :func:`kernel_set_specs`); one pair for a single spec.
+
+    Every kernel is loaded (and checked) before any is used, so a typo in the
+    fifth item fails at once.
+    """
+    if not is_kernel_set(spec):
+        label = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else "array"
+        return [(label, load_kernel(spec, data_root=data_root))]
+    return [(item, load_kernel(item, data_root=data_root)) for item in kernel_set_specs(spec)]
+
+
 __all__ = [
     "DATA_ENV",
+    "SET_HELP",
     "SPEC_HELP",
     "box_kernel",
     "course_kernel",
     "default_data_root",
     "gaussian_kernel",
+    "is_kernel_set",
+    "kernel_set_specs",
     "load_kernel",
+    "load_kernel_set",
     "mnist_digit_kernel",
 ]

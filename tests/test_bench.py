@@ -211,3 +211,53 @@ def test_folder_input_limit_and_outputs(registry, tmp_path):
     fig = result.figure(tmp_path / "t.png")
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "t.json", "t.md", "t.png"]  # no temp files left
+
+
+# --------------------------------------------------------------------------- kernel sets
+def test_kernel_set_runs_each_kernel_and_reports_the_mean(registry):
+    from restorekit.bench_kernels import run_kernel_set
+
+    x = _images(n=2, size=40)
+    result = run_kernel_set(x, "deblur", "gauss:1.0,box:3", ["recorder"], sigmas=[0.01, 0.02], progress=False,
+                            registry=registry)
+    assert result.kernels == ["gauss:1.0", "box:3"]
+    for label, one in zip(result.kernels, result.results):  # each kernel is the plain benchmark with that kernel
+        alone = run_benchmark(x, "deblur", ["recorder"], sigmas=[0.01, 0.02], kernel=label, progress=False,
+                              registry=registry)
+        assert one.row("recorder", 0.01).psnr == pytest.approx(alone.row("recorder", 0.01).psnr)
+    for sigma in (0.01, 0.02):
+        per = [r.row("recorder", sigma).psnr for r in result.results]
+        assert per[0] != per[1]
+        assert result.mean.row("recorder", sigma).psnr == pytest.approx(sum(per) / 2)
+    table = result.to_markdown()
+    assert "| sigma | method | gauss:1.0 | box:3 | mean PSNR |" in table
+    report = json.loads(result.to_json())
+    assert report["kernels"] == ["gauss:1.0", "box:3"]
+    assert set(report["per_kernel"]) == {"gauss:1.0", "box:3"}
+    assert report["mean"]["rows"][0]["psnr"] == pytest.approx(result.mean.rows[0].psnr)
+    assert {r["kernel"] for r in report["records"]} == {"gauss:1.0", "box:3"}
+
+
+def test_run_benchmark_points_a_kernel_set_to_run_kernel_set(registry):
+    with pytest.raises(ParameterError, match="run_kernel_set"):
+        run_benchmark(_images(n=1), "deblur", ["recorder"], kernel="box:3,box:5", progress=False, registry=registry)
+
+
+def test_bench_cli_kernel_set_prints_each_kernel_and_the_mean(tmp_path, capsys):
+    from restorekit.cli.main import main
+    from restorekit.imageio import write_image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_image(data / "a.png", _images(n=1, size=40)[0])
+    code = main(["bench", "--data", str(data), "--task", "deblur", "--kernel", "gauss:1.0,box:3", "--methods",
+                 "wiener", "--sigmas", "0.01", "--no-progress", "--json", str(tmp_path / "k.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| gauss:1.0 | box:3 | mean PSNR |" in out and "| 0.01 | wiener |" in out
+    assert json.loads((tmp_path / "k.json").read_text())["kernels"] == ["gauss:1.0", "box:3"]
+
+
+def test_bench_kernel_is_refused_for_tasks_without_one(registry):
+    with pytest.raises(ParameterError, match="only used by --task deblur or superresolve"):
+        run_benchmark(_images(n=1), "denoise", ["recorder"], kernel="box:3", progress=False, registry=registry)

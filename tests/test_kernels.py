@@ -175,3 +175,62 @@ def test_damaged_kernel_file(tmp_path):
     (tmp_path / "broken.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(InputError, match="broken.npy"):
         load_kernel(tmp_path / "broken.npy")
+
+
+# --------------------------------------------------------------------------- kernel sets
+def test_gauss_is_gaussian():
+    assert torch.equal(load_kernel("gauss:1.6"), load_kernel("gaussian:1.6"))
+    assert torch.equal(load_kernel("gauss:1:5"), gaussian_kernel(1.0, 5))
+
+
+def test_kernel_sets_expand_in_order():
+    from restorekit.kernels import is_kernel_set, kernel_set_specs, load_kernel_set
+
+    assert kernel_set_specs("levin:all") == [f"levin:{n}" for n in range(1, 9)]
+    assert kernel_set_specs("gauss:1.6, levin:all")[:2] == ["gauss:1.6", "levin:1"]
+    assert is_kernel_set("levin:all") and is_kernel_set("box:3,box:5")
+    assert not is_kernel_set("levin:3") and not is_kernel_set(None) and not is_kernel_set(torch.ones(3, 3))
+    pairs = load_kernel_set("box:3,gauss:1.0")
+    assert [label for label, _ in pairs] == ["box:3", "gauss:1.0"]
+    assert torch.equal(pairs[1][1], gaussian_kernel(1.0))
+    assert [label for label, _ in load_kernel_set("box:3")] == ["box:3"]
+
+
+def test_a_file_whose_name_has_a_comma_is_one_kernel(tmp_path):
+    from restorekit.kernels import is_kernel_set, load_kernel_set
+
+    path = tmp_path / "a,b.npy"
+    np.save(path, np.ones((3, 3)) / 9)
+    assert not is_kernel_set(str(path))
+    assert len(load_kernel_set(str(path))) == 1
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("box:3,,box:5", "empty item"),
+    ("box:3,box:3", "names a kernel twice"),
+    ("box:3,nope:1", "unknown kernel spec 'nope:1'"),
+])
+def test_bad_kernel_sets(spec, message):
+    from restorekit.kernels import load_kernel_set
+
+    with pytest.raises(InputError, match=message):
+        load_kernel_set(spec)
+
+
+def test_levin_all_without_data_names_the_folder(monkeypatch, tmp_path):
+    from restorekit.kernels import load_kernel_set
+
+    monkeypatch.setenv("RESTOREKIT_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(InputError, match="RESTOREKIT_DATA"):
+        load_kernel_set("levin:all")
+
+
+@pytest.mark.data
+@needs_levin
+def test_levin_all_is_the_eight_kernels(monkeypatch):
+    from restorekit.kernels import load_kernel_set
+
+    monkeypatch.setenv("RESTOREKIT_DATA", str(DATA))
+    pairs = load_kernel_set("levin:all")
+    assert [label for label, _ in pairs] == [f"levin:{n}" for n in range(1, 9)]
+    assert all(torch.equal(k, load_kernel(label)) for label, k in pairs)

@@ -259,9 +259,10 @@ def test_downsample_refuses_images_it_cannot_take():
     with pytest.raises(InputError, match="not a multiple of the scale 2.*crop it to 36x48"):
         Downsample(2).forward(_rand(1, 1, 37, 49))
     with pytest.raises(InputError, match=r"default bicubic anti-aliasing kernel for x2 \(8x8\) is larger than the "
-                                         r"low-resolution image \(5x18\); use an image at least 16x16"):
+                                         r"low-resolution image \(5x18\); the low-resolution image must be at least 8x8 "
+                                         r"\(the original at least 16x16\)"):
         Downsample(2).forward(_rand(1, 1, 10, 36))
-    with pytest.raises(InputError, match=r"the kernel \(9x9\) is larger than the low-resolution image.*smaller kernel"):
+    with pytest.raises(InputError, match=r"the kernel \(9x9\) is larger than the low-resolution image.*use a smaller kernel"):
         Downsample(2, _kernel((9, 9))).forward(_rand(1, 1, 16, 16))
 
 

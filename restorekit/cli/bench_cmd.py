@@ -14,6 +14,15 @@ each method and noise level, beside the degraded input's own scores.
   denoise  Gaussian noise; default sigmas 0.05,0.1,0.2
   deblur   blur by --kernel (default: course, circular) + noise; default sigmas 0.005,0.01,0.02
   inpaint  --mask (default lower-half: the lower half missing) + noise; default sigma 0
+  superresolve  downsampling by --scale (default 2) after the bicubic anti-aliasing
+           kernel (or --kernel), circular + noise; default sigmas 0,0.01. Each image is
+           cropped to a multiple of the scale and the output, --scale times the input,
+           is scored against it; the input row is the input upsampled by pixel repetition
+
+--kernel also takes a kernel set for deblur and superresolve: levin:all (Levin's
+8 kernels) or a comma list such as levin:1,levin:3,gauss:1.6. Each kernel is
+measured on its own and the table shows every kernel's PSNR and the mean over
+the kernels (the JSON holds each kernel's rows and the mean).
 
 Sigmas are on the [0, 1] scale (25 on the 0-255 scale is 0.098). Image i gets
 its noise from seed --seed + i, the same for every method. A method is a
@@ -23,16 +32,25 @@ with the reason. Output files are written atomically.
 
 Example:
   restorekit bench --data ../shared/data/CBSD68 --limit 20 --task deblur \\
-      --methods wiener,wiener:snr=auto,richardson-lucy --markdown deblur.md --figure deblur.png"""
+      --methods wiener,wiener:snr=auto,richardson-lucy --markdown deblur.md --figure deblur.png
+  restorekit bench --data ../shared/data/CBSD68 --limit 20 --task deblur --kernel levin:all
+  restorekit bench --data ../shared/data/CBSD68 --limit 20 --task superresolve --scale 2"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="folder of clean images (or one image file)")
-    parser.add_argument("--task", required=True, choices=("denoise", "deblur", "inpaint"), help="what to degrade and restore")
+    from ..restorer import TASKS
+
+    parser.add_argument("--task", required=True, choices=TASKS, help="what to degrade and restore")
     parser.add_argument("--methods", metavar="A,B,...",
                         help="comma-separated restorers, NAME or NAME:KEY=VALUE[:KEY=VALUE] (default: all for the task but pipeline steps, e.g. unet-wiener)")
     parser.add_argument("--sigmas", metavar="S,S,...", help="noise levels on the [0, 1] scale (default: per task, see above)")
-    parser.add_argument("--kernel", metavar="SPEC", help="blur kernel for --task deblur: course (default), levin:N, gaussian:S, a .npy path, ...")
+    parser.add_argument("--kernel", metavar="SPEC",
+                        help="blur kernel for --task deblur (course by default), or the anti-aliasing kernel for "
+                             "superresolve (bicubic by default): levin:N, gaussian:S, a .npy path, ...; or a kernel "
+                             "set, levin:all or SPEC,SPEC,... (each kernel and the mean reported)")
+    parser.add_argument("--scale", metavar="S",
+                        help="downsampling factor for --task superresolve, an integer >= 2 (default 2)")
     parser.add_argument("--mask", default="lower-half", metavar="MASK",
                         help="mask for --task inpaint: lower-half (default) or random:P")
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images (sorted by name)")
@@ -62,6 +80,8 @@ def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..bench import collect_images, run_benchmark, set_threads
+    from ..bench_kernels import run_kernel_set
+    from ..kernels import is_kernel_set
     from ..scaleout import merge_bench_results, run_everywhere, start, stop
     from ._files import check_figure_path
 
@@ -72,23 +92,31 @@ def run(args: argparse.Namespace) -> int:
         check_figure_path(args.figure, "--figure")
     # Under torchrun each process measures its share of the images; rank 0 merges, prints and writes.
     ctx = start(args.device)
-    try:
+
+    def measure(data, task, methods=None, kernel=None):
         parts = run_everywhere(lambda: run_benchmark(
-            args.data,
-            args.task,
-            methods=args.methods,
+            data,
+            task,
+            methods=methods,
             sigmas=args.sigmas,
-            kernel=args.kernel,
+            kernel=kernel,
             seed=args.seed,
             limit=args.limit,
             progress=not args.no_progress and ctx.is_main,
             mask=args.mask,
             device=args.device,
             part=(ctx.rank, ctx.world_size),
+            scale=args.scale,
         ), ctx)
+        return merge_bench_results(parts) if ctx.distributed else parts[0]
+
+    try:
+        if is_kernel_set(args.kernel):  # each kernel measured alone, then the mean over the set
+            result = run_kernel_set(args.data, args.task, args.kernel, args.methods, run=measure)
+        else:
+            result = measure(args.data, args.task, args.methods, args.kernel)
     finally:
         stop(ctx)
-    result = merge_bench_results(parts) if ctx.distributed else parts[0]
     if not ctx.is_main:
         return 0 if result.rows else 1
     print(result.to_markdown(), end="")

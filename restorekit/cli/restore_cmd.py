@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from ._specs import MASK_HELP
@@ -14,6 +15,11 @@ or a pipeline of methods written 'a+b' (a name registered exactly as given
 wins). The method receives the degradation you describe: the blur kernel
 (--kernel), the noise level (--sigma, on the [0, 1] scale: 25/255 = 0.098)
 and the pixel mask (--mask). Blind methods ignore what they do not need.
+
+--scale S says the inputs were downsampled by S ('degrade --scale S'): the
+degradation is the anti-aliasing blur (--kernel, bicubic by default) then one
+pixel kept per S x S block, and the outputs are S times larger. Use a
+super-resolver (restorekit list --task superresolve: bicubic, pnp).
 
 INPUT may be image files or folders of images (.png, .jpg, .tif, .npy).
 -o is an output file when it ends in an image suffix (one input only);
@@ -32,7 +38,8 @@ process restores its share of the files (one thread each by default):
 Examples:
   restorekit restore blurred.npy -o restored.npy --method wiener --kernel course --sigma 0.01
   restorekit restore noisy/ -o clean/ --method dncnn --sigma 0.1
-  restorekit restore photo.png -o out.png --method wiener+unet --kernel course --param wiener.snr=auto"""
+  restorekit restore photo.png -o out.png --method wiener+unet --kernel course --param wiener.snr=auto
+  restorekit restore small.npy -o large.png --method pnp --scale 2 --sigma 0.01"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kernel", metavar="SPEC",
-        help="blur kernel: course, levin:N, gaussian:SIGMA[:SIZE], box:K, mnist:INDEX[:SIZE], or a .npy/image file",
+        help="blur kernel: course, levin:N, gaussian:SIGMA[:SIZE], box:K, mnist:INDEX[:SIZE], or a .npy/image file; "
+        "with --scale the blur before decimation (default bicubic)",
+    )
+    parser.add_argument(
+        "--scale", metavar="S",
+        help="the inputs were downsampled by the integer S >= 2 ('degrade --scale S'); outputs are S times larger",
     )
     parser.add_argument("--mask", metavar="SPEC", help=f"pixel mask (1 = observed): {MASK_HELP}")
     parser.add_argument("--seed", type=int, default=0, help="seed of --mask random:FRACTION (as given to degrade)")
@@ -137,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..checks import check_device, check_seed, check_sigma
-    from ..degrade import Noise
-    from ..errors import PluginError, one_line_warnings
+    from ..degrade import Noise, check_scale
+    from ..errors import InputError, PluginError, one_line_warnings
     from ..imageio import read_image
     from ..kernels import load_kernel
     from ..registry import default_registry
@@ -154,13 +166,18 @@ def run(args: argparse.Namespace) -> int:
     kernel = load_kernel(args.kernel) if args.kernel is not None else None
     noise = Noise(check_sigma(args.sigma, "--sigma")) if args.sigma is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
+    scale = check_scale(args.scale) if args.scale is not None else 1
+    if scale > 1 and mask is not None:
+        raise InputError("--mask and --scale together are not supported; restore a masked or a downsampled image")
     registry = default_registry()
     params = _device_params(registry, args.method, params, args.device, tile=args.tile, max_memory=args.max_memory)
     _check_device_params(params)
     restorer = registry.create(args.method, **params)
 
     wanted = set()
-    if kernel is not None:
+    if scale > 1:
+        wanted.add("superresolve")
+    elif kernel is not None:
         wanted.add("deblur")
     if mask is not None:
         wanted.add("inpaint")
@@ -178,17 +195,24 @@ def run(args: argparse.Namespace) -> int:
         loaded = read_image(job.source)
         height, width = loaded.size
         degradation = image_degradation(
-            kernel, args.boundary, mask, noise, height, width, seed, job.source
+            kernel, args.boundary, mask, noise, height, width, seed, job.source, scale
         ).to(device)
         check_kernel_fits(degradation, loaded.tensor, job.source, "--kernel")
+        for part in degradation.parts():  # the low-resolution input must hold the anti-aliasing kernel
+            if part.scale > 1:
+                part.check_low(loaded.tensor.shape)
         with torch.no_grad():
             restored = restorer(loaded.tensor.to(device), degradation)
-        if not isinstance(restored, torch.Tensor) or tuple(restored.shape) != tuple(loaded.tensor.shape):
+        n, c, h, w = loaded.tensor.shape
+        if not isinstance(restored, torch.Tensor) or tuple(restored.shape) != (n, c, h * scale, w * scale):
             got = tuple(restored.shape) if isinstance(restored, torch.Tensor) else type(restored).__name__
             raise PluginError(
                 f"{args.method!r} returned {got} for {job.source} of shape {tuple(loaded.tensor.shape)}; "
-                "a restorer must return an image of its input's shape (report this to the plugin's author)"
+                "a restorer must return an image of its input's shape, times --scale in height and width "
+                "(report this to the plugin's author)"
             )
+        if scale > 1 and loaded.alpha is not None:  # the alpha channel grows with the image
+            loaded = dataclasses.replace(loaded, alpha=loaded.alpha.repeat_interleave(scale, -2).repeat_interleave(scale, -1))
         write_output(job, restored.detach().cpu(), loaded)
 
     # Under torchrun every process restores its share (jobs rank, rank + world, ...); rank 0 reports.

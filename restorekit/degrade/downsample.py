@@ -209,9 +209,9 @@ class Downsample(Degradation):
         if kh > h or kw > w:
             what = f"the default bicubic anti-aliasing kernel for x{self._scale}" if self.default_kernel else "the kernel"
             raise InputError(
-                f"{what} ({kh}x{kw}) is larger than the low-resolution image ({h}x{w}); "
-                f"use an image at least {kh * self._scale}x{kw * self._scale} before downsampling by {self._scale}"
-                + ("" if self.default_kernel else ", or a smaller kernel")
+                f"{what} ({kh}x{kw}) is larger than the low-resolution image ({h}x{w}); the low-resolution "
+                f"image must be at least {kh}x{kw} (the original at least {kh * self._scale}x{kw * self._scale})"
+                + ("" if self.default_kernel else ", or use a smaller kernel")
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
