@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"plugins loaded ({len(data['plugins'])}; restorekit plugin API {data['plugin_api']}):")
     for p in data["plugins"]:
-        dist = f"{p['distribution']} {p['version']}".strip() or "added by hand"
+        dist = f"{p['distribution'] or 'added by hand'} {p['version']}".strip()
         print(f"  {p['name']}  ({dist}; {p['target']})")
         print(f"      hooks: {', '.join(p['hooks']) or '-'}")
         for key, label in (("restorers", "restorers"), ("trainers", "trainers"), ("op_checks", "op checks")):
