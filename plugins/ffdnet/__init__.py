@@ -14,6 +14,14 @@ from restorekit import hookimpl
 
 
 @hookimpl
+def register_restorers(register):
+    # The class is the one declaration of name, tasks and parameters; its module imports no torch.
+    from .restorer import FFDNetRestorer
+
+    register(FFDNetRestorer)
+
+
+@hookimpl
 def register_trainers(register):
     from restorekit.training.trainers import TrainerSpec
 
