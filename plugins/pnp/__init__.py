@@ -1,0 +1,34 @@
+"""Plug-and-play plugin: any registered denoiser restores blur, missing pixels and low resolution.
+
+How it works: ``pnp`` solves ``min_x ||y - A x||^2 + prior(x)`` by splitting
+(half-quadratic splitting, DPIR's solver, or ADMM; ``solvers.py``). Each
+iteration alternates the data step, the degradation's closed-form or
+conjugate-gradient proximal operator ``degradation.prox(y, z, rho_k)``, with
+the prior step, a call of the denoiser named by ``denoiser`` through the
+public Restorer interface, ``denoiser(x, Noise(sigma_k))``. ``sigma_k`` falls
+log-spaced from 49/255 to the measurement's noise level and
+``rho_k = rho * sigma^2 / sigma_k^2`` (DPIR's schedule; ``schedule.py``). The
+denoiser is found by name in the registry, so a third party's denoiser
+installed by entry point works unchanged; a blind one (``uses_noise_level``
+False) works too, with a warning, since it cannot follow the schedule.
+
+Registration is lazy: this file imports no torch; ``restorer.py`` is imported
+when the restorer is first built.
+"""
+
+from restorekit import RestorerSpec, hookimpl
+
+from .params import PARAMS, SUMMARY
+
+TASKS = frozenset({"deblur", "inpaint", "superresolve"})
+
+
+@hookimpl
+def register_restorers(register):
+    register(RestorerSpec(
+        name="pnp",
+        tasks=TASKS,
+        params=PARAMS,
+        factory="restorekit_plugins.pnp.restorer:PnPRestorer",
+        summary=SUMMARY,
+    ))

@@ -1,0 +1,65 @@
+"""The parameters of ``pnp`` (shared by the registration and the restorer class; no torch)."""
+
+from __future__ import annotations
+
+from restorekit import Param
+from restorekit.restorer import float_or_auto, parse_bool
+
+from .schedule import DEFAULT_RHO_SCALE, DEFAULT_SIGMA_START
+from .solvers import SOLVERS
+
+#: Iterations when ``iterations`` is not given, per task (DPIR: 8 for deblurring, 24 for
+#: super-resolution, 40 for filling in missing pixels).
+DEFAULT_ITERATIONS = {"deblur": 8, "superresolve": 24, "inpaint": 40}
+#: The denoiser used when none is named.
+DEFAULT_DENOISER = "dncnn"
+
+
+def optional_positive_int(value) -> int | None:
+    """A whole number >= 1, or ``None``/``"auto"`` for the task's default."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("auto", "none", "")):
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number >= 1 or 'auto'")
+    number = float(value)
+    if number != int(number) or number < 1:
+        raise ValueError("must be a whole number >= 1 (or 'auto' for the task's default)")
+    return int(number)
+
+
+def level_or_auto(value) -> float | str:
+    """A noise level in (0, 1] on the [0, 1] scale, or ``"auto"``."""
+    parsed = float_or_auto(value)
+    if parsed != "auto" and parsed > 1:
+        raise ValueError("must be a noise level in (0, 1] on the [0, 1] scale (49/255 = 0.192), or 'auto'")
+    return parsed
+
+
+def bool_or_auto(value) -> bool | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    return parse_bool(value)
+
+
+PARAMS = (
+    Param("denoiser", DEFAULT_DENOISER,
+          "name of any registered denoiser (restorekit list --task denoise); it gets Noise(sigma_k) each iteration"),
+    Param("solver", "hqs", "splitting: 'hqs' (half-quadratic, DPIR's) or 'admm'", choices=SOLVERS),
+    Param("iterations", None,
+          "iterations; 'auto' (default): 8 for deblur, 24 for superresolve, 40 for inpaint",
+          parse=optional_positive_int),
+    Param("sigma_start", DEFAULT_SIGMA_START, "first denoiser level, [0, 1] scale (default 49/255)",
+          low=0.0, high=1.0, closed="right"),
+    Param("sigma_end", "auto",
+          "last denoiser level; 'auto': the measurement's sigma, at least 0.6/255 (scale/255 for superresolve)",
+          parse=level_or_auto),
+    Param("rho", DEFAULT_RHO_SCALE,
+          "scale lambda of the data-step penalty rho_k = lambda * sigma^2 / sigma_k^2 (DPIR's 0.23)",
+          low=0.0, high=1e6, closed="right"),
+    Param("ensemble", False, "cycle the 8 flips/rotations over the iterations (one denoiser call each)"),
+    Param("progress", "auto", "progress bar over the iterations: true, false, or 'auto' (when stderr is a terminal)",
+          parse=bool_or_auto),
+)
+
+SUMMARY = ("plug-and-play solver (HQS or ADMM): any registered denoiser restores blur, missing pixels "
+           "and low resolution, with the degradation's proximal data step")

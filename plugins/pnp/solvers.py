@@ -1,0 +1,61 @@
+"""Half-quadratic splitting and ADMM with a denoiser in place of the prior's proximal step.
+
+Both minimise ``||y - A x||^2 + prior(x)`` by splitting ``x`` from a copy
+``z`` the prior acts on, alternating
+
+* the data step ``x = argmin_x ||y - A x||^2 + rho_k ||x - v||^2``
+  (``data_step(v, rho_k)``, the degradation's ``prox``), and
+* the prior step ``z = denoise(x', k)``: the denoiser at level ``sigma_k``.
+
+HQS (DPIR's solver) uses ``v = z``. ADMM adds the scaled dual ``u``:
+``v = z - u``, the denoiser gets ``x + u``, then ``u += x - z``; as ``rho_k``
+grows from one iteration to the next, ``u`` is rescaled by
+``rho_{k-1} / rho_k`` so the unscaled multiplier is kept (Boyd et al.,
+"Distributed Optimization and Statistical Learning via ADMM", 2011, 3.4.1).
+Both return the last denoiser output.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+
+DataStep = Callable[[torch.Tensor, float], torch.Tensor]
+Denoise = Callable[[torch.Tensor, int], torch.Tensor]
+
+SOLVERS = ("hqs", "admm")
+
+
+def hqs(data_step: DataStep, denoise: Denoise, x0: torch.Tensor, rhos: list[float],
+        steps: Iterable[int] | None = None) -> torch.Tensor:
+    """Half-quadratic splitting from ``x0``: ``z = denoise(data_step(z, rho_k), k)`` for each ``k``.
+
+    ``steps`` iterates over ``range(len(rhos))`` (a progress bar may wrap it).
+    """
+    z = x0
+    for k in steps if steps is not None else range(len(rhos)):
+        z = denoise(data_step(z, rhos[k]), k)
+    return z
+
+
+def admm(data_step: DataStep, denoise: Denoise, x0: torch.Tensor, rhos: list[float],
+         steps: Iterable[int] | None = None) -> torch.Tensor:
+    """ADMM from ``z = x0``, ``u = 0`` with the penalty ``rho_k`` of each iteration ``k``."""
+    z = x0
+    u = torch.zeros_like(x0)
+    previous = None
+    for k in steps if steps is not None else range(len(rhos)):
+        rho = rhos[k]
+        if previous is not None:
+            u = u * (previous / rho)
+        x = data_step(z - u, rho)
+        z = denoise(x + u, k)
+        u = u + x - z
+        previous = rho
+    return z
+
+
+def solver(name: str) -> Callable[..., torch.Tensor]:
+    """The solver function called ``name`` (one of :data:`SOLVERS`)."""
+    return {"hqs": hqs, "admm": admm}[name]

@@ -1,0 +1,321 @@
+"""The plug-and-play restorer ``pnp``: deblurring, inpainting and super-resolution with registered denoisers."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import restorekit
+from restorekit import Restorer, hookimpl
+from restorekit.degrade import Blur, Compose, Downsample, Mask, Noise
+from restorekit.errors import InputError, ParameterError, RestorekitError, RestorekitWarning
+from restorekit.kernels import load_kernel
+from restorekit.metrics import psnr
+from restorekit.registry import default_registry
+from restorekit_plugins.pnp import ensemble, schedule, solvers
+from restorekit_plugins.pnp.params import DEFAULT_ITERATIONS
+from restorekit_plugins.pnp.restorer import PnPRestorer
+
+BLIND = "is blind"
+
+
+def scene(size: int = 48, channels: int = 3, seed: int = 0) -> torch.Tensor:
+    """A piecewise-smooth test image: gradients, two rectangles and a disc, (1, C, size, size) in [0, 1]."""
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    base = 0.25 + 0.35 * xx
+    base = torch.where((yy > 0.2) & (yy < 0.55) & (xx > 0.15) & (xx < 0.5), torch.tensor(0.85), base)
+    base = torch.where((xx - 0.7) ** 2 + (yy - 0.65) ** 2 < 0.04, torch.tensor(0.1), base)
+    rgb = torch.stack([base, 0.8 * base + 0.1, 1 - 0.7 * base])[:channels]
+    return rgb[None].clamp(0, 1).contiguous()
+
+
+def photo(size: int = 48) -> torch.Tensor:
+    """A natural image (scikit-image's astronaut, her face and shoulder), (1, 3, size, size) in [0, 1]."""
+    from skimage import data, transform
+
+    crop = transform.resize(data.astronaut()[30:222, 150:342] / 255.0, (size, size), anti_aliasing=True)
+    return torch.from_numpy(crop).permute(2, 0, 1)[None].float().clamp(0, 1).contiguous()
+
+
+class Smoother(Restorer):
+    """A noise-level-aware stand-in denoiser: Gaussian smoothing of width sigma * 10; records what it gets."""
+
+    name = "test-smoother"
+    tasks = frozenset({"denoise"})
+    uses_noise_level = True
+    calls: list = []
+
+    def restore(self, image, degradation=None):
+        sigma = float(degradation.sigma)
+        Smoother.calls.append((sigma, tuple(image.shape), image.device.type))
+        width = max(sigma * 10, 0.3)
+        taps = torch.arange(-3, 4, dtype=image.dtype, device=image.device)
+        g = torch.exp(-taps**2 / (2 * width**2))
+        g = g / g.sum()
+        c = image.shape[1]
+        out = F.conv2d(F.pad(image, (3, 3, 0, 0), mode="replicate"), g.view(1, 1, 1, 7).repeat(c, 1, 1, 1), groups=c)
+        out = F.conv2d(F.pad(out, (0, 0, 3, 3), mode="replicate"), g.view(1, 1, 7, 1).repeat(c, 1, 1, 1), groups=c)
+        return out
+
+
+class NotADenoiser(Restorer):
+    name = "test-sharpener"
+    tasks = frozenset({"deblur"})
+
+    def restore(self, image, degradation=None):
+        return image
+
+
+class TestPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        register(Smoother)
+        register(NotADenoiser)
+        register(restorekit.pipeline_spec("test-smoother-twice", ["test-smoother", "test-smoother"]))
+
+
+@pytest.fixture()
+def smoother():
+    reg = default_registry()
+    reg.add_plugin(TestPlugin(), name="pnp-test-plugin")
+    Smoother.calls = []
+    yield "test-smoother"
+    reg.remove_plugin("pnp-test-plugin")
+
+
+def quiet_pnp(**params) -> PnPRestorer:
+    """``pnp`` built with the blind-denoiser warning silenced (tests that are not about it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RestorekitWarning)
+        return restorekit.create("pnp", progress=False, **params)
+
+
+# --------------------------------------------------------------------------- restoring
+def test_deblur_with_dncnn_beats_the_blurred_input():
+    x = photo(48)
+    d = Compose(Blur(load_kernel("gaussian:1.6:9")), Noise(0.01))
+    y = d.apply(x, seed=0)
+    out = quiet_pnp(denoiser="dncnn")(y, d)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert psnr(out, x) > psnr(y.clamp(0, 1), x) + 3
+
+
+def test_inpaint_half_missing_with_tv_from_the_example_package():
+    """A third party's denoiser, found through its entry point, works in pnp unchanged."""
+    assert restorekit.registry.default_registry().get("tv").plugin != "pnp"
+    x = scene(40)
+    d = Compose(Mask.random(40, 40, 0.5, seed=1), Noise(0.0))
+    y = d.apply(x, seed=0)
+    out = quiet_pnp(denoiser="tv", iterations=12)(y, d)
+    assert psnr(out, x) > psnr(y, x) + 10
+    assert psnr(out, x) > 25
+
+
+def test_superresolve_x2_returns_the_large_image_and_beats_bicubic():
+    x = photo(48)
+    d = Compose(Downsample(2), Noise(0.0))
+    y = d.apply(x, seed=0)
+    assert y.shape[-2:] == (24, 24)
+    out = quiet_pnp(denoiser="dncnn", iterations=8)(y, d)
+    assert out.shape == x.shape
+    bicubic = F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+    assert psnr(out, x) > psnr(bicubic, x) + 1
+
+
+def test_admm_restores_too_and_differs_from_hqs(smoother):
+    x = scene(32)
+    d = Compose(Blur(load_kernel("gaussian:1.2:7")), Noise(0.01))
+    y = d.apply(x, seed=0)
+    hqs = quiet_pnp(denoiser=smoother, iterations=6)(y, d)
+    admm = quiet_pnp(denoiser=smoother, iterations=6, solver="admm")(y, d)
+    assert psnr(admm, x) > psnr(y.clamp(0, 1), x) + 1
+    assert not torch.allclose(admm, hqs)
+
+
+def test_a_batch_restores_like_its_images_one_by_one(smoother):
+    x = torch.cat([scene(32), scene(32).flip(-1)])
+    d = Compose(Blur(load_kernel("gaussian:1.2:7")), Noise(0.02))
+    y = d.apply(x, seed=0)
+    pnp = quiet_pnp(denoiser=smoother, iterations=4)
+    both = pnp(y, d)
+    one = torch.cat([pnp(y[:1], d), pnp(y[1:], d)])
+    torch.testing.assert_close(both, one, atol=1e-5, rtol=0)
+
+
+def test_gray_images_and_float64_are_kept(smoother):
+    x = scene(32, channels=1).double()
+    d = Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.01))
+    out = quiet_pnp(denoiser=smoother, iterations=3)(d.apply(x, seed=0), d)
+    assert out.shape == x.shape and out.dtype == torch.float64
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_input_stays_on_the_gpu(smoother):
+    x = scene(32).cuda()
+    d = Compose(Blur(load_kernel("gaussian:1.2:7")), Noise(0.01))
+    out = quiet_pnp(denoiser=smoother, iterations=3)(d.apply(x, seed=0), d)
+    assert out.device.type == "cuda"
+    assert {c[2] for c in Smoother.calls} == {"cuda"}
+
+
+# --------------------------------------------------------------------------- parameters and schedule
+def test_the_denoiser_gets_the_log_spaced_schedule_as_noise_degradations(smoother):
+    d = Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.02))
+    quiet_pnp(denoiser=smoother, iterations=5)(d.apply(scene(32), seed=0), d)
+    levels = [c[0] for c in Smoother.calls]
+    assert len(levels) == 5
+    assert levels[0] == pytest.approx(49 / 255) and levels[-1] == pytest.approx(0.02)
+    ratios = [b / a for a, b in zip(levels, levels[1:])]
+    assert ratios == pytest.approx([ratios[0]] * 4)
+
+
+@pytest.mark.parametrize("degradation, task", [
+    (Compose(Blur(torch.ones(3, 3) / 9), Noise(0.01)), "deblur"),
+    (Compose(Mask.random(32, 32, 0.5), Noise(0.0)), "inpaint"),
+    (Compose(Downsample(2), Noise(0.0)), "superresolve"),
+])
+def test_iterations_default_per_task(smoother, degradation, task):
+    quiet_pnp(denoiser=smoother)(degradation.apply(scene(32), seed=0), degradation)
+    assert len(Smoother.calls) == DEFAULT_ITERATIONS[task]
+    assert DEFAULT_ITERATIONS["deblur"] < DEFAULT_ITERATIONS["superresolve"] <= DEFAULT_ITERATIONS["inpaint"]
+
+
+def test_schedule_floors_and_penalties():
+    assert schedule.end_level(0.0) == pytest.approx(0.6 / 255)
+    assert schedule.end_level(0.0, scale=4) == pytest.approx(4 / 255)
+    assert schedule.end_level(0.03) == pytest.approx(0.03)
+    levels = schedule.noise_levels(8, 49 / 255, 0.01)
+    assert levels[0] == pytest.approx(49 / 255) and levels[-1] == pytest.approx(0.01)
+    assert all(a > b for a, b in zip(levels, levels[1:]))
+    assert schedule.noise_levels(3, 0.1, 0.3) == [0.3] * 3  # noisier than the first level: constant
+    rhos = schedule.penalties(levels, 0.01, 0.23)
+    assert rhos[-1] == pytest.approx(0.23) and rhos[0] == pytest.approx(0.23 * (0.01 * 255 / 49) ** 2)
+    assert schedule.penalties([0.01], 0.0)[0] > 0  # a noise-free measurement still gets a penalty
+
+
+def test_sigma_end_and_rho_are_used(smoother):
+    d = Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.01))
+    y = d.apply(scene(32), seed=0)
+    quiet_pnp(denoiser=smoother, iterations=3, sigma_start=0.1, sigma_end=0.05)(y, d)
+    assert [c[0] for c in Smoother.calls] == pytest.approx([0.1, math.sqrt(0.005), 0.05])
+    weak = quiet_pnp(denoiser=smoother, iterations=3, rho=1e-4)(y, d)
+    strong = quiet_pnp(denoiser=smoother, iterations=3, rho=100.0)(y, d)
+    assert not torch.allclose(weak, strong)
+
+
+def test_ensemble_cycles_the_eight_transforms(smoother):
+    x = torch.rand(1, 3, 5, 7)
+    outs = [ensemble.transform(x, i) for i in range(8)]
+    assert len({tuple(o.flatten().tolist()) for o in outs}) == 8
+    for i, o in enumerate(outs):
+        assert torch.equal(ensemble.untransform(o, i), x)
+    d = Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.01))
+    y = d.apply(scene(32)[..., :24], seed=0)  # 32 x 24: quarter turns swap height and width
+    out = quiet_pnp(denoiser=smoother, iterations=4, ensemble=True)(y, d)
+    assert out.shape == y.shape
+    assert [c[1][-2:] for c in Smoother.calls] == [(32, 24), (24, 32), (32, 24), (24, 32)]
+    Smoother.calls = []
+    quiet_pnp(denoiser=smoother, iterations=4)(y, d)
+    assert {c[1][-2:] for c in Smoother.calls} == {(32, 24)}
+
+
+def test_solvers_with_an_identity_denoiser_reach_the_data_step():
+    """With a denoiser that changes nothing, HQS's fixed point is the data step's: z = prox(y, z, rho)."""
+    y = torch.tensor([[[[0.2, 0.8]]]])
+
+    def data_step(v, rho):  # argmin ||y - x||^2 + rho ||x - v||^2
+        return (y + rho * v) / (1 + rho)
+
+    for solve in (solvers.hqs, solvers.admm):
+        out = solve(data_step, lambda v, k: v, torch.zeros_like(y), [1.0] * 60)
+        torch.testing.assert_close(out, y, atol=1e-4, rtol=0)
+
+
+def test_progress_bar_when_asked(smoother, capsys):
+    d = Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.01))
+    y = d.apply(scene(32), seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        restorekit.create("pnp", denoiser=smoother, iterations=3, progress=True)(y, d)
+    assert "pnp deblur" in capsys.readouterr().err
+    restorekit.create("pnp", denoiser=smoother, iterations=3)(y, d)  # 'auto': not a terminal here
+    assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- the blind-denoiser warning
+def test_a_blind_denoiser_warns_once(recwarn):
+    pnp = restorekit.create("pnp", denoiser="dncnn", iterations=2, progress=False)
+    d = Compose(Blur(torch.ones(3, 3) / 9), Noise(0.01))
+    y = d.apply(scene(32), seed=0)
+    pnp(y, d)
+    pnp(y, d)
+    blind = [w for w in recwarn.list if BLIND in str(w.message)]
+    assert len(blind) == 1 and "'dncnn'" in str(blind[0].message)
+    assert issubclass(blind[0].category, RestorekitWarning)  # shown on one line by restore and bench
+
+
+def test_a_noise_level_aware_denoiser_does_not_warn(smoother, recwarn):
+    restorekit.create("pnp", denoiser=smoother)
+    assert not [w for w in recwarn.list if BLIND in str(w.message)]
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("params, words", [
+    ({"denoiser": "no-such-denoiser"}, "no restorer named 'no-such-denoiser'"),
+    ({"denoiser": "test-sharpener"}, "not denoise"),
+    ({"denoiser": "test-smoother-twice"}, "pipeline"),
+    ({"denoiser": "test-smoother+test-smoother"}, "pipeline"),
+    ({"denoiser": "pnp"}, "itself"),
+    ({"iterations": 0}, "iterations"),
+    ({"iterations": -2}, "iterations"),
+    ({"iterations": "2.5"}, "iterations"),
+    ({"solver": "gradient"}, "admm"),
+    ({"rho": 0}, "rho"),
+    ({"sigma_start": 0}, "sigma_start"),
+    ({"sigma_end": 2.0}, "sigma_end"),
+])
+def test_bad_parameters_are_one_line_errors(smoother, params, words):
+    with pytest.raises(ParameterError) as info:
+        restorekit.create("pnp", **params)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_mask_hiding_every_pixel_is_refused(smoother):
+    d = Compose(Mask(torch.zeros(32, 32)), Noise(0.0))
+    with pytest.raises(InputError, match="hides every pixel"):
+        quiet_pnp(denoiser=smoother)(torch.zeros(1, 3, 32, 32), d)
+
+
+def test_no_degradation_is_refused(smoother):
+    with pytest.raises(RestorekitError, match="needs the degradation"):
+        quiet_pnp(denoiser=smoother)(scene(32))
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "restorekit", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_refuses_a_non_denoiser_with_exit_2_and_writes_nothing(tmp_path):
+    np.save(tmp_path / "blurred.npy", scene(32)[0].numpy())
+    result = _cli("restore", "blurred.npy", "-o", "out.npy", "--method", "pnp", "--kernel", "gaussian:1.0:5",
+                  "--sigma", "0.01", "--param", "denoiser=wiener", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "not denoise" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_cli_deblurs_with_pnp(tmp_path):
+    np.save(tmp_path / "blurred.npy", Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.01))
+            .apply(scene(32), seed=0)[0].numpy())
+    result = _cli("restore", "blurred.npy", "-o", "out.npy", "--method", "pnp", "--kernel", "gaussian:1.0:5",
+                  "--sigma", "0.01", "--param", "denoiser=dncnn", "--param", "iterations=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "out.npy").shape == (3, 32, 32)
