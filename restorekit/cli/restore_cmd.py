@@ -95,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-MEMORY_HINT = "free some memory, restore a smaller image, or run on the CPU (--device cpu) for a GPU"
+MEMORY_HINT = ("restore it in smaller tiles (--max-memory 512MiB or --tile 256, for methods that tile), free some "
+               "memory, or for a GPU run on the CPU (--device cpu)")
 
 
 def _device_params(registry, method: str, params: dict, device: str, **more) -> dict:
