@@ -22,7 +22,7 @@ from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CUDA_HOME_DEFAULT = "/usr/local/cuda"
-BUILTIN_PLUGINS = ["wiener", "dncnn", "unet", "wiener_unet", "mlp_inpaint", "interp", "pnp"]
+BUILTIN_PLUGINS = ["wiener", "dncnn", "unet", "wiener_unet", "mlp_inpaint", "ffdnet", "interp", "pnp"]
 
 
 def _cuda_wanted() -> bool:
@@ -154,7 +154,8 @@ setup(
     + [f"restorekit_plugins.{p}" for p in BUILTIN_PLUGINS],
     package_dir={"restorekit_plugins": "plugins"},
     package_data={
-        "restorekit": ["data/*.npy", "data/*.json"],
+        "restorekit": ["data/*.npy", "data/*.json", "scaffold/templates/*/*.tmpl", "scaffold/templates/*/*/*.tmpl",
+                       "scaffold/templates/*/*/*/*.tmpl"],
         "restorekit_plugins": ["*/weights/*.pt", "*/weights/*.json"],
     },
     include_package_data=False,

@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "train_cmd",
     "gradcheck": "gradcheck_cmd",
     "check": "check_cmd",
+    "new-plugin": "new_plugin_cmd",
     "doctor": "doctor_cmd",
 }
 
