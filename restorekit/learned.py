@@ -70,6 +70,7 @@ and ships ``<weights_dir>/<default_weights>.pt`` + ``.json``):
 ...     def build_network(self, arch):
 ...         net = torch.nn.Conv2d(3, 3, 3, padding=1, bias=False)
 ...         torch.nn.init.constant_(net.weight, 1 / 27)
+...         net.channels = 3  # what the base reads to handle gray images
 ...         return net
 ...     def load_network(self, weights):
 ...         return self.build_network({}), {"arch": {}, "metadata": {}}
@@ -92,8 +93,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import InputError, ParameterError, RestorekitWarning, WeightsError
-from .restorer import Param, Restorer, parse_bool
-from .tiling import format_bytes, parse_memory
+from .restorer import Param, Restorer
+from .tiling import parse_memory
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -460,6 +461,9 @@ class LearnedRestorer(Restorer):
 
                 margin, blend = self._margin_blend(net, degradation)
                 out = restore_in_tiles(run, image, tiles, margin, blend, self.tile_alignment(net))
+                if self.clip_output:
+                    out.clamp_(0, 1)  # the blended result is a fresh tensor: no second image-sized copy
+                return out.to(image.device, image.dtype)
         if self.clip_output:
             out = out.clamp(0, 1)
         return out.to(image.device, image.dtype)
@@ -497,12 +501,5 @@ class LearnedRestorer(Restorer):
             return None
         margin, blend = self._margin_blend(net, degradation)
         return plan_tiles(h, w, n, per_pixel, budget, margin, blend, self.tile_alignment(net), tile, self.name)
-
-    def describe_memory(self, image_shape: tuple[int, ...]) -> str:
-        """One line: the working memory a batch of ``image_shape`` needs whole, and the budget."""
-        n, c, h, w = image_shape
-        need = n * h * w * self.bytes_per_pixel(self.net, max(c, self.network_channels(self.net) or c))
-        return f"{format_bytes(need)} whole, budget {format_bytes(self.memory_budget())}"
-
 
 __all__ = ["COMMON_PARAMS", "LearnedRestorer", "kernel_sha256", "learned_params", "parse_tile", "resolve_device"]
