@@ -17,8 +17,15 @@ needs one, ``sigma="auto"`` takes the degradation's (the true sigma in a
 benchmark) and estimates it with ``skimage.restoration.estimate_sigma`` when
 the degradation has none.
 
+Every parameter declares its type and range (:class:`restorekit.Param`
+``low``/``high``/``choices``), so a value scikit-image or bm3d would crash on
+(a negative patch size corrupts the heap inside scikit-image) is refused with
+a one-line error before any of their code runs; images too small for a
+method are refused the same way (see :mod:`restorekit_skimage.restorers`).
+
 ``bm3d`` is registered only when the optional ``bm3d`` package is installed
-(``pip install restorekit-skimage[bm3d]``).
+(``pip install restorekit-skimage[bm3d]``); that package is free for
+non-commercial use only.
 """
 
 from __future__ import annotations
@@ -31,6 +38,20 @@ from restorekit.restorer import float_or_auto
 __version__ = "0.1.0"
 
 _MODULE = "restorekit_skimage.restorers"
+def discrete_wavelets() -> list[str]:
+    """The wavelet names ``skimage.restoration.denoise_wavelet`` accepts (PyWavelets' discrete ones).
+
+    Called only when a ``wavelet`` value is first checked or listed, so registering imports no pywt.
+    """
+    import pywt
+
+    return pywt.wavelist(kind="discrete")
+
+
+#: bm3d's parameter profiles that work in bm3d 4.0.3 (its old "lc" is gone; "refilter" raises a
+#: broadcasting ValueError on every image size tried, 9x9 to 64x64).
+BM3D_PROFILES = ("np", "vn", "vn_old", "high", "deb")
+
 _SIGMA = Param("sigma", "auto", "noise sigma on the [0, 1] scale, or 'auto': the degradation's, else estimated",
                parse=float_or_auto)
 
@@ -40,14 +61,15 @@ RESTORERS = {
         {"denoise"},
         (Param("weight", "auto", "TV weight, or 'auto' = 0.8 x sigma", parse=float_or_auto),
          _SIGMA,
-         Param("max_num_iter", 200, "iterations of Chambolle's algorithm")),
+         Param("max_num_iter", 200, "iterations of Chambolle's algorithm", low=1)),
         "TV",
         "total-variation denoising (skimage denoise_tv_chambolle, weight 0.8 x sigma)",
     ),
     "wavelet": (
         {"denoise"},
         (_SIGMA,
-         Param("wavelet", "db1", "PyWavelets wavelet name"),
+         Param("wavelet", "db1", "PyWavelets discrete wavelet name (pywt.wavelist(kind='discrete'))",
+               choices=discrete_wavelets),
          Param("method", "BayesShrink", "thresholding rule", choices=("BayesShrink", "VisuShrink")),
          Param("mode", "soft", "thresholding", choices=("soft", "hard"))),
         "Wavelet",
@@ -56,21 +78,21 @@ RESTORERS = {
     "nlmeans": (
         {"denoise"},
         (_SIGMA,
-         Param("h_factor", 0.6, "filter strength h as a multiple of sigma"),
-         Param("patch_size", 5, "patch side in pixels"),
-         Param("patch_distance", 6, "search radius in pixels")),
+         Param("h_factor", 0.6, "filter strength h as a multiple of sigma", low=0, closed="neither"),
+         Param("patch_size", 5, "patch side in pixels", low=1),
+         Param("patch_distance", 6, "search radius in pixels", low=0)),
         "NLMeans",
         "non-local means denoising (skimage denoise_nl_means, fast mode, h = 0.6 x sigma)",
     ),
     "unsupervised-wiener": (
         {"deblur"},
-        (Param("seed", 0, "seed of the Gibbs sampler"),),
+        (Param("seed", 0, "seed of the Gibbs sampler", low=0),),
         "UnsupervisedWiener",
         "Wiener-Hunt deconvolution with noise and prior estimated by Gibbs sampling (skimage unsupervised_wiener)",
     ),
     "richardson-lucy": (
         {"deblur"},
-        (Param("num_iter", 10, "Richardson-Lucy iterations (more sharpen more and amplify noise)"),),
+        (Param("num_iter", 10, "Richardson-Lucy iterations (more sharpen more and amplify noise)", low=1),),
         "RichardsonLucy",
         "Richardson-Lucy deconvolution (skimage richardson_lucy, 10 iterations)",
     ),
@@ -83,7 +105,7 @@ RESTORERS = {
     "bm3d": (
         {"denoise"},
         (_SIGMA,
-         Param("profile", "np", "BM3D parameter profile", choices=("np", "refilter", "lc", "high", "vn"))),
+         Param("profile", "np", "BM3D parameter profile", choices=BM3D_PROFILES)),
         "BM3D",
         "BM3D with the true sigma; CBM3D (opponent colour space) for colour images (needs the bm3d package)",
     ),

@@ -16,7 +16,15 @@ blur (the synthetic benchmark model), by mirroring for ``boundary="reflect"``
 (a real photo), and cropped back after.
 
 The inpainting method (``biharmonic``) takes the missing pixels from the
-degradation's mask (0 = missing) and refuses a degradation without one.
+degradation's mask (0 = missing) and refuses a degradation without one, or a
+mask that hides every pixel of an image (there is nothing to fill from).
+
+Images too small for a method are refused with an :class:`InputError` before
+the library is called: ``unsupervised-wiener`` needs at least 3x3 pixels and
+no fewer than the kernel (its Laplacian prior and the FFT of the kernel),
+``bm3d`` at least :data:`BM3D_MIN_SIDE` pixels a side (below that the bm3d
+package raises, returns garbage or, at 8x8, crashes the interpreter; measured
+with each profile in a subprocess).
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ from restorekit.errors import InputError
 from restorekit.restorer import Restorer
 
 from . import RESTORERS
+
+#: The smallest image side bm3d 4.0.3 restores with each profile; found by running every profile on
+#: n x n, n x 40 and 40 x n images (gray and colour) in a subprocess, since 8x8 segfaults.
+BM3D_MIN_SIDE = {"np": 9, "vn": 12, "vn_old": 13, "high": 9, "deb": 9}
 
 
 def _configure(cls):
@@ -62,6 +74,14 @@ def blur_kernel(degradation, who: str) -> tuple[np.ndarray, str]:
             "Compose(Blur(load_kernel('course')), Noise(0.01)), or --kernel SPEC on the command line"
         )
     return blur.kernel.detach().cpu().double().numpy(), blur.boundary
+
+
+def require_size(who: str, array: np.ndarray, min_h: int, min_w: int, why: str) -> None:
+    """Raise :class:`InputError` unless the ``(H, W[, 3])`` ``array`` is at least ``min_h x min_w``."""
+    h, w = array.shape[:2]
+    if h < min_h or w < min_w:
+        raise InputError(f"{who!r} needs an image of at least {min_h}x{min_w} pixels ({why}), got {h}x{w}; "
+                         "use a larger image or another restorer")
 
 
 def extend(channel: np.ndarray, width: int, boundary: str) -> np.ndarray:
@@ -156,6 +176,8 @@ class UnsupervisedWiener(SkimageRestorer):
         from skimage.restoration import unsupervised_wiener
 
         kernel, boundary = blur_kernel(degradation, self.name)
+        require_size(self.name, array, max(3, kernel.shape[0]), max(3, kernel.shape[1]),
+                     f"its 3x3 Laplacian prior and the {kernel.shape[0]}x{kernel.shape[1]} kernel")
         channels = array[..., None] if array.ndim == 2 else array
         out = []
         for i in range(channels.shape[-1]):
@@ -227,6 +249,11 @@ class Biharmonic(SkimageRestorer):
         self._item += 1
         if not missing.any():
             return array
+        hidden = [i for i in range(missing.shape[0]) if missing[i].all()]
+        if hidden:
+            where = "every pixel" + ("" if array.ndim == 2 else f" of channel {hidden[0]}")
+            raise InputError(f"the mask hides {where} of image {self._item - 1}, so {self.name!r} has nothing "
+                             "to fill from; keep some pixels observed (mask 1) in each image and channel")
         if array.ndim == 2:
             return inpaint_biharmonic(array, missing[0])
         if (missing == missing[:1]).all():  # one mask for all channels: one call
@@ -242,6 +269,9 @@ class BM3D(SkimageRestorer):
     name = "bm3d"
 
     def restore_one(self, array, degradation):
+        profile = self.config["profile"]
+        side = BM3D_MIN_SIDE[profile]
+        require_size(self.name, array, side, side, f"bm3d's blocks with profile {profile!r}")
         import bm3d
 
         sigma = noise_sigma(array, degradation, self.config["sigma"])
