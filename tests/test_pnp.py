@@ -255,15 +255,18 @@ def test_a_blind_denoiser_warns_once(recwarn):
     pnp = restorekit.create("pnp", denoiser="dncnn", iterations=2, progress=False)
     d = Compose(Blur(torch.ones(3, 3) / 9), Noise(0.01))
     y = d.apply(scene(32), seed=0)
-    pnp(y, d)
-    pnp(y, d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # not Python's once-per-place filter: pnp itself warns once
+        pnp(y, d)
+        pnp(y, d)
     blind = [w for w in recwarn.list if BLIND in str(w.message)]
     assert len(blind) == 1 and "'dncnn'" in str(blind[0].message)
     assert issubclass(blind[0].category, RestorekitWarning)  # shown on one line by restore and bench
 
 
 def test_a_noise_level_aware_denoiser_does_not_warn(smoother, recwarn):
-    restorekit.create("pnp", denoiser=smoother)
+    d = Compose(Blur(torch.ones(3, 3) / 9), Noise(0.01))
+    restorekit.create("pnp", denoiser=smoother, iterations=2)(d.apply(scene(32), seed=0), d)
     assert not [w for w in recwarn.list if BLIND in str(w.message)]
 
 
@@ -304,7 +307,7 @@ def _cli(*args, cwd):
 
 
 def test_cli_refuses_a_non_denoiser_with_exit_2_and_writes_nothing(tmp_path):
-    np.save(tmp_path / "blurred.npy", scene(32)[0].numpy())
+    np.save(tmp_path / "blurred.npy", scene(32)[0].permute(1, 2, 0).numpy())
     result = _cli("restore", "blurred.npy", "-o", "out.npy", "--method", "pnp", "--kernel", "gaussian:1.0:5",
                   "--sigma", "0.01", "--param", "denoiser=wiener", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -313,9 +316,11 @@ def test_cli_refuses_a_non_denoiser_with_exit_2_and_writes_nothing(tmp_path):
 
 
 def test_cli_deblurs_with_pnp(tmp_path):
-    np.save(tmp_path / "blurred.npy", Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.01))
-            .apply(scene(32), seed=0)[0].numpy())
+    blurred = Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.01)).apply(photo(32), seed=0)
+    np.save(tmp_path / "blurred.npy", blurred[0].permute(1, 2, 0).numpy())
     result = _cli("restore", "blurred.npy", "-o", "out.npy", "--method", "pnp", "--kernel", "gaussian:1.0:5",
                   "--sigma", "0.01", "--param", "denoiser=dncnn", "--param", "iterations=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert np.load(tmp_path / "out.npy").shape == (3, 32, 32)
+    assert np.load(tmp_path / "out.npy").shape == (32, 32, 3)
+    assert "warning: pnp: denoiser 'dncnn' is blind" in result.stderr  # one line, once
+    assert result.stderr.count("is blind") == 1

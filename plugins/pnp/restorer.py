@@ -76,11 +76,7 @@ class PnPRestorer(Restorer):
         # What the denoiser takes, pnp takes (read by restorekit.testing.check_restorer).
         self.channels = tuple(getattr(self.denoiser, "channels", Restorer.channels))
         self.min_size = int(getattr(self.denoiser, "min_size", 1))
-        if not getattr(self.denoiser, "uses_noise_level", False):
-            warnings.warn(
-                f"pnp: denoiser {name!r} is blind (it does not declare that it reads the noise level), so it "
-                "cannot follow the noise-level schedule; a noise-level-aware denoiser usually restores better",
-                RestorekitWarning, stacklevel=2)
+        self._warn_blind = not getattr(self.denoiser, "uses_noise_level", False)
 
     # ------------------------------------------------------------------ pieces
     def denoiser_for(self, device: torch.device) -> Restorer:
@@ -123,6 +119,12 @@ class PnPRestorer(Restorer):
             raise InputError(
                 "'pnp' needs the degradation (its blur kernel, mask or scale) for its data step; pass one, e.g. "
                 "Compose(Blur(load_kernel('levin:1')), Noise(0.01)), or --kernel/--mask/--scale on the command line")
+        if self._warn_blind:  # once per instance, on its first use (where the CLI shows warnings on one line)
+            self._warn_blind = False
+            warnings.warn(
+                f"pnp: denoiser {self.config['denoiser']!r} is blind (it does not declare that it reads the noise "
+                "level), so it cannot follow the noise-level schedule; a noise-level-aware denoiser usually "
+                "restores better", RestorekitWarning, stacklevel=3)
         task = self.task_of(degradation)
         y = image if image.dtype in (torch.float32, torch.float64) else image.float()
         levels, rhos = self.schedule(degradation, task)
