@@ -3,10 +3,8 @@
 Three implementations of the same computation, timed interleaved in one run (so machine load
 hits them alike; the median of the rounds is reported):
 
-  fused    restorekit._C.linear_relu / linear: the compiled ops as restorekit.nn calls them in eager
-           mode (C++ kernels and C++ autograd, entered through the extension's direct bindings)
-  fused-op the same ops called as torch.ops.restorekit.linear_relu / linear (torch.ops' Python
-           call path, a few microseconds more per call; what torch.compile traces)
+  fused    torch.ops.restorekit.linear_relu / linear: the compiled ops as restorekit.nn calls them
+           (C++ kernels and C++ autograd; what torch.compile traces too)
   python   restorekit.nn.LinearFunction / ReLUFunction (hand-written Python autograd Functions)
   torch    torch.relu(torch.nn.functional.linear(...))  (plain PyTorch)
 
@@ -70,13 +68,7 @@ def _fused(x, layers, linear, linear_relu):
 
 
 def forward_fused(x, layers):
-    """What restorekit.nn.FullyConnectedNet runs in eager mode (the extension's direct entry points)."""
-    ext = extension.load()
-    return _fused(x, layers, ext.linear, ext.linear_relu)
-
-
-def forward_fused_ops(x, layers):
-    """The same ops called as torch.ops.restorekit.* (what torch.compile traces)."""
+    """What restorekit.nn.FullyConnectedNet runs: torch.ops.restorekit.*."""
     R = torch.ops.restorekit
     return _fused(x, layers, R.linear.default, R.linear_relu.default)
 
@@ -97,7 +89,7 @@ def forward_torch(x, layers):
     return x
 
 
-VARIANTS = {"fused": forward_fused, "fused-op": forward_fused_ops, "python": forward_python, "torch": forward_torch}
+VARIANTS = {"fused": forward_fused, "python": forward_python, "torch": forward_torch}
 
 
 def step(forward, x, layers, upstream):
@@ -166,7 +158,7 @@ def bench(name, sizes, batch, rounds, min_time, input_grad):
     for v, fwd in VARIANTS.items():
         step(fwd, x, layers, upstream)
         outs[v] = ([x.grad.clone()] if input_grad else []) + [p.grad.clone() for wb in layers for p in wb]
-    for v in ("fused-op", "python", "torch"):
+    for v in ("python", "torch"):
         for a, e in zip(outs["fused"], outs[v]):
             torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
     # warm up, then choose the steps per timing from the fastest of a few probes (a probe that

@@ -190,8 +190,9 @@ struct LinearBackwardFn : public torch::autograd::Function<LinearBackwardFn> {
   }
 };
 
-// linear_relu_backward: as linear_backward with g replaced by gp = g * m, m = [out > 0]. The mask is
-// piecewise constant, so the derivative with respect to out is zero (almost everywhere).
+// linear_relu_backward: as linear_backward with g replaced by gp = g where not out <= 0, else 0 (the
+// kernels' mask, which passes NaN positions as torch.relu's does). The mask is piecewise constant, so
+// the derivative with respect to out is zero (almost everywhere).
 struct LinearReluBackwardFn : public torch::autograd::Function<LinearReluBackwardFn> {
   static variable_list forward(AutogradContext* ctx, const Tensor& g, const Tensor& x, const Tensor& w,
                                const Tensor& out, Mask mask) {
@@ -205,17 +206,17 @@ struct LinearReluBackwardFn : public torch::autograd::Function<LinearReluBackwar
     const variable_list gg = unpack(packed, load_mask(ctx));
     const auto s = ctx->get_saved_variables();
     const Tensor &g = s[0], &x = s[1], &w = s[2], &out = s[3];
-    const Tensor m = (out > 0).to(g.scalar_type());
+    const Tensor off = out <= 0;  // where the ReLU passes no gradient
     Tensor dg, dx, dw;
     if (ctx->needs_input_grad(0) && (has(gg[0]) || has(gg[1]) || has(gg[2]))) {
       Tensor dgp = at::zeros_like(g);
       if (has(gg[0])) dgp = dgp + at::mm(gg[0], w.t());
       if (has(gg[1])) dgp = dgp + at::mm(x, gg[1].t());
       if (has(gg[2])) dgp = dgp + gg[2].unsqueeze(0);
-      dg = dgp * m;
+      dg = at::where(off, at::Scalar(0), dgp);
     }
     if ((ctx->needs_input_grad(1) && has(gg[1])) || (ctx->needs_input_grad(2) && has(gg[0]))) {
-      const Tensor gp = g * m;
+      const Tensor gp = at::where(off, at::Scalar(0), g);
       if (ctx->needs_input_grad(1) && has(gg[1])) dx = at::mm(gp, gg[1]);
       if (ctx->needs_input_grad(2) && has(gg[0])) dw = at::mm(gp.t(), gg[0]);
     }

@@ -2,7 +2,8 @@
 //
 // Every check fails with a c10::Error (RuntimeError in Python) whose message names the op and the
 // shapes, dtypes and devices of all its tensor arguments, so a wrong call is diagnosed from the
-// message alone. No kernel reads memory before these checks have passed.
+// message alone. No kernel reads memory before these checks have passed. Values are never checked:
+// NaN and infinities propagate as in torch's own ops (restorekit.nn.detect_nan is the opt-in check).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -11,6 +12,8 @@
 #include <optional>
 #include <sstream>
 #include <string>
+
+#include "gemm_layout.h"
 
 namespace restorekit {
 
@@ -76,6 +79,19 @@ inline void check_tensor_common(const char* op, const at::Tensor& t, const at::T
               is_cuda ? ", float16, bfloat16" : "; float16/bfloat16 on CUDA only", "); got ", args());
 }
 
+// Sizes a BLAS product can take: batch N, in_features K and out_features M each at most
+// kBlasIntMax (BLAS and cuBLAS take 32-bit sizes; a larger one would be truncated and the product
+// garbage). Checked before any copy or allocation, so an expanded view of that size costs nothing.
+template <typename Args>
+inline void check_blas_sizes(const char* op, int64_t N, int64_t K, int64_t M, const Args& args) {
+  const char* which = N > kBlasIntMax ? "the batch size N" : K > kBlasIntMax ? "in_features K" : "out_features M";
+  const int64_t value = N > kBlasIntMax ? N : K > kBlasIntMax ? K : M;
+  TORCH_CHECK(N <= kBlasIntMax && K <= kBlasIntMax && M <= kBlasIntMax, "restorekit::", op, ": ", which, " = ",
+              value, " is above ", kBlasIntMax,
+              ", the largest size BLAS takes (32-bit integers); split the product into parts below that "
+              "size, or use torch.nn.functional.linear; got ", args());
+}
+
 // x: (N, K), weight: (M, K), bias: (M,) or None.
 inline void check_linear_args(const char* op, const at::Tensor& x, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias) {
@@ -91,6 +107,7 @@ inline void check_linear_args(const char* op, const at::Tensor& x, const at::Ten
   TORCH_CHECK(x.size(1) == weight.size(1), "restorekit::", op,
               ": in_features mismatch, x.size(1)=", x.size(1), " but weight.size(1)=", weight.size(1),
               "; got ", args());
+  check_blas_sizes(op, x.size(0), x.size(1), weight.size(0), args);
   if (bias.has_value() && bias->defined()) {
     check_tensor_common(op, *bias, x, args);
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), "restorekit::", op,
@@ -120,6 +137,7 @@ inline void check_linear_backward_args(const char* op, const at::Tensor& grad_ou
   TORCH_CHECK(grad_out.size(0) == x.size(0) && grad_out.size(1) == weight.size(0), "restorekit::", op,
               ": grad_out must be (batch, out_features) = [", x.size(0), ", ", weight.size(0), "]; got ",
               args());
+  check_blas_sizes(op, x.size(0), x.size(1), weight.size(0), args);
   if (out.defined()) {
     check_tensor_common(op, out, x, args);
     TORCH_CHECK(out.sizes() == grad_out.sizes(), "restorekit::", op,
@@ -134,18 +152,6 @@ inline void check_relu_backward_args(const char* op, const at::Tensor& grad_out,
   check_tensor_common(op, out, out, args);
   TORCH_CHECK(grad_out.sizes() == out.sizes(), "restorekit::", op,
               ": grad_out and out must have the same shape; got ", args());
-}
-
-// On the error path only: which inputs hold NaN, to name them in the message.
-inline std::string nan_culprits(std::initializer_list<std::pair<const char*, at::Tensor>> tensors) {
-  std::ostringstream s;
-  for (const auto& [name, t] : tensors) {
-    if (t.defined() && t.numel() > 0 && t.isnan().any().item<bool>()) {
-      if (s.tellp() > 0) s << ", ";
-      s << name;
-    }
-  }
-  return s.tellp() > 0 ? s.str() : std::string("none of the inputs (infinities cancelled in a product)");
 }
 
 }  // namespace restorekit

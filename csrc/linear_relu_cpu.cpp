@@ -2,10 +2,12 @@
 //
 // The products go to ATen's BLAS (at::mm_out, MKL/OpenBLAS underneath). Everything elementwise is
 // one fused pass of our own, parallel over rows with at::parallel_for:
-//   forward   out = act(x W^T + b), NaN check  -- one pass over the GEMM output, in place;
-//   backward  gpre = g * [out > 0], db = sum_rows(gpre), NaN check on g  -- one pass over g.
-// The ReLU derivative at exactly 0 is 0 (mask = out > 0, equivalently pre-activation > 0), the
-// same convention as the CUDA kernels, the Python reference Functions and torch.relu.
+//   forward   out = act(x W^T + b)  -- one pass over the GEMM output, in place;
+//   backward  gpre = g * [out > 0], db = sum_rows(gpre)  -- one pass over g.
+// The ReLU derivative at exactly 0 is 0 (mask = not out <= 0, equivalently pre-activation > 0), the
+// same convention as the CUDA kernels, the Python reference Functions and torch.relu. Values are
+// not checked: NaN propagates as in torch (relu(NaN) = NaN, and its mask passes the gradient, as
+// torch.relu's does).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/AccumulateType.h>
@@ -49,16 +51,17 @@ bool have_blas() {
   else return dgemm_ != nullptr;
 }
 
-constexpr int64_t kIntMax = 2147483647;
-
-// Whether a 2-D tensor can be handed to BLAS as it is (else it needs .contiguous()).
+// Whether a 2-D tensor can be handed to BLAS as it is (its sizes are checked by checks.h).
 inline bool blas_usable(const at::Tensor& t) {
   BlasOperand op;
-  return t.size(0) <= kIntMax && t.size(1) <= kIntMax && t.stride(0) <= kIntMax && t.stride(1) <= kIntMax &&
-         transposed_operand(t.size(0), t.size(1), t.stride(0), t.stride(1), op);
+  return transposed_operand(t.size(0), t.size(1), t.stride(0), t.stride(1), op);
 }
 
-inline at::Tensor blas_ready(const at::Tensor& t) { return blas_usable(t) ? t : t.contiguous(); }
+// t itself, or a fresh row-major copy (not .contiguous(): that returns t unchanged when only the
+// strides of its size-1 dimensions are odd, or when the view is contiguous with a huge stride).
+inline at::Tensor blas_ready(const at::Tensor& t) {
+  return blas_usable(t) ? t : at::empty(t.sizes(), t.options()).copy_(t);
+}
 
 // Row-major C (n x m, row stride ldc) = A (n x k, strides as0, as1) @ B (k x m, strides bs0, bs1),
 // through the column-major BLAS as C^T = B^T A^T (see gemm_layout.h). A and B must be
@@ -73,7 +76,7 @@ void blas_gemm(const scalar_t* A, int64_t n, int64_t k, int64_t as0, int64_t as1
   }
   BlasOperand a{}, b{};
   const bool ok = transposed_operand(n, k, as0, as1, a) && transposed_operand(k, m, bs0, bs1, b);
-  TORCH_INTERNAL_ASSERT(ok, "restorekit: operand not BLAS-compatible");
+  TORCH_INTERNAL_ASSERT(ok, "restorekit: operand not BLAS-compatible (blas_ready was skipped)");
   const char ta = a.trans ? 'T' : 'N', tb = b.trans ? 'T' : 'N';
   const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
   const int lda = static_cast<int>(a.ld), ldb = static_cast<int>(b.ld), ldci = static_cast<int>(ldc);
@@ -89,33 +92,30 @@ inline int64_t rows_grain(int64_t work_per_row, int64_t grain) {
   return std::max<int64_t>(1, grain / std::max<int64_t>(work_per_row, 1));
 }
 
-// Rows [r0, r1) of a contiguous (N, M) block: out = act(out + bias) in place; true on NaN.
+// Rows [r0, r1) of a contiguous (N, M) block: out = act(out + bias) in place. The ReLU keeps NaN
+// (v <= 0 is false for NaN), as torch.relu does.
 template <typename scalar_t, bool kRelu, bool kBias>
-bool forward_rows(scalar_t* __restrict__ out, const scalar_t* __restrict__ bias, int64_t r0, int64_t r1,
+void forward_rows(scalar_t* __restrict__ out, const scalar_t* __restrict__ bias, int64_t r0, int64_t r1,
                   int64_t M) {
-  int bad = 0;
   for (int64_t r = r0; r < r1; ++r) {
     scalar_t* __restrict__ row = out + r * M;
     for (int64_t m = 0; m < M; ++m) {
       scalar_t v = row[m];
       if constexpr (kBias) v += bias[m];
-      bad |= (v != v);
-      if constexpr (kRelu) v = v > scalar_t(0) ? v : scalar_t(0);
+      if constexpr (kRelu) v = v <= scalar_t(0) ? scalar_t(0) : v;
       row[m] = v;
     }
   }
-  return bad != 0;
 }
 
-// Rows [r0, r1) of grad_out g (any strides): gpre = g * [out > 0] when kRelu (contiguous), column
-// sums of gpre (or of g) added to acc when kBiasGrad, and a NaN check on g; true on NaN.
+// Rows [r0, r1) of grad_out g (any strides): gpre = g where not out <= 0, else 0, when kRelu
+// (contiguous), and column sums of gpre (or of g) added to acc when kBiasGrad.
 // All pointers are distinct buffers (__restrict__). Two simple loops per row rather than one with
 // everything: each is branch-free and vectorises (one fused loop compiles to a data-dependent branch
 // on the mask, which mispredicts half the time on real data and runs ~20x slower).
 template <typename scalar_t, bool kRelu, bool kBiasGrad, bool kUnitStride, typename acc_t>
-bool backward_rows(const scalar_t* __restrict__ g, int64_t gs0, int64_t gs1, const scalar_t* __restrict__ out,
+void backward_rows(const scalar_t* __restrict__ g, int64_t gs0, int64_t gs1, const scalar_t* __restrict__ out,
                    scalar_t* __restrict__ gpre, acc_t* __restrict__ acc, int64_t r0, int64_t r1, int64_t M) {
-  int bad = 0;
   for (int64_t r = r0; r < r1; ++r) {
     const scalar_t* __restrict__ grow = g + r * gs0;
     if constexpr (kRelu) {
@@ -123,36 +123,29 @@ bool backward_rows(const scalar_t* __restrict__ g, int64_t gs0, int64_t gs1, con
       scalar_t* __restrict__ prow = gpre + r * M;
       for (int64_t m = 0; m < M; ++m) {
         const scalar_t gv = kUnitStride ? grow[m] : grow[m * gs1];
-        bad |= (gv != gv);
-        prow[m] = orow[m] > scalar_t(0) ? gv : scalar_t(0);
+        prow[m] = orow[m] <= scalar_t(0) ? scalar_t(0) : gv;
       }
       if constexpr (kBiasGrad) {
         for (int64_t m = 0; m < M; ++m) acc[m] += static_cast<acc_t>(prow[m]);
       }
     } else if constexpr (kBiasGrad) {
-      // a NaN in g makes its column sum NaN: the caller checks the sums instead of every element
       for (int64_t m = 0; m < M; ++m) acc[m] += static_cast<acc_t>(kUnitStride ? grow[m] : grow[m * gs1]);
-    } else {
-      for (int64_t m = 0; m < M; ++m) {
-        const scalar_t gv = kUnitStride ? grow[m] : grow[m * gs1];
-        bad |= (gv != gv);
-      }
     }
   }
-  return bad != 0;
 }
 
 template <typename scalar_t, bool kRelu, typename acc_t>
-bool backward_rows_dispatch(const at::Tensor& g, const scalar_t* out, scalar_t* gpre, acc_t* acc, int64_t r0,
+void backward_rows_dispatch(const at::Tensor& g, const scalar_t* out, scalar_t* gpre, acc_t* acc, int64_t r0,
                             int64_t r1, int64_t M) {
   const scalar_t* gp = g.const_data_ptr<scalar_t>();
   const int64_t s0 = g.stride(0), s1 = g.stride(1);
   if (acc != nullptr) {
-    return s1 == 1 ? backward_rows<scalar_t, kRelu, true, true>(gp, s0, s1, out, gpre, acc, r0, r1, M)
-                   : backward_rows<scalar_t, kRelu, true, false>(gp, s0, s1, out, gpre, acc, r0, r1, M);
+    if (s1 == 1) backward_rows<scalar_t, kRelu, true, true>(gp, s0, s1, out, gpre, acc, r0, r1, M);
+    else backward_rows<scalar_t, kRelu, true, false>(gp, s0, s1, out, gpre, acc, r0, r1, M);
+  } else if constexpr (kRelu) {  // without relu and bias gradient there is no epilogue
+    if (s1 == 1) backward_rows<scalar_t, kRelu, false, true>(gp, s0, s1, out, gpre, acc, r0, r1, M);
+    else backward_rows<scalar_t, kRelu, false, false>(gp, s0, s1, out, gpre, acc, r0, r1, M);
   }
-  return s1 == 1 ? backward_rows<scalar_t, kRelu, false, true>(gp, s0, s1, out, gpre, acc, r0, r1, M)
-                 : backward_rows<scalar_t, kRelu, false, false>(gp, s0, s1, out, gpre, acc, r0, r1, M);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,17 +161,15 @@ at::Tensor linear_forward_cpu(const char* op, const at::Tensor& x, const at::Ten
   const at::Tensor wt = weight.t();
   const bool has_bias = bias.has_value() && bias->defined();
   const at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
-  std::atomic<bool> nan{false};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "restorekit_linear", [&] {
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const scalar_t* bp = has_bias ? b.const_data_ptr<scalar_t>() : nullptr;
     auto epilogue = [&](int64_t r0, int64_t r1) {
-      const bool bad = has_bias ? forward_rows<scalar_t, kRelu, true>(o, bp, r0, r1, M)
-                                : forward_rows<scalar_t, kRelu, false>(o, bp, r0, r1, M);
-      if (bad) nan.store(true, std::memory_order_relaxed);
+      if (has_bias) forward_rows<scalar_t, kRelu, true>(o, bp, r0, r1, M);
+      else if (kRelu) forward_rows<scalar_t, kRelu, false>(o, bp, r0, r1, M);
     };
     if (N == 0) return;
-    if (g_row_parallel.load(std::memory_order_relaxed) && have_blas<scalar_t>() && M <= kIntMax) {
+    if (g_row_parallel.load(std::memory_order_relaxed) && have_blas<scalar_t>()) {
       const at::Tensor xb = blas_ready(x), wb = blas_ready(wt);
       const scalar_t* xp = xb.const_data_ptr<scalar_t>();
       const scalar_t* wp = wb.const_data_ptr<scalar_t>();
@@ -192,11 +183,6 @@ at::Tensor linear_forward_cpu(const char* op, const at::Tensor& x, const at::Ten
       at::parallel_for(0, N, rows_grain(M, kGrainElems), epilogue);
     }
   });
-  if (nan.load()) {
-    TORCH_CHECK(false, "restorekit::", op, ": NaN in the result; NaN found in ",
-                nan_culprits({{"x", x}, {"weight", weight}, {"bias", b}}), ". Arguments: ",
-                ArgList().add("x", x).add("weight", weight).add("bias", bias).str());
-  }
   return out;
 }
 
@@ -212,7 +198,7 @@ at::Tensor linear_relu_cpu(const at::Tensor& x, const at::Tensor& weight,
 // ---------------------------------------------------------------------------------------------
 // backward: linear_backward (out undefined) and linear_relu_backward (out = saved forward output).
 // Pass 1, parallel over blocks of rows: the fused epilogue (mask, bias-gradient partial sums per
-// thread, NaN check), then grad_x for those rows (BLAS). Pass 2, parallel over blocks of
+// thread), then grad_x for those rows (BLAS). Pass 2, parallel over blocks of
 // grad_weight's rows: grad_weight = gpre^T x. Bias partial sums are added in thread order, so the
 // result is deterministic for a given thread count.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
@@ -227,7 +213,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
   at::Tensor gw = mask[1] ? at::empty({M, K}, x.options()) : at::Tensor();
   const at::Tensor o = relu ? out.contiguous() : at::Tensor();
   const bool row_parallel = g_row_parallel.load(std::memory_order_relaxed);
-  std::atomic<bool> nan{false};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "restorekit_linear", [&] {
     using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;
     const int64_t slots = std::max(1, at::get_num_threads());
@@ -237,11 +222,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
     auto epilogue = [&](int64_t r0, int64_t r1) {
       const int64_t tid = std::min<int64_t>(at::get_thread_num(), slots - 1);
       acc_t* acc = mask[2] ? partial.data() + tid * M : nullptr;
-      const bool bad = relu ? backward_rows_dispatch<scalar_t, true>(grad_out, op_, gp, acc, r0, r1, M)
-                            : backward_rows_dispatch<scalar_t, false>(grad_out, op_, gp, acc, r0, r1, M);
-      if (bad) nan.store(true, std::memory_order_relaxed);
+      if (relu) backward_rows_dispatch<scalar_t, true>(grad_out, op_, gp, acc, r0, r1, M);
+      else backward_rows_dispatch<scalar_t, false>(grad_out, op_, gp, acc, r0, r1, M);
     };
-    const bool direct = row_parallel && have_blas<scalar_t>() && M <= kIntMax && N <= kIntMax;
+    const bool direct = row_parallel && have_blas<scalar_t>();
     // the products read gsrc: the masked gradient (relu) or grad_out itself, BLAS-compatible
     const at::Tensor gsrc = relu ? gpre : (direct ? blas_ready(grad_out) : grad_out);
     if (N > 0) {
@@ -267,18 +251,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
     }
     if (mask[2]) {
       scalar_t* gbp = gb.mutable_data_ptr<scalar_t>();
-      int bad_sum = 0;
       for (int64_t m = 0; m < M; ++m) {
         acc_t s = 0;
         for (int64_t t = 0; t < slots; ++t) s += partial[t * M + m];
         gbp[m] = static_cast<scalar_t>(s);
-        bad_sum |= (s != s);
       }
-      // linear_backward checked NaN through these sums; a NaN sum can also come from +inf and -inf
-      // in one column, so confirm on this (rare) path
-      if (!relu && bad_sum && grad_out.isnan().any().item<bool>()) nan.store(true);
     }
-    if (nan.load()) return;
     // grad_weight = gsrc^T x, parallel over blocks of its rows (columns of gsrc)
     if (mask[1] && direct && M > 0) {
       const at::Tensor xb = blas_ready(x);
@@ -293,8 +271,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
       at::mm_out(gw, gsrc.t(), x);
     }
   });
-  TORCH_CHECK(!nan.load(), "restorekit::", op, ": grad_out contains NaN. Arguments: ",
-              ArgList().add("grad_out", grad_out).add("x", x).add("weight", weight).str());
   return {gx, gw, gb};
 }
 
@@ -323,21 +299,16 @@ at::Tensor relu_cpu(const at::Tensor& x) {
   const at::Tensor xc = x.contiguous();
   at::Tensor out = at::empty(x.sizes(), x.options());
   const int64_t n = xc.numel();
-  std::atomic<bool> nan{false};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "relu", [&] {
     const scalar_t* in = xc.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, n, kGrainElems, [&](int64_t i0, int64_t i1) {
-      int bad = 0;
       for (int64_t i = i0; i < i1; ++i) {
         const scalar_t v = in[i];
-        bad |= (v != v);
-        o[i] = v > scalar_t(0) ? v : scalar_t(0);
+        o[i] = v <= scalar_t(0) ? scalar_t(0) : v;  // NaN stays NaN
       }
-      if (bad) nan.store(true, std::memory_order_relaxed);
     });
   });
-  TORCH_CHECK(!nan.load(), "restorekit::relu: x contains NaN. Arguments: ", ArgList().add("x", x).str());
   return out;
 }
 
@@ -346,23 +317,14 @@ at::Tensor relu_backward_cpu(const at::Tensor& grad_out, const at::Tensor& out) 
   const at::Tensor gc = grad_out.contiguous(), oc = out.contiguous();
   at::Tensor gin = at::empty(out.sizes(), out.options());
   const int64_t n = oc.numel();
-  std::atomic<bool> nan{false};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "relu_backward", [&] {
     const scalar_t* g = gc.const_data_ptr<scalar_t>();
     const scalar_t* o = oc.const_data_ptr<scalar_t>();
     scalar_t* r = gin.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, n, kGrainElems, [&](int64_t i0, int64_t i1) {
-      int bad = 0;
-      for (int64_t i = i0; i < i1; ++i) {
-        const scalar_t gv = g[i];
-        bad |= (gv != gv);
-        r[i] = o[i] > scalar_t(0) ? gv : scalar_t(0);
-      }
-      if (bad) nan.store(true, std::memory_order_relaxed);
+      for (int64_t i = i0; i < i1; ++i) r[i] = o[i] <= scalar_t(0) ? scalar_t(0) : g[i];
     });
   });
-  TORCH_CHECK(!nan.load(), "restorekit::relu_backward: grad_out contains NaN. Arguments: ",
-              ArgList().add("grad_out", grad_out).add("out", out).str());
   return gin;
 }
 

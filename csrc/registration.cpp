@@ -6,15 +6,18 @@
 // (TORCH_LIBRARY_IMPL(restorekit, Autograd)). Fake (meta) kernels for torch.compile are Python
 // functions in restorekit/nn/ops.py, named here with set_python_module.
 //
+// Loading follows pytorch/extension-cpp: restorekit.nn.extension.load() imports this module (which
+// registers the ops), then restorekit.nn.ops (which registers their fake kernels). Python calls the
+// ops as torch.ops.restorekit.*; this module binds no functions of its own for them.
+//
 // Ops (x: (N, K), weight: (M, K), bias: (M,), out and grad_out: (N, M)):
 //   linear(x, weight, bias=None)               x W^T + b
 //   linear_backward(grad_out, x, weight, output_mask) -> (grad_x, grad_weight, grad_bias)
 //   relu(x)                                    max(x, 0), any shape
-//   relu_backward(grad_out, out)               grad_out * [out > 0]
+//   relu_backward(grad_out, out)               grad_out where not out <= 0, else 0
 //   linear_relu(x, weight, bias=None)          max(x W^T + b, 0), fused
 //   linear_relu_backward(grad_out, x, weight, out, output_mask) -> (grad_x, grad_weight, grad_bias)
 // output_mask says which of the three gradients to compute; the others come back as None.
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/extension.h>
 
 namespace restorekit {
@@ -33,28 +36,6 @@ TORCH_LIBRARY(restorekit, m) {
         "-> (Tensor, Tensor, Tensor)");
 }
 
-// Eager fast entry points: the same dispatcher ops as torch.ops.restorekit.* (same kernels, same
-// autograd), called through their typed handles instead of torch.ops' boxed Python path, which
-// costs a few microseconds per call. Used by restorekit.nn outside torch.compile (which traces
-// torch.ops.restorekit.* instead).
-at::Tensor call_linear(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("restorekit::linear", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>();
-  return op.call(x, w, b);
-}
-at::Tensor call_linear_relu(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("restorekit::linear_relu", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>();
-  return op.call(x, w, b);
-}
-at::Tensor call_relu(const at::Tensor& x) {
-  static auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("restorekit::relu", "").typed<at::Tensor(const at::Tensor&)>();
-  return op.call(x);
-}
-
 }  // namespace restorekit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -64,11 +45,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #else
   m.attr("cuda_built") = false;
 #endif
-  m.def("linear", &restorekit::call_linear, "torch.ops.restorekit.linear (eager fast path)", pybind11::arg("x"),
-        pybind11::arg("weight"), pybind11::arg("bias") = pybind11::none());
-  m.def("linear_relu", &restorekit::call_linear_relu, "torch.ops.restorekit.linear_relu (eager fast path)",
-        pybind11::arg("x"), pybind11::arg("weight"), pybind11::arg("bias") = pybind11::none());
-  m.def("relu", &restorekit::call_relu, "torch.ops.restorekit.relu (eager fast path)", pybind11::arg("x"));
   m.def("_set_row_parallel", &restorekit::set_row_parallel,
         "benchmarking only: CPU products per block of rows in parallel (True, default) or one BLAS call");
   m.attr("ops") = pybind11::make_tuple("linear", "linear_backward", "relu", "relu_backward", "linear_relu",

@@ -1,12 +1,21 @@
-"""The compiled ops torch.ops.restorekit.*: against the reference Functions, opcheck, torch.compile."""
+"""The compiled ops torch.ops.restorekit.*: against the reference Functions, opcheck, torch.compile,
+NaN like torch, sizes BLAS cannot take, odd strides, and the extension-cpp loading order."""
 
 from __future__ import annotations
 
+import ast
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from restorekit.nn import FullyConnectedNet, LinearFunction, ReLUFunction, extension
-from restorekit.testing import _backward_op_samples, _linear_samples, _opcheck, _relu_samples, check_op
+from restorekit.testing import check_op
+from restorekit.testing.ops import _linear_samples, _relu_samples
 
 pytestmark = pytest.mark.skipif(not extension.available(), reason="restorekit._C is not built")
 R = torch.ops.restorekit if extension.available() else None
@@ -32,13 +41,8 @@ def test_op_against_reference_cpu(name):
     opcheck, on batch 1 / 0, bias / none, non-contiguous and transposed inputs."""
     op, ref, samples = CASES[name]
     results = check_op(op(), ref, samples, gradgradcheck=True, name=name)
-    assert {r.check for r in results} == {"compare", "gradcheck", "reference-gradcheck", "gradgradcheck", "opcheck"}
-
-
-@pytest.mark.parametrize("case", range(7))
-def test_backward_ops_opcheck(case):
-    sample, op, args = _backward_op_samples("cpu")[case]
-    assert _opcheck(op, args) == "", (op, sample)
+    assert {r.check for r in results} == {"compare", "gradcheck", "reference-gradcheck", "gradgradcheck", "opcheck",
+                                          "backward-opcheck"}
 
 
 def test_backward_ops_return_none_for_masked_gradients():
@@ -168,8 +172,58 @@ def test_cuda_bad_input_is_an_error_not_a_crash():
         R.linear_relu(x, w, None)
     with pytest.raises(RuntimeError, match="same device"):
         R.linear_relu(x, torch.randn(4, 5), None)
-    with pytest.raises(RuntimeError, match="NaN"):
-        R.linear_relu(x.index_fill(1, torch.tensor([0], device="cuda"), float("nan")), w[:, :5], None)
+    big = torch.zeros(1, 1, device="cuda").expand(1, 2**31)
+    with pytest.raises(RuntimeError, match="in_features K = 2147483648 is above 2147483647"):
+        R.linear(big, big, None)
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("fused", [False, True])
+def test_cuda_nan_like_cpu_without_synchronising(fused):
+    """NaN propagates on CUDA exactly as on the CPU, and no op synchronises the host."""
+    x0, w0, b0, up = _nan_inputs()
+    results = []
+    for device in ("cpu", "cuda"):
+        x, w, b = (t.to(device).requires_grad_() for t in (x0, w0, b0))
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            y = (R.linear_relu if fused else R.linear)(x, w, b)
+            y.backward(up.to(device))
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        results.append([t.detach().cpu() for t in (y, x.grad, w.grad, b.grad)])
+    for a, e in zip(*results):
+        torch.testing.assert_close(a, e, equal_nan=True)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_graph_capture_of_forward_and_backward():
+    torch.manual_seed(0)
+    x = torch.randn(32, 64, device="cuda")
+    w = torch.randn(48, 64, device="cuda", requires_grad=True)
+    b = torch.randn(48, device="cuda", requires_grad=True)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm up (cuBLAS workspace, autograd) outside the capture
+        for _ in range(2):
+            w.grad = b.grad = None
+            R.linear_relu(x, w, b).sum().backward()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    w.grad = b.grad = None
+    with torch.cuda.graph(graph):
+        y = R.linear_relu(x, w, b)
+        y.sum().backward()
+    x.copy_(torch.randn(32, 64, device="cuda"))
+    graph.replay()
+    torch.cuda.synchronize()
+    expected = torch.relu(F.linear(x, w.detach(), b.detach()))
+    torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(b.grad, (expected > 0).float().sum(0), rtol=1e-4, atol=1e-4)
 
 
 def _layouts(n, k, m, seed=0):
@@ -216,29 +270,167 @@ def test_bias_gradient_is_deterministic():
     assert all(torch.equal(grads[0], g) for g in grads[1:])
 
 
-def test_eager_entry_points_are_the_same_ops():
+def test_the_extension_binds_no_functions_of_its_own_for_the_ops():
+    """extension-cpp shape: Python calls torch.ops.restorekit.*; _C only defines the ops."""
     ext = extension.load()
-    x, w, b = torch.randn(3, 5, requires_grad=True), torch.randn(4, 5), torch.randn(4)
-    for fast, op in ((ext.linear, R.linear), (ext.linear_relu, R.linear_relu)):
-        y1, y2 = fast(x, w, b), op(x, w, b)
-        torch.testing.assert_close(y1, y2)
-        assert y1.grad_fn.name() == y2.grad_fn.name()
-    torch.testing.assert_close(ext.relu(x), R.relu(x))
-    torch.testing.assert_close(ext.linear(x, w), R.linear(x, w, None))
+    assert not any(hasattr(ext, name) for name in ("linear", "relu", "linear_relu"))
+    assert set(ext.ops) == {"linear", "linear_backward", "relu", "relu_backward", "linear_relu", "linear_relu_backward"}
 
 
-def test_nan_is_an_error_but_infinities_are_not():
-    x, w, b = torch.randn(4, 3), torch.randn(2, 3), torch.randn(2)
-    g = torch.randn(4, 2)
-    g[0, 1], g[1, 1] = float("inf"), float("-inf")  # column sum is NaN, but no input is
-    _, _, gb = R.linear_backward(g, x, w, [False, False, True])
-    assert gb[1].isnan() and not gb[0].isnan()
-    g[2, 0] = float("nan")
-    for mask in ([False, False, True], [True, True, False]):
-        with pytest.raises(RuntimeError, match=r"grad_out contains NaN.*grad_out: \[4, 2\]"):
-            R.linear_backward(g, x, w, mask)
-    with pytest.raises(RuntimeError, match=r"NaN found in weight\. Arguments: x: \[4, 3\]"):
-        R.linear_relu(x, w.index_fill(0, torch.tensor([1]), float("nan")), b)
+def _nan_inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x, w, b = (torch.randn(*s, generator=g, dtype=torch.float64) for s in ((5, 3), (4, 3), (4,)))
+    x[1, 2] = float("nan")
+    w[2, 0] = float("nan")
+    up = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    up[3, 1] = float("nan")
+    return x, w, b, up
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_nan_propagates_like_torch_with_both_backends(fused):
+    """One documented behaviour: compiled, Python reference and torch agree element for element,
+    NaN included, forward and backward (no error, no synchronisation)."""
+    x0, w0, b0, up = _nan_inputs()
+    results = {}
+    for impl in ("torch", "python", "compiled"):
+        x, w, b = (t.clone().requires_grad_() for t in (x0, w0, b0))
+        if impl == "torch":
+            y = F.linear(x, w, b)
+            y = torch.relu(y) if fused else y
+        elif impl == "python":
+            y = LinearFunction.apply(x, w, b)
+            y = ReLUFunction.apply(y) if fused else y
+        else:
+            y = (R.linear_relu if fused else R.linear)(x, w, b)
+        y.backward(up)
+        results[impl] = (y.detach(), x.grad, w.grad, b.grad)
+    assert results["torch"][0].isnan().any() and results["torch"][1].isnan().any()
+    for impl in ("python", "compiled"):
+        for a, e in zip(results[impl], results["torch"]):
+            torch.testing.assert_close(a, e, equal_nan=True, msg=impl)
+
+
+def test_relu_nan_and_infinities_like_torch():
+    x0 = torch.tensor([[float("nan"), -1.0, 0.0, 2.0, float("inf"), -float("inf")]], dtype=torch.float64)
+    up = torch.tensor([[1.0, 2.0, 3.0, float("nan"), 5.0, 6.0]], dtype=torch.float64)
+    outs = []
+    for f in (torch.relu, ReLUFunction.apply, R.relu):
+        x = x0.clone().requires_grad_()
+        y = f(x)
+        y.backward(up)
+        outs.append((y.detach(), x.grad))
+    for got in outs[1:]:
+        for a, e in zip(got, outs[0]):
+            torch.testing.assert_close(a, e, equal_nan=True)
+    g = torch.tensor([[1.0, 1.0], [float("inf"), float("-inf")]], dtype=torch.float64)
+    _, _, gb = R.linear_backward(g, torch.ones(2, 3, dtype=torch.float64), torch.ones(2, 3, dtype=torch.float64),
+                                 [False, False, True])
+    assert gb[0] == float("inf") and gb[1] == float("-inf")
+
+
+def test_detect_nan_is_the_same_opt_in_check_for_both_backends():
+    from restorekit.errors import InputError
+    from restorekit.nn import detect_nan
+
+    x = torch.randn(3, 6)
+    x[1, 4] = float("nan")
+    for backend in ("python", "compiled"):
+        net = FullyConnectedNet(6, 2, 4, backend=backend)
+        assert net(x).isnan().any()  # off by default: propagates
+        with detect_nan(), pytest.raises(InputError, match=r"FullyConnectedNet fc1\+relu1: NaN in the result; "
+                                                           r"NaN found in x\."):
+            net(x)
+        with torch.no_grad():
+            net.fc2.weight[0, 0] = float("nan")
+        with detect_nan(), pytest.raises(InputError, match=r"fc2\+relu2: .*NaN found in weight"):
+            net(torch.randn(3, 6))
+
+
+@pytest.mark.parametrize("which", ["N", "K", "M"])
+def test_sizes_above_the_blas_int_are_refused_before_any_work(which):
+    """x, weight of 2**31 columns as expanded views (nothing allocated): a clear error, not MKL's garbage."""
+    big = 2**31
+    n, k, m = (big if which == "N" else 2), (big if which == "K" else 3), (big if which == "M" else 2)
+    x = torch.zeros(1, 1).expand(n, k)
+    w = torch.zeros(1, 1).expand(m, k)
+    name = {"N": "the batch size N", "K": "in_features K", "M": "out_features M"}[which]
+    pattern = rf"{name} = 2147483648 is above 2147483647, the largest size BLAS takes.*split the product"
+    for op in (R.linear, R.linear_relu):
+        with pytest.raises(RuntimeError, match=pattern):
+            op(x, w, None)
+        with pytest.raises(RuntimeError, match=pattern):  # the fake kernel says the same (torch.compile)
+            op(torch.empty(n, k, device="meta"), torch.empty(m, k, device="meta"), None)
+    g = torch.zeros(1, 1).expand(n, m)
+    with pytest.raises(RuntimeError, match=pattern):
+        R.linear_backward(g, x, w, [True, True, True])
+    with pytest.raises(RuntimeError, match=pattern):
+        R.linear_relu_backward(g, x, w, g, [True, True, True])
+
+
+def _strided(rows, cols, strides, seed):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(rows * abs(strides[0]) + cols * abs(strides[1]) + 3, generator=g, dtype=torch.float64)
+    return base.as_strided((rows, cols), strides)
+
+
+def test_1x1_operands_with_odd_strides():
+    """A 1x1 (or 1-row, 1-column) operand keeps any strides (torch calls it contiguous): no assert."""
+    x = torch.rand(3, 3, dtype=torch.float64)[::2, ::2][:1, :1].detach().requires_grad_()
+    w = torch.rand(3, 3, dtype=torch.float64)[::2, ::2][:1, :1].detach().requires_grad_()
+    assert x.stride() == (6, 2) and x.is_contiguous()  # torch calls it contiguous: .contiguous() is a no-op
+    for op, act in ((R.linear, lambda v: v), (R.linear_relu, torch.relu)):
+        xg, wg = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+        y = op(x, w, None)
+        y.backward(torch.ones(1, 1, dtype=torch.float64))
+        act(F.linear(xg, wg)).backward(torch.ones(1, 1, dtype=torch.float64))
+        torch.testing.assert_close((y, x.grad, w.grad), (act(F.linear(xg, wg)), xg.grad, wg.grad))
+        x.grad = w.grad = None
+    combos = itertools.product(itertools.product([1, 2], repeat=3), [(0, 0), (6, 2), (1, 3), (2, 1)],
+                               [(0, 0), (7, 5), (1, 1)], [(0, 0), (3, 5)])
+    for (n, k, m), sx, sw, sg in combos:
+        g = _strided(n, m, sg, 2)
+        for op, act in ((R.linear, lambda v: v), (R.linear_relu, torch.relu)):
+            xa, xb = (_strided(n, k, sx, 0).requires_grad_() for _ in range(2))
+            wa, wb = (_strided(m, k, sw, 1).requires_grad_() for _ in range(2))
+            ya, yb = op(xa, wa, None), act(F.linear(xb, wb))
+            ga = torch.autograd.grad(ya, (xa, wa), g)
+            gb = torch.autograd.grad(yb, (xb, wb), g)
+            torch.testing.assert_close((ya, *ga), (yb, *gb), msg=f"{n}x{k}x{m} strides {sx} {sw} {sg}")
+
+
+def test_ops_module_imports_nothing_from_the_loader():
+    """No loader -> ops -> loader loop: ops.py imports torch only; extension.py imports ops after _C."""
+    nn_dir = Path(extension.__file__).parent
+    tree = ast.parse((nn_dir / "ops.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {(n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"torch", "__future__"}, imported
+
+
+def test_loading_order_in_a_fresh_process():
+    code = (
+        "import sys, torch\n"
+        "try:\n"
+        "    import restorekit.nn.ops\n"
+        "except ImportError as e:\n"
+        "    print('refused:', 'restorekit.nn.extension.load()' in str(e))\n"
+        "from restorekit.nn import extension\n"
+        "m = extension.load()\n"
+        "print('ops loaded:', 'restorekit.nn.ops' in sys.modules)\n"
+        "print(torch.ops.restorekit.linear_relu(torch.empty(5, 3, device='meta'), torch.empty(2, 3, device='meta')).shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:3] == ["refused: True", "ops loaded: True", "torch.Size([5, 2])"]
+
+
+def test_importing_the_extension_alone_names_the_module_of_the_fake_kernels():
+    """_C names restorekit.nn.ops with set_python_module, so torch says what to import."""
+    code = ("import torch, restorekit._C\n"
+            "torch.ops.restorekit.relu(torch.empty(2, 3, device='meta'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "import the 'restorekit.nn.ops' Python module" in out.stderr
 
 
 def test_torch_compile_in_a_fresh_process():

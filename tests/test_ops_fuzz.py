@@ -1,5 +1,6 @@
 """Fuzzing the compiled ops' argument shapes, dtypes and values: a valid call gives the reference
-result, an invalid one a RuntimeError naming the op and the shapes -- never a crash or a bad read."""
+result (NaN where torch gives NaN), an invalid one a RuntimeError naming the op and the shapes --
+never a crash or a bad read."""
 
 from __future__ import annotations
 
@@ -73,9 +74,7 @@ def test_fuzz_linear_ops(opname, args):
     b = None if bs is None else _tensor(bs, dts[2], seed + 2, nan=nan_in == "bias")
     op = getattr(R, opname)
     valid = _expect_valid(xs, ws, bs, dts)
-    target = {"x": x, "weight": w, "bias": b}.get(nan_in) if nan_in else None
-    nan_reaches_output = valid and target is not None and target.numel() > 0 and xs[0] > 0 and ws[0] > 0
-    if valid and not nan_reaches_output:
+    if valid:  # NaN anywhere propagates as in torch
         y = op(x, w, b)
         ref = torch.nn.functional.linear(x, w, b)
         if opname == "linear_relu":
@@ -88,8 +87,6 @@ def test_fuzz_linear_ops(opname, args):
     msg = str(info.value)
     assert f"restorekit::{opname}" in msg
     assert f"x: {_fmt(xs)}" in msg and f"weight: {_fmt(ws)}" in msg, msg
-    if nan_reaches_output:
-        assert "NaN" in msg and nan_in in msg.split("NaN found in")[1].split(".")[0]
 
 
 @FUZZ
@@ -98,12 +95,11 @@ def test_fuzz_relu(xs, dt, nan, seed, transpose):
     x = _tensor(xs, dt, seed, nan=nan)
     if transpose and x.dim() == 2:
         x = x.t()
-    if dt in CPU_OK and not (nan and x.numel()):
-        torch.testing.assert_close(R.relu(x), torch.relu(x))
+    if dt in CPU_OK:
+        torch.testing.assert_close(R.relu(x), torch.relu(x), equal_nan=True)
         return
-    with pytest.raises(RuntimeError, match=r"restorekit::relu: .*x: \[") as info:
+    with pytest.raises(RuntimeError, match=r"restorekit::relu: dtype .*x: \["):
         R.relu(x)
-    assert ("NaN" in str(info.value)) == (dt in CPU_OK)
 
 
 @st.composite
@@ -129,14 +125,13 @@ def test_fuzz_backward_ops(args):
     shapes_ok = gs == (xs[0], ws[0])
     for relu in (False, True):
         valid = ok_types and shapes_ok and (not relu or os_ == gs)
-        nan_bad = valid and nan and g.numel() > 0
         call = (lambda: R.linear_relu_backward(g, x, w, out, mask)) if relu else (lambda: R.linear_backward(g, x, w, mask))
-        if valid and not nan_bad:
+        if valid:  # a NaN in g propagates to the gradients, as in torch
             gx, gw, gb = call()
-            gp = g * (out > 0) if relu else g
+            gp = torch.where(out <= 0, 0.0, g) if relu else g
             for want, got, ref in zip(mask, (gx, gw, gb), (gp @ w, gp.t() @ x, gp.sum(0))):
                 if want:
-                    torch.testing.assert_close(got, ref)
+                    torch.testing.assert_close(got, ref, equal_nan=True)
                 else:
                     assert got is None
             continue

@@ -3,11 +3,12 @@
 // Products: cuBLAS (cublasGemmEx on the current stream's handle; float16/bfloat16 accumulate in
 // float32, float32 uses TF32 only when torch.backends.cuda.matmul.allow_tf32 allows it).
 // Epilogues: kernels of our own, one pass each:
-//   forward   out = act(out + b) in place over the GEMM result, NaN flag;
-//   backward  gpre = g * [out > 0] and per-block column sums of gpre for the bias gradient (then
-//             a small deterministic reduction over blocks), NaN flag on g.
-// The ReLU derivative at exactly 0 is 0 (mask = out > 0), as on the CPU and in Python.
-// A NaN found by a kernel raises an error on the host, which synchronises the stream once per call.
+//   forward   out = act(out + b) in place over the GEMM result;
+//   backward  gpre = g where not out <= 0 (else 0) and per-block column sums of gpre for the bias
+//             gradient (then a small deterministic reduction over blocks).
+// The ReLU derivative at exactly 0 is 0, as on the CPU and in Python. Values are not checked: NaN
+// propagates as in torch (relu(NaN) = NaN), so no op reads anything back to the host: the ops never
+// synchronise the stream and can be captured in a CUDA graph.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -48,10 +49,11 @@ struct Operand {
 
 Operand cublas_operand(const at::Tensor& X) {
   BlasOperand b{};
-  if (transposed_operand(X.size(0), X.size(1), X.stride(0), X.stride(1), b) && b.ld <= INT_MAX) {
+  if (transposed_operand(X.size(0), X.size(1), X.stride(0), X.stride(1), b)) {
     return {X.const_data_ptr(), b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(b.ld), {}};
   }
-  at::Tensor Xc = X.contiguous();
+  // a fresh row-major copy (.contiguous() may return X itself, see gemm_layout.h)
+  at::Tensor Xc = at::empty(X.sizes(), X.options()).copy_(X);
   return {Xc.const_data_ptr(), CUBLAS_OP_N, static_cast<int>(std::max<int64_t>(X.size(1), 1)), Xc};
 }
 
@@ -88,8 +90,8 @@ void gemm(const at::Tensor& A, const at::Tensor& B, at::Tensor& C) {
     C.zero_();
     return;
   }
-  TORCH_CHECK(n <= INT_MAX && m <= INT_MAX && k <= INT_MAX, "restorekit: matrix too large for cuBLAS (",
-              n, " x ", k, " @ ", k, " x ", m, ")");
+  // sizes were checked by check_linear_args / check_linear_backward_args (checks.h)
+  TORCH_INTERNAL_ASSERT(n <= kBlasIntMax && m <= kBlasIntMax && k <= kBlasIntMax, "restorekit: unchecked size");
   const Operand a = cublas_operand(A), b = cublas_operand(B);
   using scale_t = typename CublasTypes<scalar_t>::scale_t;
   const scale_t alpha = 1, beta = 0;
@@ -115,19 +117,16 @@ inline int num_blocks(int64_t work, int threads) {
 
 template <typename scalar_t, bool kRelu, bool kBias>
 __global__ void forward_epilogue_kernel(scalar_t* __restrict__ out, const scalar_t* __restrict__ bias,
-                                        int64_t N, int64_t M, int* __restrict__ nan_flag) {
+                                        int64_t N, int64_t M) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t total = N * M;
-  int bad = 0;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     acc_t v = static_cast<acc_t>(out[i]);
     if constexpr (kBias) v += static_cast<acc_t>(bias[i % M]);
-    bad |= (v != v);
-    if constexpr (kRelu) v = v > acc_t(0) ? v : acc_t(0);
+    if constexpr (kRelu) v = v <= acc_t(0) ? acc_t(0) : v;  // NaN stays NaN
     out[i] = static_cast<scalar_t>(v);
   }
-  if (bad) *nan_flag = 1;
 }
 
 // Block (32, 8): 32 consecutive columns (coalesced), 8 row lanes striding over rows_per_block rows.
@@ -138,25 +137,22 @@ template <typename scalar_t, bool kRelu, bool kBiasGrad>
 __global__ void backward_epilogue_kernel(const scalar_t* __restrict__ g, int64_t gs0, int64_t gs1,
                                          const scalar_t* __restrict__ out, scalar_t* __restrict__ gpre,
                                          at::opmath_type<scalar_t>* __restrict__ partial, int64_t N, int64_t M,
-                                         int64_t rows_per_block, int* __restrict__ nan_flag) {
+                                         int64_t rows_per_block) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kColsPerBlock + threadIdx.x;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * rows_per_block;
   const int64_t r1 = std::min<int64_t>(N, r0 + rows_per_block);
   acc_t acc = 0;
-  int bad = 0;
   if (col < M) {
     for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowLanes) {
       acc_t v = static_cast<acc_t>(g[r * gs0 + col * gs1]);
-      bad |= (v != v);
       if constexpr (kRelu) {
-        v = static_cast<acc_t>(out[r * M + col]) > acc_t(0) ? v : acc_t(0);
+        v = static_cast<acc_t>(out[r * M + col]) <= acc_t(0) ? acc_t(0) : v;
         gpre[r * M + col] = static_cast<scalar_t>(v);
       }
       acc += v;
     }
   }
-  if (bad) *nan_flag = 1;
   if constexpr (kBiasGrad) {
     __shared__ acc_t sh[kRowLanes][kColsPerBlock + 1];
     sh[threadIdx.y][threadIdx.x] = acc;
@@ -182,21 +178,16 @@ __global__ void sum_partials_kernel(const at::opmath_type<scalar_t>* __restrict_
 
 template <typename scalar_t, bool kRelu>
 __global__ void relu_kernel(const scalar_t* __restrict__ in, const scalar_t* __restrict__ ref,
-                            scalar_t* __restrict__ out, int64_t n, int* __restrict__ nan_flag) {
-  // kRelu: out = max(in, 0); otherwise (relu_backward) out = in * [ref > 0]. NaN check on in.
+                            scalar_t* __restrict__ out, int64_t n) {
+  // kRelu: out = relu(in) (NaN stays NaN); otherwise (relu_backward) out = in where not ref <= 0, else 0.
   using acc_t = at::opmath_type<scalar_t>;
-  int bad = 0;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const acc_t v = static_cast<acc_t>(in[i]);
-    bad |= (v != v);
     const acc_t key = kRelu ? v : static_cast<acc_t>(ref[i]);
-    out[i] = static_cast<scalar_t>(key > acc_t(0) ? v : acc_t(0));
+    out[i] = static_cast<scalar_t>(key <= acc_t(0) ? acc_t(0) : v);
   }
-  if (bad) *nan_flag = 1;
 }
-
-bool flag_set(const at::Tensor& flag) { return flag.item<int>() != 0; }  // synchronises
 
 // ---- ops -------------------------------------------------------------------------------------
 template <bool kRelu>
@@ -209,25 +200,20 @@ at::Tensor linear_forward_cuda(const char* op, const at::Tensor& x, const at::Te
   if (N == 0 || M == 0) return out;
   const bool has_bias = bias.has_value() && bias->defined();
   const at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
-  at::Tensor flag = at::zeros({1}, x.options().dtype(at::kInt));
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "restorekit_linear", [&] {
     gemm<scalar_t>(x, weight.t(), out);
     const int blocks = num_blocks(N * M, kThreads);
     if (has_bias) {
       forward_epilogue_kernel<scalar_t, kRelu, true><<<blocks, kThreads, 0, stream>>>(
-          out.mutable_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(), N, M, flag.mutable_data_ptr<int>());
-    } else {
+          out.mutable_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(), N, M);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    } else if (kRelu) {
       forward_epilogue_kernel<scalar_t, kRelu, false><<<blocks, kThreads, 0, stream>>>(
-          out.mutable_data_ptr<scalar_t>(), nullptr, N, M, flag.mutable_data_ptr<int>());
+          out.mutable_data_ptr<scalar_t>(), nullptr, N, M);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  if (flag_set(flag)) {
-    TORCH_CHECK(false, "restorekit::", op, ": NaN in the result; NaN found in ",
-                nan_culprits({{"x", x}, {"weight", weight}, {"bias", b}}), ". Arguments: ",
-                ArgList().add("x", x).add("weight", weight).add("bias", bias).str());
-  }
   return out;
 }
 
@@ -242,7 +228,7 @@ at::Tensor linear_relu_cuda(const at::Tensor& x, const at::Tensor& weight,
 
 template <typename scalar_t, bool kRelu, bool kBiasGrad>
 void launch_backward_epilogue(const at::Tensor& g, const at::Tensor& out, at::Tensor& gpre, at::Tensor& gb,
-                              const at::Tensor& flag, int64_t N, int64_t M) {
+                              int64_t N, int64_t M) {
   using acc_t = at::opmath_type<scalar_t>;
   auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
@@ -260,7 +246,7 @@ void launch_backward_epilogue(const at::Tensor& g, const at::Tensor& out, at::Te
   backward_epilogue_kernel<scalar_t, kRelu, kBiasGrad><<<grid, block, 0, stream>>>(
       g.const_data_ptr<scalar_t>(), g.stride(0), g.stride(1), kRelu ? out.const_data_ptr<scalar_t>() : nullptr,
       kRelu ? gpre.mutable_data_ptr<scalar_t>() : nullptr, kBiasGrad ? partial.mutable_data_ptr<acc_t>() : nullptr,
-      N, M, rows_per_block, flag.mutable_data_ptr<int>());
+      N, M, rows_per_block);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (kBiasGrad) {
     sum_partials_kernel<scalar_t><<<static_cast<unsigned>((M + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
@@ -281,22 +267,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_impl(
   const at::Tensor o = relu ? out.contiguous() : at::Tensor();
   at::Tensor gx = mask[0] ? at::empty({N, K}, x.options()) : at::Tensor();
   at::Tensor gw = mask[1] ? at::empty({M, K}, x.options()) : at::Tensor();
-  at::Tensor flag = at::zeros({1}, x.options().dtype(at::kInt));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "restorekit_linear", [&] {
     if (N > 0 && M > 0) {
       if (relu) {
-        if (mask[2]) launch_backward_epilogue<scalar_t, true, true>(grad_out, o, gpre, gb, flag, N, M);
-        else launch_backward_epilogue<scalar_t, true, false>(grad_out, o, gpre, gb, flag, N, M);
-      } else {
-        if (mask[2]) launch_backward_epilogue<scalar_t, false, true>(grad_out, o, gpre, gb, flag, N, M);
-        else launch_backward_epilogue<scalar_t, false, false>(grad_out, o, gpre, gb, flag, N, M);
+        if (mask[2]) launch_backward_epilogue<scalar_t, true, true>(grad_out, o, gpre, gb, N, M);
+        else launch_backward_epilogue<scalar_t, true, false>(grad_out, o, gpre, gb, N, M);
+      } else if (mask[2]) {  // linear_backward needs the epilogue for the bias gradient only
+        launch_backward_epilogue<scalar_t, false, true>(grad_out, o, gpre, gb, N, M);
       }
     }
     if (mask[0]) gemm<scalar_t>(gpre, weight, gx);  // (N x M) @ (M x K)
     if (mask[1]) gemm<scalar_t>(gpre.t(), x, gw);   // (M x N) @ (N x K)
   });
-  TORCH_CHECK(!flag_set(flag), "restorekit::", op, ": grad_out contains NaN. Arguments: ",
-              ArgList().add("grad_out", grad_out).add("x", x).add("weight", weight).str());
   return {gx, gw, gb};
 }
 
@@ -320,16 +302,13 @@ at::Tensor relu_like_cuda(const char* op, const at::Tensor& in, const at::Tensor
   at::Tensor out = at::empty(in.sizes(), in.options());
   const int64_t n = ic.numel();
   if (n == 0) return out;
-  at::Tensor flag = at::zeros({1}, in.options().dtype(at::kInt));
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.scalar_type(), "restorekit_relu", [&] {
     relu_kernel<scalar_t, kRelu><<<num_blocks(n, kThreads), kThreads, 0, stream>>>(
         ic.const_data_ptr<scalar_t>(), kRelu ? nullptr : rc.const_data_ptr<scalar_t>(),
-        out.mutable_data_ptr<scalar_t>(), n, flag.mutable_data_ptr<int>());
+        out.mutable_data_ptr<scalar_t>(), n);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  TORCH_CHECK(!flag_set(flag), "restorekit::", op, ": ", kRelu ? "x" : "grad_out", " contains NaN. Arguments: ",
-              kRelu ? ArgList().add("x", in).str() : ArgList().add("grad_out", in).add("out", ref).str());
   return out;
 }
 

@@ -12,9 +12,11 @@ Stable import paths (used by plugins such as ``mlp_inpaint``)::
   backend="auto")``; ``backend`` picks the Python Functions or the compiled ops.
 * :mod:`~restorekit.nn.gradients` -- closed-form dL/dW1, dL/db1 of ``FullyConnectedNet``.
 * :mod:`~restorekit.nn.ops` -- ``torch.ops.restorekit.{linear, relu, linear_relu}`` wrappers and
-  their fake kernels for ``torch.compile``.
-* :mod:`~restorekit.nn.extension` -- loading ``restorekit._C``; ``status()`` for ``restorekit doctor``;
-  ``load_jit()`` to compile ``csrc/`` just in time during development.
+  their fake kernels for ``torch.compile`` (imported by the loader once the ops are defined).
+* :mod:`~restorekit.nn.extension` -- loading ``restorekit._C`` then ``ops`` (the extension-cpp
+  order); ``status()`` for ``restorekit doctor``; ``load_jit()`` to compile ``csrc/`` just in time.
+* :mod:`~restorekit.nn.nan_check` -- ``detect_nan()``: the opt-in NaN check of every layer (NaN
+  otherwise propagates as in torch, with either backend).
 
 Importing this package builds and loads nothing: the extension is imported on first use.
 
@@ -32,8 +34,9 @@ from __future__ import annotations
 from .functions import LinearFunction, ReLUFunction
 from .gradients import first_layer_gradients, first_layer_gradients_closed_form
 from .modules import BACKENDS, FullyConnectedNet, Linear, ReLU
+from .nan_check import detect_nan
 
 __all__ = [
-    "BACKENDS", "FullyConnectedNet", "Linear", "LinearFunction", "ReLU", "ReLUFunction",
+    "BACKENDS", "FullyConnectedNet", "Linear", "LinearFunction", "ReLU", "ReLUFunction", "detect_nan",
     "first_layer_gradients", "first_layer_gradients_closed_form",
 ]

@@ -5,6 +5,10 @@ backward ops. Nothing here builds anything at import: :func:`load` imports the a
 module, :func:`load_jit` compiles ``csrc/`` just in time (development only, needs ninja and a
 compiler).
 
+Loading is in the shape of pytorch/extension-cpp, in one direction: this module imports the
+compiled module (``restorekit._C``, or the JIT build), then :mod:`restorekit.nn.ops`, whose import
+registers the ops' fake kernels. ``ops`` imports nothing from here.
+
 Examples
 --------
 >>> from restorekit.nn import extension
@@ -47,17 +51,19 @@ def _import_compiled() -> ModuleType:
 
 
 def _finish(module: ModuleType) -> ModuleType:
-    """Record ``module`` as the loaded extension and register the Python parts of the ops."""
-    global _module, _error, _tried
-    from . import ops
+    """Record ``module`` (which has defined the ops) as the extension, then import ``ops``.
 
-    ops._register()
+    Importing :mod:`restorekit.nn.ops` registers the fake kernels, as extension-cpp's package
+    ``__init__`` does with ``from . import _C, ops``.
+    """
+    global _module, _error, _tried
+    importlib.import_module(f"{__package__}.ops")
     _module, _error, _tried = module, None, True
     return module
 
 
 def load() -> ModuleType:
-    """Import ``restorekit._C`` (once) and register the fake kernels of its ops.
+    """Import ``restorekit._C`` (once), then :mod:`restorekit.nn.ops` (the ops' fake kernels).
 
     Returns
     -------

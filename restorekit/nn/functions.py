@@ -7,8 +7,10 @@ so double backward (``gradgradcheck``) works through them too.
 Conventions (shared with the compiled ops)
 -------------------------------------------
 * ``LinearFunction``: ``y = x @ W.T + b`` with x (N, in), W (out, in), b (out,) or None.
-* ``ReLUFunction``: ``y = max(x, 0)``; its derivative at exactly 0 is **0** (mask ``x > 0``),
-  as in ``torch.relu``, the C++ and the CUDA kernels.
+* ``ReLUFunction``: ``y = max(x, 0)``; its derivative at exactly 0 is **0** (the gradient passes
+  where ``not x <= 0``), as in ``torch.relu``, the C++ and the CUDA kernels.
+* NaN propagates as in torch: ``relu(NaN)`` is NaN and passes the gradient, as ``torch.relu`` does;
+  nothing checks values (:func:`restorekit.nn.detect_nan` is the opt-in check, for both backends).
 
 Examples
 --------
@@ -104,7 +106,8 @@ class ReLUFunction(torch.autograd.Function):
     """``y = max(x, 0)`` elementwise, with a hand-written backward.
 
     Forward saves its input ``x`` (the textbook version; the compiled fused op saves its output
-    instead). Backward: ``dL/dx = g * (x > 0)`` -- the derivative at exactly 0 is 0.
+    instead). Backward: ``dL/dx = g`` where ``not x <= 0``, else 0 -- the derivative at exactly 0 is
+    0, and a NaN input passes the gradient (as ``torch.relu``).
 
     Examples
     --------
@@ -126,4 +129,4 @@ class ReLUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (x,) = ctx.saved_tensors
-        return grad_out * (x > 0).to(grad_out.dtype)
+        return torch.where(x <= 0, 0.0, grad_out)

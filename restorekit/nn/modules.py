@@ -13,7 +13,8 @@ Every module takes ``backend``:
     always :class:`~restorekit.nn.LinearFunction` / :class:`~restorekit.nn.ReLUFunction`.
 
 The backend changes how the result is computed, never the parameters: a state dict saved with
-one backend loads into the other.
+one backend loads into the other, and NaN behaves the same in both (it propagates as in torch;
+:func:`~restorekit.nn.detect_nan` is the opt-in check).
 
 Examples
 --------
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import ExtensionMissingError, ParameterError
-from . import extension
+from . import extension, nan_check
 from .functions import LinearFunction, ReLUFunction
 
 __all__ = ["Linear", "ReLU", "FullyConnectedNet", "BACKENDS", "compiled_ops", "resolve_backend"]
@@ -93,17 +94,11 @@ def resolve_backend(backend: str, x: torch.Tensor) -> str:
 
 
 def compiled_ops():
-    """(linear, linear_relu, relu) callables of the compiled ops.
-
-    Under ``torch.compile`` these are ``torch.ops.restorekit.*`` (traced through their fake
-    kernels); in eager mode the extension's direct entry points to the same dispatcher ops (same
-    kernels and autograd, a few microseconds less per call than ``torch.ops``' Python path).
-    """
-    if torch.compiler.is_compiling():
-        ops = torch.ops.restorekit
-        return ops.linear.default, ops.linear_relu.default, ops.relu.default
-    ext = extension.load()
-    return ext.linear, ext.linear_relu, ext.relu
+    """(linear, linear_relu, relu): the compiled ops ``torch.ops.restorekit.*`` (call after
+    :func:`resolve_backend` chose them, which loads the extension); ``torch.compile`` traces them
+    through their fake kernels."""
+    ops = torch.ops.restorekit
+    return ops.linear.default, ops.linear_relu.default, ops.relu.default
 
 
 def _flatten(x: torch.Tensor, features: int, what: str) -> torch.Tensor:
@@ -170,6 +165,9 @@ class Linear(nn.Module):
             y = LinearFunction.apply(x2, self.weight, self.bias)
             if relu:
                 y = ReLUFunction.apply(y)
+        if nan_check.enabled():
+            nan_check.check(f"Linear(in_features={self.in_features}, out_features={self.out_features})", y,
+                            x=x2, weight=self.weight, bias=self.bias)
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -193,9 +191,10 @@ class ReLU(nn.Module):
         self.backend = _check_backend(backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if resolve_backend(self.backend, x) == "compiled":
-            return compiled_ops()[2](x)
-        return ReLUFunction.apply(x)
+        y = compiled_ops()[2](x) if resolve_backend(self.backend, x) == "compiled" else ReLUFunction.apply(x)
+        if nan_check.enabled():
+            nan_check.check("ReLU", y, x=x)
+        return y
 
     def extra_repr(self) -> str:
         return f"backend={self.backend!r}"
@@ -269,13 +268,17 @@ class FullyConnectedNet(nn.Module):
         x2 = _flatten(x, self.din, "FullyConnectedNet")
         if resolve_backend(self._backend, x2) == "compiled":
             linear, linear_relu, _ = compiled_ops()
-            h = linear_relu(x2, self.fc1.weight, self.fc1.bias)
-            h = linear_relu(h, self.fc2.weight, self.fc2.bias)
-            y = linear(h, self.fc3.weight, self.fc3.bias)
+            h1 = linear_relu(x2, self.fc1.weight, self.fc1.bias)
+            h2 = linear_relu(h1, self.fc2.weight, self.fc2.bias)
+            y = linear(h2, self.fc3.weight, self.fc3.bias)
         else:
-            h = ReLUFunction.apply(LinearFunction.apply(x2, self.fc1.weight, self.fc1.bias))
-            h = ReLUFunction.apply(LinearFunction.apply(h, self.fc2.weight, self.fc2.bias))
-            y = LinearFunction.apply(h, self.fc3.weight, self.fc3.bias)
+            h1 = ReLUFunction.apply(LinearFunction.apply(x2, self.fc1.weight, self.fc1.bias))
+            h2 = ReLUFunction.apply(LinearFunction.apply(h1, self.fc2.weight, self.fc2.bias))
+            y = LinearFunction.apply(h2, self.fc3.weight, self.fc3.bias)
+        if nan_check.enabled():  # the first layer whose result holds NaN is named
+            for name, inp, out, fc in (("fc1+relu1", x2, h1, self.fc1), ("fc2+relu2", h1, h2, self.fc2),
+                                       ("fc3", h2, y, self.fc3)):
+                nan_check.check(f"FullyConnectedNet {name}", out, x=inp, weight=fc.weight, bias=fc.bias)
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.dout)
 
     def extra_repr(self) -> str:

@@ -1,4 +1,4 @@
-"""The compiled ops from Python: fake kernels for ``torch.compile`` and thin callable wrappers.
+"""The compiled ops from Python: their fake kernels for ``torch.compile`` and thin wrappers.
 
 The ops themselves (schemas, CPU and CUDA kernels, autograd) are C++ in ``csrc/``; importing
 ``restorekit._C`` registers them as
@@ -12,32 +12,44 @@ The ops themselves (schemas, CPU and CUDA kernels, autograd) are C++ in ``csrc/`
 
 with ``x`` of shape (N, K), ``weight`` (M, K), ``bias`` (M,) or None, in float32 or float64
 (CUDA also float16 and bfloat16). They are differentiable (autograd is registered in C++; the
-backward ops are differentiable too, so double backward works), and this module registers their
-fake kernels, so ``torch.compile(fullgraph=True)`` traces them.
+backward ops are differentiable too, so double backward works).
+
+Loading, in the shape of pytorch/extension-cpp: :func:`restorekit.nn.extension.load` imports
+``restorekit._C`` (which defines the ops), then this module, whose import registers the fake
+kernels (``torch.library.register_fake`` at module level), so ``torch.compile(fullgraph=True)``
+traces the ops. This module imports nothing of restorekit's: the loader imports it, never the
+reverse. Imported before the ops are defined, it raises ``ImportError`` saying to load them.
 
 Conventions
 -----------
-* ReLU derivative at exactly 0 is **0**: the mask is ``out > 0`` (same as ``torch.relu``, the
-  Python reference Functions, and the CPU and CUDA kernels).
-* Bad arguments (wrong rank, mismatched sizes, mixed dtypes or devices, integer dtypes, a NaN that
-  reaches the result, NaN in ``grad_out``) raise ``RuntimeError`` naming every argument's shape,
-  dtype and device. A NaN found on CUDA synchronises the stream to raise.
+* ReLU derivative at exactly 0 is **0**: the gradient passes where ``not out <= 0`` (same as
+  ``torch.relu``, the Python reference Functions, and the CPU and CUDA kernels).
+* NaN and infinities propagate as in torch's own ops: ``relu(NaN)`` is NaN, a NaN in ``x`` makes
+  its rows of ``linear`` NaN, a NaN in ``grad_out`` reaches the gradients. No op checks values, so
+  none reads anything back from the GPU (no synchronisation; CUDA-graph capture works). The opt-in
+  check is :func:`restorekit.nn.detect_nan` (or ``RESTOREKIT_DETECT_NAN=1``), the same for both
+  backends.
+* Bad arguments (wrong rank, mismatched sizes, mixed dtypes or devices, integer dtypes, a size
+  above 2**31 - 1 that BLAS cannot take) raise ``RuntimeError`` naming every argument's shape,
+  dtype and device.
 
 Examples
 --------
 >>> import torch
+>>> from restorekit.nn import extension
+>>> _ = extension.load()                # restorekit._C, then this module
 >>> from restorekit.nn import ops
 >>> x, w, b = torch.randn(4, 3), torch.randn(2, 3), torch.randn(2)
 >>> y = ops.linear_relu(x, w, b)
 >>> torch.allclose(y, torch.relu(x @ w.T + b), atol=1e-6)
 True
+>>> torch.ops.restorekit.linear(torch.empty(8, 3, device="meta"), w.to("meta")).shape  # fake kernel
+torch.Size([8, 2])
 """
 
 from __future__ import annotations
 
 import torch
-
-from . import extension
 
 __all__ = ["linear", "relu", "linear_relu", "OPS"]
 
@@ -48,33 +60,34 @@ OPS = {
     "linear_relu": "linear_relu_backward",
 }
 
-_registered = False
+#: The largest size (batch, in_features, out_features) a BLAS product takes: 32-bit integers.
+BLAS_INT_MAX = 2**31 - 1
 
 
-@torch.compiler.assume_constant_result
-def _loaded() -> bool:
-    """Load the extension; under torch.compile this runs at trace time, outside the graph."""
-    extension.load()
+def _ops_defined() -> bool:
+    try:
+        torch.ops.restorekit.linear_relu.default
+    except (AttributeError, RuntimeError):
+        return False
     return True
 
 
-def _op(name: str):
-    # torch.compile traces torch.ops.restorekit.*; eager calls take the extension's direct entry
-    # points to the same dispatcher ops (see restorekit.nn.modules.compiled_ops)
-    if torch.compiler.is_compiling():
-        _loaded()
-        return getattr(torch.ops.restorekit, name).default
-    return getattr(extension.load(), name)
+if not _ops_defined():
+    raise ImportError(
+        "restorekit.nn.ops registers the fake kernels of the compiled ops, which are not loaded yet; "
+        "call restorekit.nn.extension.load() (it imports restorekit._C, then this module) instead of "
+        "importing this module directly"
+    )
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Compiled ``x @ weight.T + bias`` (``torch.ops.restorekit.linear``); x (N, K), weight (M, K)."""
-    return _op("linear")(x, weight, bias)
+    return torch.ops.restorekit.linear.default(x, weight, bias)
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:
-    """Compiled ``max(x, 0)`` (``torch.ops.restorekit.relu``), derivative 0 at 0."""
-    return _op("relu")(x)
+    """Compiled ``max(x, 0)`` (``torch.ops.restorekit.relu``), derivative 0 at 0, NaN kept."""
+    return torch.ops.restorekit.relu.default(x)
 
 
 def linear_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -82,7 +95,7 @@ def linear_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
     Saves ``x``, ``weight`` and its output for backward, never the pre-activation.
     """
-    return _op("linear_relu")(x, weight, bias)
+    return torch.ops.restorekit.linear_relu.default(x, weight, bias)
 
 
 # ---- fake kernels (shapes, dtypes and devices only; same checks as csrc/checks.h) -------------
@@ -102,12 +115,20 @@ def _check_common(op: str, args: str, ref: torch.Tensor, *tensors: torch.Tensor)
         torch._check(t.dtype in allowed, lambda: f"restorekit::{op}: dtype {t.dtype} is not supported on {t.device.type}; got {args}")
 
 
+def _check_blas_sizes(op: str, args: str, n, k, m) -> None:
+    for what, size in (("the batch size N", n), ("in_features K", k), ("out_features M", m)):
+        torch._check(size <= BLAS_INT_MAX, lambda: (
+            f"restorekit::{op}: {what} = {size} is above {BLAS_INT_MAX}, the largest size BLAS takes (32-bit "
+            f"integers); split the product into parts below that size, or use torch.nn.functional.linear; got {args}"))
+
+
 def _check_linear(op: str, x, weight, bias) -> None:
     args = _describe(x=x, weight=weight, bias=bias)
     _check_common(op, args, x, x, weight, *(() if bias is None else (bias,)))
     torch._check(x.dim() == 2, lambda: f"restorekit::{op}: x must be 2-D (batch, in_features); got {args}")
     torch._check(weight.dim() == 2, lambda: f"restorekit::{op}: weight must be 2-D (out_features, in_features); got {args}")
     torch._check(x.shape[1] == weight.shape[1], lambda: f"restorekit::{op}: in_features mismatch; got {args}")
+    _check_blas_sizes(op, args, x.shape[0], x.shape[1], weight.shape[0])
     if bias is not None:
         torch._check(bias.dim() == 1 and bias.shape[0] == weight.shape[0],
                      lambda: f"restorekit::{op}: bias must be 1-D of length out_features; got {args}")
@@ -121,15 +142,18 @@ def _check_linear_backward(op: str, grad_out, x, weight, out=None) -> None:
     torch._check(x.shape[1] == weight.shape[1], lambda: f"restorekit::{op}: in_features mismatch; got {args}")
     torch._check(grad_out.shape[0] == x.shape[0] and grad_out.shape[1] == weight.shape[0],
                  lambda: f"restorekit::{op}: grad_out must be (batch, out_features); got {args}")
+    _check_blas_sizes(op, args, x.shape[0], x.shape[1], weight.shape[0])
     if out is not None:
         torch._check(out.shape == grad_out.shape, lambda: f"restorekit::{op}: out must have the shape of grad_out; got {args}")
 
 
+@torch.library.register_fake("restorekit::linear")
 def _linear_fake(x, weight, bias=None):
     _check_linear("linear", x, weight, bias)
     return x.new_empty((x.shape[0], weight.shape[0]))
 
 
+@torch.library.register_fake("restorekit::linear_relu")
 def _linear_relu_fake(x, weight, bias=None):
     _check_linear("linear_relu", x, weight, bias)
     return x.new_empty((x.shape[0], weight.shape[0]))
@@ -143,51 +167,27 @@ def _grads_fake(x, weight, output_mask):
     )
 
 
+@torch.library.register_fake("restorekit::linear_backward")
 def _linear_backward_fake(grad_out, x, weight, output_mask):
     _check_linear_backward("linear_backward", grad_out, x, weight)
     return _grads_fake(x, weight, output_mask)
 
 
+@torch.library.register_fake("restorekit::linear_relu_backward")
 def _linear_relu_backward_fake(grad_out, x, weight, out, output_mask):
     _check_linear_backward("linear_relu_backward", grad_out, x, weight, out)
     return _grads_fake(x, weight, output_mask)
 
 
+@torch.library.register_fake("restorekit::relu")
 def _relu_fake(x):
     _check_common("relu", _describe(x=x), x, x)
     return x.new_empty(x.shape)
 
 
+@torch.library.register_fake("restorekit::relu_backward")
 def _relu_backward_fake(grad_out, out):
     args = _describe(grad_out=grad_out, out=out)
     _check_common("relu_backward", args, out, grad_out, out)
     torch._check(grad_out.shape == out.shape, lambda: f"restorekit::relu_backward: shapes differ; got {args}")
     return out.new_empty(out.shape)
-
-
-def _register() -> None:
-    """Register the fake kernels (once; called by :func:`restorekit.nn.extension.load`)."""
-    global _registered
-    if _registered:
-        return
-    torch.library.register_fake("restorekit::linear", _linear_fake)
-    torch.library.register_fake("restorekit::linear_relu", _linear_relu_fake)
-    torch.library.register_fake("restorekit::relu", _relu_fake)
-    torch.library.register_fake("restorekit::linear_backward", _linear_backward_fake)
-    torch.library.register_fake("restorekit::linear_relu_backward", _linear_relu_backward_fake)
-    torch.library.register_fake("restorekit::relu_backward", _relu_backward_fake)
-    _registered = True
-
-
-def _ops_defined() -> bool:
-    try:
-        torch.ops.restorekit.linear_relu.default
-    except (AttributeError, RuntimeError):
-        return False
-    return True
-
-
-# torch imports this module itself (the C++ library names it with set_python_module) when it needs
-# a fake kernel; the ops are loaded then, so register at once.
-if _ops_defined():
-    _register()
