@@ -10,6 +10,7 @@ hook                              what the plugin registers
 ================================  ==========================================================
 :func:`register_restorers`        restorers and named pipelines (``restorekit list``)
 :func:`register_trainers`         trainers for ``restorekit train NAME``
+:func:`register_op_checks`        checks of compiled ops for ``restorekit gradcheck --plugin NAME``
 ================================  ==========================================================
 
 Plugins are found through the entry-point group ``restorekit.plugins``;
@@ -57,6 +58,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from .restorer import Restorer, RestorerSpec
     from .training.trainers import TrainerSpec
+    from .testing.ops import OpCheckSpec
 
 PROJECT_NAME = "restorekit"
 ENTRY_POINT_GROUP = "restorekit.plugins"
@@ -150,4 +152,41 @@ def register_trainers(register: Callable[["TrainerSpec"], None]) -> None:  # pra
     ...     from restorekit.training.trainers import TrainerSpec
     ...     register(TrainerSpec(name="mynet", run="my_package.train:run_request",
     ...                          summary="MyNet on image folders"))
+    """
+
+
+@hookspec
+def register_op_checks(register: Callable[["OpCheckSpec"], None]) -> None:  # pragma: no cover - a specification
+    """Register the checks of the plugin's compiled ops, run by ``restorekit gradcheck --plugin NAME``.
+
+    Parameters
+    ----------
+    register : callable
+        ``register(spec) -> None``, called once per op with a
+        :class:`~restorekit.testing.OpCheckSpec`: a name, the op, a trusted
+        reference implementation and a ``samples(dtype, device)`` function
+        (each may be a ``"module:attribute"`` string, imported only when the
+        checks run), plus an optional ``setup`` (e.g. the loader of the
+        plugin's extension), devices, dtypes and options of
+        :func:`restorekit.testing.check_op`.
+
+    Notes
+    -----
+    Optional: plugins without compiled ops do not implement this hook.
+    ``restorekit gradcheck`` without ``--plugin`` runs every plugin's op
+    checks; restorekit's own ops are registered through this hook too (by
+    the built-in ``mlp_inpaint`` plugin, which is built on them). In a test
+    suite the same checks run with :func:`restorekit.testing.check_op` or
+    :func:`restorekit.testing.parametrize_op_checks`.
+
+    Examples
+    --------
+    >>> from restorekit import hookimpl
+    >>> @hookimpl
+    ... def register_op_checks(register):
+    ...     from restorekit.testing import OpCheckSpec
+    ...     register(OpCheckSpec(name="myplugin::scale", op="torch.ops.myplugin.scale.default",
+    ...                          reference="my_package.reference:scale",
+    ...                          samples="my_package.reference:samples",
+    ...                          setup="my_package:load_extension"))
     """

@@ -424,6 +424,30 @@ class Registry:
         built = [self.create(s, **p) if isinstance(s, str) else s for s, p in zip(steps, routed)]
         return Pipeline(built, name=name)
 
+    def op_checks(self, plugin: str | None = None) -> list[tuple[str, Any]]:
+        """``(plugin name, spec)`` for each op check the plugins register (``register_op_checks``).
+
+        Only ``plugin``'s when given. The specs are :class:`restorekit.testing.OpCheckSpec` objects
+        (checked when they run); a plugin whose hook raises is recorded in :attr:`failures`.
+        """
+        self._load()
+        impls = {i.plugin_name: i for i in self.manager.hook.register_op_checks.get_hookimpls()}
+        found: list[tuple[str, Any]] = []
+        for info in self._plugins:
+            impl = impls.get(info.name)
+            if impl is None or (plugin is not None and info.name != plugin):
+                continue
+            collected: list[Any] = []
+            try:
+                impl.function(register=collected.append)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too
+                self._fail(info.name, "register_op_checks", exc)
+                continue
+            found += [(info.name, spec) for spec in collected]
+        return found
+
 
 def _stamp(restorer: Restorer, plugin: str, version: str) -> None:
     """Record on ``restorer`` the plugin that registered it (interface: plugin_name, plugin_version)."""

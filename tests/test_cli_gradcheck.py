@@ -24,7 +24,14 @@ def test_gradcheck_command_passes(capsys):
 def test_gradcheck_quick_verbose_lists_checks(capsys):
     assert main(["gradcheck", "--quick", "-v", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert "ok   restorekit::linear_relu" in out and "analytic" in out and "opcheck" not in out
+    assert "ok   restorekit::linear_relu" in out and "FullyConnectedNet dW1,db1" in out and "opcheck" not in out
+    assert "1x1 x and weight, strides (6, 2)" in out
+
+
+@needs_ext
+def test_gradcheck_plugin_runs_restorekit_ops_through_the_hook(capsys):
+    assert main(["gradcheck", "--plugin", "mlp_inpaint", "--quick", "--device", "cpu"]) == 0
+    assert "0 failed" in capsys.readouterr().out
 
 
 def test_gradcheck_without_extension_says_what_to_do(monkeypatch, capsys):
@@ -45,7 +52,7 @@ def test_gradcheck_cuda_without_gpu_is_a_clear_error(capsys):
     if torch.cuda.is_available() or not extension.available():
         pytest.skip("needs the extension and no GPU")
     assert main(["gradcheck", "--device", "cuda"]) == 2
-    assert "no GPU" in capsys.readouterr().err
+    assert "no GPU is visible" in capsys.readouterr().err
 
 
 def test_command_module_imports_nothing_heavy():

@@ -31,3 +31,13 @@ def register_trainers(register):
         summary="MLP inpainter, hand-written gradient descent (lr 2) on MNIST lower halves; "
                 "--data is the folder holding MNIST/raw",
     ))
+
+
+@hookimpl
+def register_op_checks(register):
+    # restorekit's compiled Linear/ReLU/fused ops, which this plugin's network runs on: what
+    # `restorekit gradcheck` (and `--plugin mlp_inpaint`) checks. Registering imports no torch.
+    from restorekit.testing import restorekit_op_checks
+
+    for spec in restorekit_op_checks():
+        register(spec)

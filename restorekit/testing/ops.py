@@ -1,30 +1,51 @@
 """Check a compiled op against a reference function, the way restorekit checks its own ops.
 
-:func:`check_op` runs, for every sample input:
+:func:`check_op` runs, for every sample input, the checks of :data:`CHECKS`:
 
-1. **compare** -- outputs and gradients (for a fixed random upstream gradient) of ``op`` and
-   ``reference`` match, in each dtype asked for, within :data:`DEFAULT_TOLERANCES`;
-2. **gradcheck** -- ``torch.autograd.gradcheck`` of ``op`` (and of ``reference``) in float64;
-3. **gradgradcheck** -- ``torch.autograd.gradgradcheck`` of ``op`` in float64, when asked;
-4. **opcheck** -- ``torch.library.opcheck`` (schema, autograd registration, fake kernel,
-   AOT dispatch) when ``op`` is a ``torch.ops`` operator.
+``compare``
+    outputs and gradients (for a fixed random upstream gradient) of ``op`` and ``reference``
+    match, in each dtype asked for, within :data:`DEFAULT_TOLERANCES`;
+``gradcheck`` / ``reference-gradcheck``
+    ``torch.autograd.gradcheck`` of ``op`` (and of ``reference``) in float64;
+``gradgradcheck``
+    ``torch.autograd.gradgradcheck`` of ``op`` in float64, when asked;
+``opcheck``
+    ``torch.library.opcheck`` (schema, autograd registration, fake kernel, AOT dispatch) when
+    ``op`` is a ``torch.ops`` operator;
+``backward-opcheck``
+    with ``opcheck``: the backward pass of ``op`` is run, every registered (non-``aten``) op it
+    calls is recorded from the autograd graph's execution, and each is opchecked on the arguments it
+    received, with its floating-point inputs requiring grad -- so a backward op without an autograd
+    kernel (whose double backward would be silently wrong) fails.
 
-:func:`run_suite` is the whole suite for restorekit's own ops (what ``restorekit gradcheck``
-runs). Nothing here imports torch before it is called.
+Every check fails, too, when torch warns that "an autograd kernel was not registered" during it.
+A mismatch is reported by its worst elements (index, got, expected, absolute and relative error),
+for outputs, gradients and Jacobians alike. On a device torch cannot use (``"cuda"`` without a GPU)
+every check is skipped with a message saying why (``pytest.skip`` inside a pytest run).
+
+For pytest, :func:`parametrize_op_checks` gives one test case per (sample, check, dtype). For the
+command line, a plugin registers :class:`OpCheckSpec` objects through the ``register_op_checks``
+hook and ``restorekit gradcheck --plugin NAME`` runs them (:func:`run_op_checks`); restorekit's own
+ops are registered the same way (:func:`restorekit_op_checks`). Nothing here imports torch before
+it is called.
 
 Examples
 --------
 A plugin author checking a compiled op ``torch.ops.myplugin.scale`` against a Python reference::
 
     import torch
-    from restorekit.testing import Sample, check_op
+    from restorekit.testing import Sample, check_op, parametrize_op_checks
 
     def samples(dtype, device):
         x = torch.randn(4, 3, dtype=dtype, device=device)
         yield Sample("4x3", (x, 2.0))
         yield Sample("transposed", (torch.randn(3, 4, dtype=dtype, device=device).t(), 2.0))
 
-    check_op(torch.ops.myplugin.scale, lambda x, s: x * s, samples)   # raises OpCheckError on failure
+    check_op(torch.ops.myplugin.scale.default, lambda x, s: x * s, samples)  # OpCheckError on failure
+
+    @parametrize_op_checks(torch.ops.myplugin.scale.default, lambda x, s: x * s, samples)
+    def test_scale(op_check):          # one test per (sample, check, dtype)
+        op_check()
 
 A runnable version with a stand-in op (``torch.mul`` checked against a lambda):
 
@@ -40,12 +61,21 @@ A runnable version with a stand-in op (``torch.mul`` checked against a lambda):
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import math
+import sys
 import time
-from typing import Any, Callable, Iterable, Sequence
+import warnings
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 __all__ = [
-    "CheckResult", "DEFAULT_TOLERANCES", "OpCheckError", "Sample", "check_op", "run_suite", "summarize",
+    "CHECKS", "CheckResult", "DEFAULT_TOLERANCES", "OpCheckCase", "OpCheckError", "OpCheckSpec", "Sample",
+    "check_op", "device_unavailable", "op_check_cases", "parametrize_op_checks", "restorekit_op_checks",
+    "run_op_checks", "run_suite", "summarize", "worst_elements",
 ]
+
+#: The checks, in the order they run for each sample.
+CHECKS = ("compare", "gradcheck", "reference-gradcheck", "gradgradcheck", "opcheck", "backward-opcheck")
 
 #: (rtol, atol) used by the compare step, by dtype name. The atol of float16/bfloat16 is relative
 #: to the largest magnitude of the expected tensor (their results are compared with a reference
@@ -56,6 +86,12 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float16": (1e-2, 1e-2),
     "bfloat16": (4e-2, 4e-2),
 }
+
+#: torch's warning when an op without an autograd kernel is differentiated (silently wrong).
+NO_AUTOGRAD_WARNING = "autograd kernel was not registered"
+#: gradcheck's own tolerances, used to report the worst Jacobian elements.
+_GRADCHECK_RTOL, _GRADCHECK_ATOL, _GRADCHECK_EPS = 1e-3, 1e-5, 1e-6
+_WORST = 5  # elements shown for a mismatch
 
 
 @dataclasses.dataclass
@@ -79,21 +115,22 @@ class Sample:
 
 @dataclasses.dataclass
 class CheckResult:
-    """The outcome of one check of one sample."""
+    """The outcome of one check of one sample (``skipped``: not run, ``detail`` says why)."""
 
     op: str
     sample: str
-    check: str  # compare | gradcheck | gradgradcheck | opcheck | reference-gradcheck | analytic
+    check: str  # one of CHECKS
     dtype: str
     device: str
     passed: bool
     detail: str = ""
     seconds: float = 0.0
+    skipped: bool = False
 
     def line(self) -> str:
-        status = "ok  " if self.passed else "FAIL"
+        status = "skip" if self.skipped else "ok  " if self.passed else "FAIL"
         text = f"{status} {self.op:<22} {self.check:<19} {self.dtype:<9} {self.device:<5} {self.sample}"
-        return text + (f"\n     {self.detail}" if self.detail and not self.passed else "")
+        return text + (f"\n     {self.detail}" if self.detail and (self.skipped or not self.passed) else "")
 
 
 class OpCheckError(AssertionError):
@@ -104,11 +141,16 @@ class OpCheckError(AssertionError):
         self.results = results
 
 
+# ---- small helpers -----------------------------------------------------------------------------
 def _dtype_name(dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
 def _op_name(op) -> str:
+    schema = getattr(op, "_schema", None)  # a torch.ops overload: "namespace::name"
+    if schema is not None and getattr(schema, "name", None):
+        overload = getattr(schema, "overload_name", "")
+        return schema.name + (f".{overload}" if overload else "")
     for attr in ("_qualified_op_name", "__name__"):
         if hasattr(op, attr):
             return str(getattr(op, attr))
@@ -122,6 +164,27 @@ def _is_torch_op(op) -> bool:
     import torch
 
     return isinstance(op, (torch._ops.OpOverload, torch._ops.OpOverloadPacket))
+
+
+def device_unavailable(device: str) -> str:
+    """Why torch cannot use ``device`` here ('' when it can): ``"cuda"`` without a GPU, say."""
+    import torch
+
+    kind = str(device).split(":")[0]
+    if kind == "cpu" or kind == "meta":
+        return ""
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return f"device {device!r} is not available: no CUDA GPU is visible to torch"
+        index = int(str(device).split(":")[1]) if ":" in str(device) else 0
+        if index >= torch.cuda.device_count():
+            return f"device {device!r} is not available: torch sees {torch.cuda.device_count()} CUDA GPU(s)"
+        return ""
+    module = getattr(torch, kind, None)
+    is_available = getattr(module, "is_available", None)
+    if callable(is_available) and not is_available():
+        return f"device {device!r} is not available to torch"
+    return ""
 
 
 def _samples_for(samples, dtype, device) -> list[Sample]:
@@ -156,11 +219,48 @@ def _with_grad(sample: Sample) -> tuple[tuple, list[int]]:
 
 
 def _as_tuple(out) -> tuple:
-    return out if isinstance(out, (tuple, list)) else (out,)
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
+def _index(flat: int, shape) -> str:
+    idx = []
+    for size in reversed(list(shape)):
+        idx.append(flat % size if size else 0)
+        flat //= size if size else 1
+    return "[" + ", ".join(map(str, reversed(idx))) + "]"
+
+
+def worst_elements(actual, expected, rtol: float, atol: float, k: int = _WORST,
+                   label: Callable[[int], str] | None = None) -> str:
+    """'' when ``actual`` matches ``expected`` (NaN only where expected has NaN), else the worst elements.
+
+    Each listed element: its index, the value got and expected, the absolute and relative error.
+    """
+    import torch
+
+    a = actual.detach().to(torch.float64).reshape(-1).cpu()
+    e = expected.detach().to(torch.float64).reshape(-1).cpu()
+    diff = (a - e).abs()
+    allowed = atol + rtol * e.abs()
+    same = (a == e) | (a.isnan() & e.isnan())  # equal infinities and NaN where expected is NaN pass
+    excess = torch.where(same, torch.zeros_like(diff), torch.nan_to_num(diff - allowed, nan=float("inf")))
+    bad = excess > 0
+    count = int(bad.sum())
+    if count == 0:
+        return ""
+    order = torch.argsort(excess, descending=True)[: min(k, count)]
+    label = label or (lambda i: _index(i, actual.shape))
+    lines = []
+    for i in order.tolist():
+        got, exp, err = float(a[i]), float(e[i]), float(diff[i])
+        rel = err / abs(exp) if exp != 0 and math.isfinite(exp) else float("inf")
+        lines.append(f"{label(i)}: got {got:.6g}, expected {exp:.6g}, abs err {err:.3g}, rel err {rel:.3g}")
+    return (f"{count} of {a.numel()} elements differ (rtol={rtol:g}, atol={atol:g}); worst: " + "; ".join(lines))
+
+
+# ---- the checks --------------------------------------------------------------------------------
 def _compare(op, reference, sample: Sample, dtype, seed: int, tolerances) -> str:
-    """'' if outputs and gradients of op and reference agree, else what differs."""
+    """'' if outputs and gradients of op and reference agree, else the worst elements."""
     import torch
 
     rtol, atol = tolerances[_dtype_name(dtype)]
@@ -179,21 +279,20 @@ def _compare(op, reference, sample: Sample, dtype, seed: int, tolerances) -> str
     def close(name, a, e):
         if a is None or e is None:
             if (a is None) != (e is None):
-                problems.append(f"{name}: one is None")
+                problems.append(f"{name}: {'op' if a is None else 'reference'} gave None")
             return
         if a.shape != e.shape:
             problems.append(f"{name}: shape {list(a.shape)} vs reference {list(e.shape)}")
             return
-        e = e.to(a.dtype) if not low else e
-        scale = max(1.0, float(e.abs().max())) if low and e.numel() else 1.0
-        try:
-            torch.testing.assert_close(a.to(e.dtype), e, rtol=rtol, atol=atol * scale, equal_nan=False)
-        except AssertionError as exc:
-            problems.append(f"{name}: " + " ".join(str(exc).split())[:300])
+        scale = max(1.0, float(e.detach().abs().max())) if low and e.numel() else 1.0
+        report = worst_elements(a, e, rtol, atol * scale)
+        if report:
+            problems.append(f"{name}: {report}")
 
     for k, (a, e) in enumerate(zip(out, ref)):
-        close(f"output {k}", a.detach(), e.detach())
-    diff_out = [(o, r) for o, r in zip(out, ref) if o.requires_grad and r.requires_grad]
+        close(f"output {k}", a, e)
+    diff_out = [(o, r) for o, r in zip(out, ref)
+                if o is not None and r is not None and o.requires_grad and r.requires_grad]
     if idx and diff_out:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         ups = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o.device) for o, _ in diff_out]
@@ -208,15 +307,231 @@ def _compare(op, reference, sample: Sample, dtype, seed: int, tolerances) -> str
     return "; ".join(problems)
 
 
-def _run(results: list[CheckResult], op_name: str, sample: str, check: str, dtype: str, device: str, fn) -> None:
-    t0 = time.perf_counter()
-    try:
+def _jacobian_mismatch(fn, args: tuple, idx: list[int], what: str) -> str:
+    """The worst elements of analytical against numerical Jacobians of ``fn`` (float64 args)."""
+    import torch
+
+    inputs = [args[i].detach() for i in idx]
+
+    def outputs(*xs):
+        full = list(args)
+        for i, x in zip(idx, xs):
+            full[i] = x
+        return tuple(o for o in _as_tuple(fn(*full)) if isinstance(o, torch.Tensor) and o.is_floating_point())
+
+    base = outputs(*inputs)
+    analytical = torch.autograd.functional.jacobian(lambda *xs: outputs(*xs), tuple(inputs))
+    for k, o in enumerate(base):
+        for j, x in enumerate(inputs):
+            numerical = torch.zeros(o.numel(), x.numel(), dtype=torch.float64)
+            flat = x.detach().clone().reshape(-1)
+            for col in range(x.numel()):
+                def at(delta, col=col):
+                    shifted = flat.clone()
+                    shifted[col] += delta
+                    xs = [t.detach().requires_grad_() for t in inputs]  # a gradient function needs them
+                    xs[j] = shifted.reshape(x.shape).requires_grad_()
+                    return outputs(*xs)[k].detach().reshape(-1).to(torch.float64)
+                numerical[:, col] = (at(_GRADCHECK_EPS) - at(-_GRADCHECK_EPS)) / (2 * _GRADCHECK_EPS)
+            got = analytical[k][j].reshape(o.numel(), x.numel())
+
+            def label(i, o=o, x=x, k=k, j=j):
+                r, c = divmod(i, max(x.numel(), 1))
+                return f"d {what} {k}{_index(r, o.shape)} / d arg {idx[j]}{_index(c, x.shape)}"
+
+            report = worst_elements(got, numerical, _GRADCHECK_RTOL, _GRADCHECK_ATOL, label=label)
+            if report:
+                return f"analytical vs numerical Jacobian: {report}"
+    return "analytical and numerical Jacobians differ (not within the reported elements)"
+
+
+def _gradcheck(fn, sample: Sample) -> str:
+    import torch
+
+    args, idx = _with_grad(sample)
+    if torch.autograd.gradcheck(fn, args, raise_exception=False):
+        return ""
+    return _jacobian_mismatch(fn, args, idx, "output")
+
+
+def _gradgradcheck(fn, sample: Sample, seed: int) -> str:
+    import torch
+
+    args, idx = _with_grad(sample)
+    if torch.autograd.gradgradcheck(fn, args, raise_exception=False):
+        return ""
+    # the Jacobian of the gradient function, for fixed upstream gradients
+    outs = [o for o in _as_tuple(fn(*args)) if isinstance(o, torch.Tensor) and o.requires_grad]
+    gen = torch.Generator().manual_seed(seed)
+    ups = tuple(torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device) for o in outs)
+
+    def grads(*full):
+        inputs = [full[i] for i in idx]
+        o = [t for t in _as_tuple(fn(*full)) if isinstance(t, torch.Tensor) and t.requires_grad]
+        return torch.autograd.grad(o, inputs, ups, create_graph=True, allow_unused=True)
+
+    return _jacobian_mismatch(grads, args, idx, "gradient")
+
+
+def _opcheck(op, args) -> str:
+    import torch
+
+    report = torch.library.opcheck(op, args, raise_exception=False)
+    bad = {k: v for k, v in report.items() if v != "SUCCESS"}
+    return "; ".join(f"{k}: {' '.join(str(v).split())[:300]}" for k, v in bad.items())
+
+
+def _backward_ops(op, sample: Sample, seed: int) -> list[tuple[Any, tuple]]:
+    """The registered (non-aten) ops the backward pass of ``op(*sample.args)`` calls, with their args."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: dict[Any, tuple] = {}
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.namespace not in ("aten", "prim", "prims") and func not in seen:
+                seen[func] = tuple(a.detach().clone() if isinstance(a, torch.Tensor) else
+                                   list(a) if isinstance(a, list) else a for a in args)
+            return func(*args, **(kwargs or {}))
+
+    args, idx = _with_grad(sample)
+    outs = [o for o in _as_tuple(op(*args)) if isinstance(o, torch.Tensor) and o.requires_grad]
+    if not idx or not outs:
+        return []
+    gen = torch.Generator().manual_seed(seed)
+    ups = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(device=o.device, dtype=o.dtype) for o in outs]
+    with Record():
+        torch.autograd.grad(outs, [args[i] for i in idx], ups, allow_unused=True)
+    return list(seen.items())
+
+
+def _backward_opcheck(op, sample: Sample, seed: int) -> str:
+    problems = []
+    for func, args in _backward_ops(op, sample, seed):
+        grad_args = tuple(a.detach().requires_grad_(True) if hasattr(a, "is_floating_point") and a.is_floating_point()
+                          else a for a in args)
+        report = _opcheck(func, grad_args)
+        if report:
+            problems.append(f"{func.name()}: {report}")
+    return "; ".join(problems)
+
+
+def _guarded(fn: Callable[[], str]) -> str:
+    """Run a check; torch's "autograd kernel was not registered" warnings make it fail."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         detail = fn()
-        passed = not detail
-    except Exception as exc:  # a failing check is a result, not a crash
-        passed, detail = False, f"{type(exc).__name__}: " + " ".join(str(exc).split())[:500]
-    results.append(CheckResult(op_name, sample, check, dtype, device, passed, detail or "",
-                               time.perf_counter() - t0))
+    missing, others = [], []
+    for w in caught:
+        (missing if NO_AUTOGRAD_WARNING in str(w.message) else others).append(w)
+    for w in others:  # not ours to judge: pass them on
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if missing:
+        first = " ".join(str(missing[0].message).split())[:300]
+        detail = "; ".join(filter(None, [detail, f"torch warned {len(missing)} time(s): {first}"]))
+    return detail
+
+
+# ---- one runnable check ------------------------------------------------------------------------
+@dataclasses.dataclass
+class OpCheckCase:
+    """One check of one sample in one dtype on one device; calling it runs it.
+
+    ``case()`` returns the :class:`CheckResult`, raises :class:`OpCheckError` when the check fails,
+    and skips (``pytest.skip`` in a pytest run, else a result with ``skipped=True``) when the device
+    is absent. ``case.run()`` returns the result without raising or skipping.
+    """
+
+    op: str
+    sample: str
+    check: str
+    dtype: str
+    device: str
+    _fn: Callable[[], str] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        """A pytest id: ``op-check-dtype-device-sample``."""
+        return f"{self.op}-{self.check}-{self.dtype}-{self.device}-{self.sample}".replace(" ", "_")
+
+    def run(self) -> CheckResult:
+        why = device_unavailable(self.device)
+        if why:
+            return CheckResult(self.op, self.sample, self.check, self.dtype, self.device, True,
+                               f"skipped: {why}", 0.0, skipped=True)
+        t0 = time.perf_counter()
+        try:
+            detail = _guarded(self._fn)
+            passed = not detail
+        except Exception as exc:  # a failing check is a result, not a crash
+            passed, detail = False, f"{type(exc).__name__}: " + " ".join(str(exc).split())[:500]
+        return CheckResult(self.op, self.sample, self.check, self.dtype, self.device, passed, detail or "",
+                           time.perf_counter() - t0)
+
+    def __call__(self) -> CheckResult:
+        result = self.run()
+        if result.skipped:
+            _skip(f"check_op {self.op}: {result.detail}")
+        if not result.passed:
+            raise OpCheckError(f"{self.check} of {self.op} failed:\n{result.line()}", [result])
+        return result
+
+
+def _skip(message: str) -> None:
+    if "pytest" in sys.modules and "_pytest" in sys.modules:
+        import pytest
+
+        pytest.skip(message)
+
+
+def op_check_cases(
+    op: Callable,
+    reference: Callable,
+    samples: Callable[[Any, Any], Iterable[Sample]] | Iterable[Sample | tuple],
+    *,
+    dtypes: Sequence[Any] | None = None,
+    device: str = "cpu",
+    tolerances: dict[str, tuple[float, float]] | None = None,
+    gradcheck: bool = True,
+    gradgradcheck: bool = False,
+    opcheck: bool | None = None,
+    check_reference: bool = True,
+    seed: int = 0,
+    name: str | None = None,
+) -> list[OpCheckCase]:
+    """The checks :func:`check_op` runs, each an :class:`OpCheckCase` (same parameters).
+
+    On an absent device the samples are built on the CPU to name the cases, which then skip.
+    """
+    import torch
+
+    dtypes = list(dtypes) if dtypes is not None else [torch.float32, torch.float64]
+    tol = dict(DEFAULT_TOLERANCES, **(tolerances or {}))
+    op_name = name or _op_name(op)
+    if opcheck is None:
+        opcheck = _is_torch_op(op)
+    dev = str(device)
+    build_on = "cpu" if device_unavailable(dev) else dev
+    cases: list[OpCheckCase] = []
+
+    def add(sample, check, dtype, fn):
+        cases.append(OpCheckCase(op_name, sample.name, check, _dtype_name(dtype), dev, fn))
+
+    for dtype in dtypes:
+        for s in _samples_for(samples, dtype, build_on):
+            add(s, "compare", dtype, lambda s=s, dtype=dtype: _compare(op, reference, s, dtype, seed, tol))
+    for s in _samples_for(samples, torch.float64, build_on):
+        if gradcheck:
+            add(s, "gradcheck", torch.float64, lambda s=s: _gradcheck(op, s))
+            if check_reference:
+                add(s, "reference-gradcheck", torch.float64, lambda s=s: _gradcheck(reference, s))
+        if gradgradcheck:
+            add(s, "gradgradcheck", torch.float64, lambda s=s: _gradgradcheck(op, s, seed))
+        if opcheck:
+            add(s, "opcheck", torch.float64, lambda s=s: _opcheck(op, _with_grad(s)[0]))
+            add(s, "backward-opcheck", torch.float64, lambda s=s: _backward_opcheck(op, s, seed))
+    return cases
 
 
 def check_op(
@@ -235,12 +550,12 @@ def check_op(
     name: str | None = None,
     raise_on_failure: bool = True,
 ) -> list[CheckResult]:
-    """Check ``op`` against ``reference`` on every sample: compare, gradcheck, gradgradcheck, opcheck.
+    """Check ``op`` against ``reference`` on every sample (the checks of :data:`CHECKS`).
 
     Parameters
     ----------
     op : callable
-        The op under test, e.g. ``torch.ops.myplugin.myop`` (then ``opcheck`` runs too).
+        The op under test, e.g. ``torch.ops.myplugin.myop.default`` (then ``opcheck`` runs too).
     reference : callable
         A trusted implementation with the same signature (e.g. an ``autograd.Function.apply``).
     samples : callable or iterable
@@ -251,7 +566,9 @@ def check_op(
         Dtypes for the compare step (default float32 and float64). gradcheck, gradgradcheck and
         opcheck always run in float64.
     device : str
-        Where the tensors live (``"cpu"``, ``"cuda"``).
+        Where the tensors live (``"cpu"``, ``"cuda"``). A device torch cannot use skips every
+        check: ``pytest.skip`` with the reason inside a pytest run, else results with
+        ``skipped=True``.
     tolerances : dict, optional
         ``{dtype name: (rtol, atol)}`` overriding :data:`DEFAULT_TOLERANCES`.
     gradcheck, gradgradcheck : bool
@@ -259,7 +576,8 @@ def check_op(
         ReLU-like kinks make numerical derivatives wrong within ``eps`` (1e-6) of the kink: keep
         samples away from them.
     opcheck : bool, optional
-        Run ``torch.library.opcheck`` (default: when ``op`` is a ``torch.ops`` operator).
+        Run ``torch.library.opcheck`` on ``op`` and on every registered op its backward calls
+        (default: when ``op`` is a ``torch.ops`` operator).
     check_reference : bool
         Also gradcheck ``reference`` itself (so a wrong reference cannot vouch for ``op``).
     seed : int
@@ -272,59 +590,203 @@ def check_op(
     Returns
     -------
     list of CheckResult
-    """
-    import torch
 
-    dtypes = list(dtypes) if dtypes is not None else [torch.float32, torch.float64]
-    tol = dict(DEFAULT_TOLERANCES, **(tolerances or {}))
-    op_name = name or _op_name(op)
-    if opcheck is None:
-        opcheck = _is_torch_op(op)
-    results: list[CheckResult] = []
-    dev = str(device)
-    for dtype in dtypes:
-        for s in _samples_for(samples, dtype, device):
-            _run(results, op_name, s.name, "compare", _dtype_name(dtype), dev,
-                 lambda s=s, dtype=dtype: _compare(op, reference, s, dtype, seed, tol))
-    f64 = _samples_for(samples, torch.float64, device)
-    for s in f64:
-        if gradcheck:
-            _run(results, op_name, s.name, "gradcheck", "float64", dev,
-                 lambda s=s: "" if torch.autograd.gradcheck(op, _with_grad(s)[0]) else "gradcheck returned False")
-            if check_reference:
-                _run(results, op_name, s.name, "reference-gradcheck", "float64", dev,
-                     lambda s=s: "" if torch.autograd.gradcheck(reference, _with_grad(s)[0]) else "returned False")
-        if gradgradcheck:
-            _run(results, op_name, s.name, "gradgradcheck", "float64", dev,
-                 lambda s=s: "" if torch.autograd.gradgradcheck(op, _with_grad(s)[0]) else "returned False")
-        if opcheck:
-            _run(results, op_name, s.name, "opcheck", "float64", dev,
-                 lambda s=s: _opcheck(op, _with_grad(s)[0]))
+    Raises
+    ------
+    OpCheckError
+        When a check fails (an ``AssertionError``), listing each failure with its worst elements.
+    """
+    cases = op_check_cases(op, reference, samples, dtypes=dtypes, device=device, tolerances=tolerances,
+                           gradcheck=gradcheck, gradgradcheck=gradgradcheck, opcheck=opcheck,
+                           check_reference=check_reference, seed=seed, name=name)
+    why = device_unavailable(str(device))
+    if why:
+        _skip(f"check_op {name or _op_name(op)}: {why}")
+    results = [case.run() for case in cases]
     failed = [r for r in results if not r.passed]
     if failed and raise_on_failure:
-        raise OpCheckError(f"{len(failed)} of {len(results)} checks of {op_name} failed:\n"
+        raise OpCheckError(f"{len(failed)} of {len(results)} checks of {results[0].op} failed:\n"
                            + "\n".join(r.line() for r in failed), results)
     return results
 
 
-def _opcheck(op, args) -> str:
-    import torch
+def parametrize_op_checks(op: Callable, reference: Callable, samples, **options):
+    """A ``pytest.mark.parametrize`` giving one test per (sample, check, dtype) of :func:`check_op`.
 
-    report = torch.library.opcheck(op, args, raise_exception=False)
-    bad = {k: v for k, v in report.items() if v != "SUCCESS"}
-    return "; ".join(f"{k}: {' '.join(str(v).split())[:300]}" for k, v in bad.items())
+    The test takes one argument, ``op_check`` (an :class:`OpCheckCase`), and calls it; it fails
+    with the check's report, or skips when the device is absent. ``options`` are those of
+    :func:`op_check_cases` (``dtypes``, ``device``, ``gradgradcheck``, ...).
+
+    Examples
+    --------
+    ::
+
+        @parametrize_op_checks(torch.ops.myplugin.scale.default, lambda x, s: x * s, samples,
+                               gradgradcheck=True)
+        def test_scale(op_check):
+            op_check()
+    """
+    import pytest
+
+    cases = op_check_cases(op, reference, samples, **options)
+    return pytest.mark.parametrize("op_check", [pytest.param(c, id=c.id) for c in cases])
 
 
 def summarize(results: Sequence[CheckResult]) -> str:
-    """'N checks, N passed, N failed' plus the failures."""
+    """'N checks, N passed, N failed' (and skipped, if any) plus the failures."""
     failed = [r for r in results if not r.passed]
-    head = f"{len(results)} checks, {len(results) - len(failed)} passed, {len(failed)} failed"
+    skipped = [r for r in results if r.skipped]
+    head = f"{len(results)} checks, {len(results) - len(failed) - len(skipped)} passed, {len(failed)} failed"
+    if skipped:
+        head += f", {len(skipped)} skipped"
     return "\n".join([head] + [r.line() for r in failed])
 
 
-# ---- restorekit's own suite ---------------------------------------------------------------------
+# ---- op checks registered by plugins -----------------------------------------------------------
+def _resolve(obj: Any) -> Any:
+    """``"package.module:attr.path"`` or ``"torch.ops.ns.op.overload"`` to the object; others as they are."""
+    if not isinstance(obj, str):
+        return obj
+    if ":" in obj:
+        module, _, path = obj.partition(":")
+        target: Any = importlib.import_module(module)
+    elif obj.startswith("torch.ops."):
+        import torch
+
+        target, path = torch.ops, obj[len("torch.ops."):]
+    else:
+        from ..errors import PluginError
+
+        raise PluginError(f"cannot resolve {obj!r}: write 'package.module:attribute' or 'torch.ops.NS.OP.overload'")
+    for part in filter(None, path.split(".")):
+        target = getattr(target, part)
+    return target
+
+
+#: The keyword arguments of check_op an OpCheckSpec may set in ``options``.
+_SPEC_OPTIONS = ("gradcheck", "gradgradcheck", "opcheck", "check_reference", "tolerances", "seed")
+
+
+@dataclasses.dataclass
+class OpCheckSpec:
+    """An op's checks as a plugin registers them (hook ``register_op_checks``).
+
+    Parameters
+    ----------
+    name : str
+        Shown in reports, e.g. ``"myplugin::scale"``.
+    op, reference : callable or str
+        The op under test and its trusted reference, or ``"package.module:attribute"`` /
+        ``"torch.ops.NS.OP.overload"`` strings resolved when the checks run (after ``setup``),
+        so registering imports nothing heavy.
+    samples : callable, iterable or str
+        As for :func:`check_op`: ``samples(dtype, device)`` yielding :class:`Sample`.
+    dtypes : sequence or mapping, optional
+        Dtypes of the compare step (torch dtypes or their names, ``"float32"``), or
+        ``{device type: dtypes}`` (e.g. float16 on CUDA only).
+    devices : sequence of str, callable or str
+        Where to run, or a callable (``"module:attribute"``) returning that, called after
+        ``setup``; devices torch cannot use are skipped. Default ``("cpu", "cuda")``.
+    setup : callable or str, optional
+        Called (no arguments) before the checks run, e.g. the loader of the plugin's compiled
+        extension; a :class:`~restorekit.errors.RestorekitError` it raises stops the run with its
+        message.
+    options : dict
+        Further keyword arguments of :func:`check_op` (``gradgradcheck``, ``tolerances``,
+        ``opcheck``, ``check_reference``, ``seed``).
+
+    Examples
+    --------
+    >>> from restorekit import hookimpl
+    >>> from restorekit.testing import OpCheckSpec
+    >>> @hookimpl
+    ... def register_op_checks(register):
+    ...     register(OpCheckSpec(name="myplugin::scale", op="torch.ops.myplugin.scale.default",
+    ...                          reference="my_package.reference:scale", samples="my_package.tests:samples",
+    ...                          setup="my_package:load_extension", options={"gradgradcheck": True}))
+    """
+
+    name: str
+    op: Any
+    reference: Any
+    samples: Any
+    dtypes: Sequence[Any] | Mapping[str, Sequence[Any]] | None = None
+    devices: Sequence[str] | Callable[[], Sequence[str]] | str = ("cpu", "cuda")
+    setup: Any = None
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        """What makes this spec unusable ('' list when it is fine)."""
+        out = []
+        if not isinstance(self.name, str) or not self.name.strip():
+            out.append("name must be a non-empty string")
+        for field in ("op", "reference", "samples"):
+            if getattr(self, field) is None:
+                out.append(f"{field} is required")
+        unknown = set(self.options) - set(_SPEC_OPTIONS)
+        if unknown:
+            out.append(f"unknown options {sorted(unknown)}; allowed: {', '.join(_SPEC_OPTIONS)}")
+        return out
+
+    def _dtypes_for(self, device: str):
+        import torch
+
+        dtypes = self.dtypes.get(device.split(":")[0]) if isinstance(self.dtypes, Mapping) else self.dtypes
+        return None if dtypes is None else [getattr(torch, d) if isinstance(d, str) else d for d in dtypes]
+
+    def prepare(self) -> list[str]:
+        """Run ``setup``; the devices to check on (``devices``, resolved)."""
+        if self.setup is not None:
+            _resolve(self.setup)()
+        devices = _resolve(self.devices)
+        return list(devices() if callable(devices) else devices)
+
+    def cases(self, device: str) -> list[OpCheckCase]:
+        """The :class:`OpCheckCase` list on ``device`` (after :meth:`prepare`; resolves the strings)."""
+        return op_check_cases(_resolve(self.op), _resolve(self.reference), _resolve(self.samples),
+                              dtypes=self._dtypes_for(device), device=device, name=self.name, **self.options)
+
+
+def run_op_checks(specs: Iterable[OpCheckSpec], devices: Sequence[str] | None = None, *,
+                  quick: bool = False, progress: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+    """Run every spec's checks on each of its devices torch can use (``restorekit gradcheck``).
+
+    Parameters
+    ----------
+    specs : iterable of OpCheckSpec
+        Usually ``restorekit.registry.default_registry().op_checks()``.
+    devices : sequence of str, optional
+        Only these devices (default: each spec's own ``devices``); absent ones are left out.
+    quick : bool
+        Leave out the slower ``gradgradcheck``, ``opcheck`` and ``backward-opcheck``.
+    progress : callable, optional
+        Called with each result as it is produced.
+
+    Raises
+    ------
+    RestorekitError
+        From a spec's ``setup`` (e.g. :class:`~restorekit.errors.ExtensionMissingError`).
+    """
+    results: list[CheckResult] = []
+    slow = {"gradgradcheck", "opcheck", "backward-opcheck"}
+    for spec in specs:
+        for device in spec.prepare():
+            if (devices is not None and device not in devices) or device_unavailable(device):
+                continue
+            for case in spec.cases(device):
+                if quick and case.check in slow:
+                    continue
+                result = case.run()
+                results.append(result)
+                if progress:
+                    progress(result)
+    return results
+
+
+# ---- restorekit's own ops ----------------------------------------------------------------------
 def _linear_samples(dtype, device, seed: int = 0) -> list[Sample]:
-    """Shapes the compiled linear ops are checked on: batch 1 and 0, bias and none, strided, transposed."""
+    """Shapes the compiled linear ops are checked on: batch 1 and 0, bias and none, strided, transposed,
+    1x1 operands with odd strides, and inputs that need no gradient."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -340,6 +802,8 @@ def _linear_samples(dtype, device, seed: int = 0) -> list[Sample]:
         Sample("non-contiguous x, weight, bias", (t(3, 10)[:, ::2], t(4, 10)[:, 1::2], t(8)[::2])),
         Sample("transposed x and weight", (t(5, 3).t(), t(5, 4).t(), t(4))),
         Sample("1 input feature", (t(6, 1), t(2, 1), t(2))),
+        Sample("1x1 x and weight, strides (6, 2)", (t(3, 3)[::2, ::2][:1, :1], t(3, 3)[::2, ::2][:1, :1], t(1))),
+        Sample("weight and bias grads only", (t(3, 5), t(4, 5), t(4)), requires_grad=(False, True, True)),
     ]
 
 
@@ -362,114 +826,97 @@ def _relu_samples(dtype, device, seed: int = 1) -> list[Sample]:
     ]
 
 
-def _backward_op_samples(device) -> list[tuple[str, Any, tuple]]:
+def _linear_relu_reference(x, w, b=None):
+    from ..nn import LinearFunction, ReLUFunction
+
+    return ReLUFunction.apply(LinearFunction.apply(x, w, b))
+
+
+def _first_layer_net(backend: str, device, dtype):
     import torch
 
-    gen = torch.Generator().manual_seed(2)
+    from ..nn import FullyConnectedNet
 
-    def t(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(device)
+    gen = torch.Generator().manual_seed(0)
+    net = FullyConnectedNet(12, 7, 5, backend=backend)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+    return net.to(device=device, dtype=dtype)
 
-    x, w, g = t(3, 5), t(4, 5), t(3, 4)
-    out = torch.relu(t(3, 4))
-    R = torch.ops.restorekit
+
+def _first_layer_closed_form(x, y, backend: str):
+    """dL/dW1, dL/db1 of FullyConnectedNet from the closed form (restorekit.nn.gradients)."""
+    from ..nn import first_layer_gradients
+
+    return first_layer_gradients(_first_layer_net(backend, x.device, x.dtype), x, y)
+
+
+def _first_layer_autograd(x, y, backend: str):
+    """dL/dW1, dL/db1 of FullyConnectedNet by autograd through the chosen backend."""
+    net = _first_layer_net(backend, x.device, x.dtype)
+    (0.5 * (net(x) - y).pow(2).sum()).backward()
+    return net.fc1.weight.grad, net.fc1.bias.grad
+
+
+def _first_layer_samples(dtype, device):
+    import torch
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(9, 12, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+    y = torch.randn(9, 7, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+    return [Sample(f"batch 9 ({backend} backend)", (x, y, backend), requires_grad=(False, False, False))
+            for backend in ("python", "compiled")]
+
+
+def restorekit_op_checks() -> list[OpCheckSpec]:
+    """The :class:`OpCheckSpec` of restorekit's compiled ops (registered by the ``mlp_inpaint`` plugin).
+
+    ``linear``, ``relu`` and ``linear_relu`` against the reference Functions (compare in float32 and
+    float64, plus float16 and bfloat16 on CUDA; gradcheck, gradgradcheck, opcheck and the backward
+    ops' opcheck in float64), and the closed-form first-layer gradients of ``FullyConnectedNet``
+    against autograd with both backends. Their ``setup`` loads the extension.
+    """
+    setup = "restorekit.nn.extension:load"
+    dtypes = {"cpu": ("float32", "float64"), "cuda": ("float32", "float64", "float16", "bfloat16")}
+    devices = "restorekit.testing.ops:_restorekit_devices"
+    common = dict(dtypes=dtypes, devices=devices, setup=setup, options={"gradgradcheck": True})
+    here = "restorekit.testing.ops"
     return [
-        ("all grads", R.linear_backward.default, (g, x, w, [True, True, True])),
-        ("weight grad only", R.linear_backward.default, (g, x, w, [False, True, False])),
-        ("transposed grad_out", R.linear_backward.default, (t(4, 3).t(), x, w, [True, True, True])),
-        ("all grads", R.linear_relu_backward.default, (g, x, w, out, [True, True, True])),
-        ("no bias grad", R.linear_relu_backward.default, (g, x, w, out, [True, True, False])),
-        ("batch 0", R.linear_relu_backward.default, (t(0, 4), t(0, 5), w, t(0, 4), [True, True, True])),
-        ("4x3", R.relu_backward.default, (g, out)),
+        OpCheckSpec("restorekit::linear", "torch.ops.restorekit.linear.default",
+                    "restorekit.nn:LinearFunction.apply", f"{here}:_linear_samples", **common),
+        OpCheckSpec("restorekit::relu", "torch.ops.restorekit.relu.default",
+                    "restorekit.nn:ReLUFunction.apply", f"{here}:_relu_samples", **common),
+        OpCheckSpec("restorekit::linear_relu", "torch.ops.restorekit.linear_relu.default",
+                    f"{here}:_linear_relu_reference", f"{here}:_linear_samples", **common),
+        OpCheckSpec("FullyConnectedNet dW1,db1", f"{here}:_first_layer_closed_form",
+                    f"{here}:_first_layer_autograd", f"{here}:_first_layer_samples",
+                    dtypes=("float64",), devices=devices, setup=setup,
+                    options={"gradcheck": False, "opcheck": False,
+                             "tolerances": {"float64": (1e-10, 1e-12)}}),
     ]
+
+
+def _restorekit_devices() -> list[str]:
+    """The CPU, and CUDA when the extension has its CUDA kernels (absent devices are skipped later)."""
+    from ..nn import extension
+
+    return ["cpu"] + (["cuda"] if extension.cuda_built() else [])
 
 
 def run_suite(devices: Sequence[str] | None = None, *, opcheck: bool = True, gradgradcheck: bool = True,
               progress: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
-    """Check restorekit's compiled ops against the reference Functions (``restorekit gradcheck``).
+    """Run :func:`restorekit_op_checks` (restorekit's compiled ops) through :func:`run_op_checks`.
 
-    For each device: ``linear``, ``relu`` and ``linear_relu`` through :func:`check_op` on the
-    shapes of ``_linear_samples`` / ``_relu_samples`` (compare in float32 and float64, plus
-    float16 and bfloat16 on CUDA; gradcheck, gradgradcheck, opcheck in float64); opcheck of the
-    three backward ops; and the closed-form first-layer gradients of ``FullyConnectedNet`` against
-    autograd, with the compiled and the Python backends.
-
-    Parameters
-    ----------
-    devices : sequence of str, optional
-        Default ``["cpu"]``, plus ``"cuda"`` when a GPU is visible and the CUDA kernels are built.
-    opcheck, gradgradcheck : bool
-        Include these (slower) checks.
-    progress : callable, optional
-        Called with each result as it is produced.
+    ``opcheck=False`` or ``gradgradcheck=False`` runs the quick set (neither). The CUDA checks run
+    where a GPU is visible and the CUDA kernels are built.
 
     Raises
     ------
     ExtensionMissingError
         When ``restorekit._C`` is not built (with what to do).
     """
-    import torch
-
-    from .nn import LinearFunction, ReLUFunction, extension
+    from ..nn import extension
 
     extension.load()
-    if devices is None:
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and extension.cuda_built() else [])
-    R = torch.ops.restorekit
-
-    def linear_relu_ref(x, w, b=None):
-        return ReLUFunction.apply(LinearFunction.apply(x, w, b))
-
-    results: list[CheckResult] = []
-
-    def extend(new):
-        for r in new:
-            results.append(r)
-            if progress:
-                progress(r)
-
-    for device in devices:
-        dtypes = [torch.float32, torch.float64]
-        if device.startswith("cuda"):
-            dtypes += [torch.float16, torch.bfloat16]
-        for name, op, ref, samples in [
-            ("restorekit::linear", R.linear.default, LinearFunction.apply, _linear_samples),
-            ("restorekit::relu", R.relu.default, ReLUFunction.apply, _relu_samples),
-            ("restorekit::linear_relu", R.linear_relu.default, linear_relu_ref, _linear_samples),
-        ]:
-            extend(check_op(op, ref, samples, dtypes=dtypes, device=device, gradgradcheck=gradgradcheck,
-                            opcheck=opcheck, name=name, raise_on_failure=False))
-        if opcheck:
-            for sample, op, args in _backward_op_samples(device):
-                new: list[CheckResult] = []
-                _run(new, f"restorekit::{op._opname}", sample, "opcheck", "float64", device,
-                     lambda op=op, args=args: _opcheck(op, args))
-                extend(new)
-        extend(_analytic_checks(device))
-    return results
-
-
-def _analytic_checks(device: str) -> list[CheckResult]:
-    import torch
-
-    from .nn import FullyConnectedNet, first_layer_gradients
-
-    out: list[CheckResult] = []
-    for backend in ("python", "compiled"):
-        def check(backend=backend):
-            torch.manual_seed(0)
-            net = FullyConnectedNet(12, 7, 5, backend=backend).double().to(device)
-            x = torch.randn(9, 12, dtype=torch.float64, device=device)
-            y = torch.randn(9, 7, dtype=torch.float64, device=device)
-            dW1, db1 = first_layer_gradients(net, x, y)
-            (0.5 * (net(x) - y).pow(2).sum()).backward()
-            problems = []
-            if not torch.allclose(dW1, net.fc1.weight.grad, rtol=1e-10, atol=1e-12):
-                problems.append("dL/dW1 differs from autograd")
-            if not torch.allclose(db1, net.fc1.bias.grad, rtol=1e-10, atol=1e-12):
-                problems.append("dL/db1 differs from autograd")
-            return "; ".join(problems)
-
-        _run(out, "FullyConnectedNet", f"closed-form dW1, db1 vs autograd ({backend})", "analytic", "float64",
-             device, check)
-    return out
+    return run_op_checks(restorekit_op_checks(), devices, quick=not (opcheck and gradgradcheck), progress=progress)
