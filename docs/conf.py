@@ -4,6 +4,11 @@ Build with ``make docs`` (warnings are errors); the HTML lands in ``docs/_build/
 """
 
 import restorekit
+from restorekit.nn import extension
+
+# restorekit.nn.ops registers the fake kernels of the compiled ops, so it imports only once the
+# extension is loaded: load it (built by `make install`) before autodoc imports the module.
+extension.load()
 
 project = "restorekit"
 author = "the restorekit developers"

@@ -15,22 +15,22 @@ and a list of methods, and for each image and noise level:
 
 The degradations per task (sigma always on the [0, 1] scale):
 
-===========  ==========================================================  ===================
-task         degradation                                                 default sigmas
-===========  ==========================================================  ===================
-denoise      ``Noise(sigma)``                                            0.05, 0.1, 0.2
-deblur       ``Compose(Blur(kernel), Noise(sigma))``, circular boundary,  0.005, 0.01, 0.02
+============ ==============================================================  ===================
+task         degradation                                                     default sigmas
+============ ==============================================================  ===================
+denoise      ``Noise(sigma)``                                                0.05, 0.1, 0.2
+deblur       ``Compose(Blur(kernel), Noise(sigma))``, circular boundary,     0.005, 0.01, 0.02
              kernel ``"course"`` unless given
-inpaint      ``Compose(Mask, Noise(sigma))``; mask ``"lower-half"`` (the  0
+inpaint      ``Compose(Mask, Noise(sigma))``; mask ``"lower-half"`` (the     0
              course's: the lower half of each image missing) or
              ``"random:P"`` (each pixel missing with probability P, drawn
              from the image's seed)
-superresolve ``Compose(Downsample(scale, kernel), Noise(sigma))``,         0, 0.01
+superresolve ``Compose(Downsample(scale, kernel), Noise(sigma))``,           0, 0.01
              circular boundary, scale 2 unless given, the bicubic
              anti-aliasing kernel unless one is given; each clean image is
              cropped (bottom, right) to a multiple of the scale and the
              output, ``scale`` times the input's size, is scored against it
-===========  ==========================================================  ===================
+============ ==============================================================  ===================
 
 For super-resolution the degraded input's baseline row is the input
 upsampled by pixel repetition (nearest neighbour), the only way to score a

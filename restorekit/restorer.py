@@ -138,6 +138,8 @@ class Param:
     allow_nan : bool
         Accept NaN as a float value (refused by default).
 
+    Notes
+    -----
     The declaration itself is checked when a plugin registers it (see
     :meth:`problems`): a default outside the bounds or choices makes the
     plugin fail with a message naming the parameter.

@@ -8,28 +8,28 @@ same checks into one pytest test per (restorer, check), for a plugin's own test 
 
 The checks (each a function of this module, named in every report):
 
-=============================  ==================================================================
-check                          what it asks of the restorer
-=============================  ==================================================================
-``check_declared_params``      every declared parameter's default, passed explicitly, builds it;
-                               each default written as text (``--param k=v``) parses back to itself
-``check_batched_nchw``         a batch of 2 in, a batch of 2 out, each item as when restored alone
-``check_gray``                 a 1-channel batch restored (or refused with a RestorekitError when
-                               ``channels`` leaves 1 out: skipped, the refusal checked)
-``check_colour``               the same for 3 channels
-``check_odd_non_square``       an odd, non-square size (skipped for a ``fixed_size``)
-``check_dtype_kept``           float64 in, float64 out
-``check_device_kept``          output on the input's device (CPU; CUDA too when there is one)
-``check_input_not_modified``   the input tensor is left as it was
+=============================== ==================================================================
+check                           what it asks of the restorer
+=============================== ==================================================================
+``check_declared_params``       every declared parameter's default, passed explicitly, builds it;
+                                each default written as text (``--param k=v``) parses back to itself
+``check_batched_nchw``          a batch of 2 in, a batch of 2 out, each item as when restored alone
+``check_gray``                  a 1-channel batch restored (or refused with a RestorekitError when
+                                ``channels`` leaves 1 out: skipped, the refusal checked)
+``check_colour``                the same for 3 channels
+``check_odd_non_square``        an odd, non-square size (skipped for a ``fixed_size``)
+``check_dtype_kept``            float64 in, float64 out
+``check_device_kept``           output on the input's device (CPU; CUDA too when there is one)
+``check_input_not_modified``    the input tensor is left as it was
 ``check_same_seed_same_output`` the same output twice with ``torch.manual_seed(0)`` before each call
-                               (up to float rounding, 1e-6)
-``check_output_range``         every value inside ``output_range`` (skipped when it is None)
-``check_bad_input_raises``     NaN, a wrong rank or an integer image raise a RestorekitError
-``check_degradation_none``     ``degradation=None`` restored, or (``needs_degradation = True``)
-                               refused with a RestorekitError of the restorer's own
-``check_every_task``           each declared task's degradation restored (output scaled for
-                               super-resolution); skipped for a restorer of one task
-=============================  ==================================================================
+                                (up to float rounding, 1e-6)
+``check_output_range``          every value inside ``output_range`` (skipped when it is None)
+``check_bad_input_raises``      NaN, a wrong rank or an integer image raise a RestorekitError
+``check_degradation_none``      ``degradation=None`` restored, or (``needs_degradation = True``)
+                                refused with a RestorekitError of the restorer's own
+``check_every_task``            each declared task's degradation restored (output scaled for
+                                super-resolution); skipped for a restorer of one task
+=============================== ==================================================================
 
 Every call also goes through the contract of :meth:`Restorer.__call__` (output a finite tensor of
 the input's shape, dtype and device), so each check fails on a contract violation too.
