@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 + options + extra)
                 row = {"method": method, "size": size, "mode": mode, "seconds": round(seconds, 1),
                        "peak_gib": round(peak / 2**30, 3), "status": code,
-                       "tiles": tiles_used(method, width, height, extra[1] if extra else None)}
+                       "tiles": tiles_used(method, width, height, *extra[:2])}
                 if code == 0:
                     if clean is None:
                         clean = np.load(clean_path)
