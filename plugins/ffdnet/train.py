@@ -24,48 +24,53 @@ default, turns it on only where ``/proc/cpuinfo`` lists ``amx_bf16``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import shlex
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, ClassVar
+
+from restorekit.training.options import TrainOptions, TrainRun, check_sigma_option, option, trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 VAL_HELD_OUT = 8
 
 
 @dataclass
-class FFDNetOptions:
-    """One FFDNet training run (stored in the checkpoint and the shipped metadata)."""
+class FFDNetOptions(TrainOptions):
+    """One FFDNet training run (stored in the checkpoint and the shipped metadata); also its command line."""
 
-    preset: str = "ffdnet-color"
-    data: str = ""
-    gray_data: str = ""
-    gray_fraction: float = 0.25
-    hidden_layers: int = 10
-    hidden_channels: int = 32
-    downscale: int = 1
-    init_from: str = "dncnn"             # a registered restorer whose .net is a plain stack of this shape, or ""
-    sigma_range: tuple = (0.0, 0.21)
-    patch: int = 40
-    crops_per_epoch: int = 4800
-    epochs: int = 15
-    batch_size: int = 32
-    lr: float = 5e-4
-    lr_drop_at: float = 0.8
-    seed: int = 0
-    limit: int | None = None
-    val_sigma: float = 0.1
-    val_crop: int = 128
-    threads: int | None = 1
-    checkpoint_every: int = 100
-    device: str = "cpu"
-    bf16: str = "auto"
+    preset: str = option("ffdnet-color", "starting settings; options given replace the preset's")
+    data: str = option("", "colour training folder (by default CBSD432 under the data root)")
+    gray_data: str = option("", "grayscale folder mixed in (by default Train400 under the data root)")
+    gray_fraction: float = option(0.25, "share of samples from --gray-data, gray repeated in 3 channels",
+                                  minimum=0, below=1)
+    hidden_layers: int = option(10, "hidden convolution layers", minimum=1)
+    hidden_channels: int = option(32, "channels of each hidden layer", minimum=1)
+    downscale: int = option(1, "1: full resolution; 2: FFDNet's 2x2 pixel blocks", choices=(1, 2))
+    init_from: str = option("dncnn", "start from this registered restorer's blind network ('' for a fresh start)")
+    sigma_range: tuple[float, float] = option((0.0, 0.21), "noise sigma drawn uniformly per sample, [0, 1] scale",
+                                              check=check_sigma_option)
+    patch: int = option(40, "crop side in pixels", minimum=2)
+    crops_per_epoch: int = option(4800, "random crops per epoch", minimum=1)
+    epochs: int = option(15, "passes of --crops-per-epoch crops", minimum=1)
+    batch_size: int = option(32, "samples per step and per process", minimum=1)
+    lr: float = option(5e-4, "Adam learning rate", above=0)
+    lr_drop_at: float = option(0.8, "fraction of the run after which the rate is divided by 10", above=0, below=1)
+    limit: int | None = option(None, "read only the first N images of each folder", minimum=1)
+    val_sigma: float = option(0.1, "noise sigma of the validation images (given to the model)",
+                              check=check_sigma_option)
+    val_crop: int = option(128, "side of the central validation crops", minimum=2)
+    threads: int = option(1, "torch CPU threads per process (0: torch's default)", minimum=0)
+    checkpoint_every: int = option(100, "steps between mid-epoch checkpoints (0: only at epoch ends)", minimum=0)
+    bf16: str = option("auto", "bfloat16 autocast on the CPU (auto: where the CPU has AMX-BF16)",
+                       choices=("auto", "on", "off"))
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"ffdnet-color": {}}
 
 
-PRESETS = {"ffdnet-color": {}}
+PRESETS = FFDNetOptions.presets
 
 
 def cpu_has_amx_bf16() -> bool:
@@ -103,40 +108,11 @@ class WithSigmaMap:
         return self.noise.describe()
 
 
-class GrayAsColour:
-    """Gray ``(noisy + map, clean)`` pairs with the gray channel repeated into three."""
-
-    def __init__(self, pairs) -> None:
-        self.pairs = pairs
-
-    def set_epoch(self, epoch: int) -> None:
-        self.pairs.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index):
-        import torch
-
-        degraded, clean = self.pairs[index]
-        return torch.cat([degraded[:1].expand(3, -1, -1), degraded[1:]]), clean.expand(3, -1, -1).contiguous()
-
-
-def _concat(parts):
-    from torch.utils.data import ConcatDataset
-
-    class Concat(ConcatDataset):
-        def set_epoch(self, epoch: int) -> None:
-            for p in self.datasets:
-                p.set_epoch(epoch)
-
-    return Concat(parts)
-
-
 def build_datasets(opts: FFDNetOptions, progress: bool = True):
     """``(train_pairs, val_pairs, description)`` for ``opts``."""
     from restorekit.kernels import default_data_root
-    from restorekit.training import AddNoise, DegradedPairs, RandomCrops, fixed_pairs, load_images
+    from restorekit.training import (AddNoise, ConcatPairs, DegradedPairs, GrayAsColour, RandomCrops, fixed_pairs,
+                                     load_images)
 
     root = default_data_root() or Path("../shared/data")
     folder = Path(opts.data) if opts.data else root / "CBSD432"
@@ -161,10 +137,10 @@ def build_datasets(opts: FFDNetOptions, progress: bool = True):
                                        f"{100 * opts.gray_fraction:.0f}% of samples, gray and noise repeated in "
                                        "3 channels")
     val = fixed_pairs(val_images, WithSigmaMap(AddNoise(opts.val_sigma)), seed=opts.seed, crop=opts.val_crop)
-    return _concat(parts), val, described
+    return ConcatPairs(parts), val, described
 
 
-def train_ffdnet(opts: FFDNetOptions, out: str | os.PathLike, resume: bool = False, export: str = "",
+def train_ffdnet(opts: FFDNetOptions, out: str | os.PathLike, resume: bool = False, export: str | os.PathLike = "",
                  progress: bool = True, command: str = ""):
     """Train an FFDNet as ``opts`` says; write checkpoints to ``out``; ship as ``export`` if given."""
     import torch
@@ -253,8 +229,9 @@ def _jsonable(d: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
-def export_weights(result, net, opts: FFDNetOptions, described: dict, name: str, command: str = "") -> Path:
-    """Ship ``net`` as ``weights/<name>.pt`` + ``.json`` (provenance and SHA-256)."""
+def export_weights(result, net, opts: FFDNetOptions, described: dict, name: str | os.PathLike,
+                   command: str = "") -> Path:
+    """Ship ``net`` as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``."""
     from restorekit.weights import save_model
 
     h = result.history
@@ -280,89 +257,24 @@ def export_weights(result, net, opts: FFDNetOptions, described: dict, name: str,
         "command": command or f"python -m restorekit_plugins.ffdnet.train --preset {opts.preset} --export {name}",
         "options": _jsonable(asdict(opts)),
     }
-    path = WEIGHTS_DIR / f"{name}.pt"
-    WEIGHTS_DIR.mkdir(exist_ok=True)
+    path = Path(name) if str(name).endswith(".pt") else WEIGHTS_DIR / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_model(net, path, arch=net.arch(), metadata=meta)
     return path
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m restorekit_plugins.ffdnet.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="ffdnet-color", choices=sorted(PRESETS))
-    p.add_argument("--data", default=None, help="colour training folder (default ../shared/data/CBSD432)")
-    p.add_argument("--gray-data", default=None, help="gray folder mixed in (default ../shared/data/Train400)")
-    p.add_argument("--gray-fraction", type=float, default=None, help="share of gray samples (0 to 1)")
-    p.add_argument("--hidden-layers", type=int, default=None)
-    p.add_argument("--hidden-channels", type=int, default=None)
-    p.add_argument("--downscale", type=int, choices=(1, 2), default=None,
-                   help="1: full resolution (default); 2: FFDNet's 2x2 pixel blocks")
-    p.add_argument("--init-from", default=None, help="start from this registered restorer's blind network "
-                   "(default dncnn; '' for a fresh start)")
-    p.add_argument("--sigma-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
-    p.add_argument("--patch", type=int, default=None)
-    p.add_argument("--crops-per-epoch", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="read only the first N images")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--bf16", choices=("auto", "on", "off"), default=None)
-    p.add_argument("--out", required=True, help="run folder (checkpoint.pt, history.json, curves.png)")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--export", default="", help="ship the result as weights/NAME.pt + NAME.json")
-    p.add_argument("--no-progress", action="store_true")
-    return p
-
-
-OPTION_KEYS = ("data", "gray_data", "gray_fraction", "hidden_layers", "hidden_channels", "downscale", "init_from",
-               "sigma_range", "patch",
-               "crops_per_epoch", "epochs", "batch_size", "lr", "seed", "limit", "threads", "device", "bf16")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    overrides = {k: getattr(args, k) for k in OPTION_KEYS if getattr(args, k) is not None}
-    if "sigma_range" in overrides:
-        overrides["sigma_range"] = tuple(overrides["sigma_range"])
-    opts = FFDNetOptions(preset=args.preset, **{**PRESETS[args.preset], **overrides})
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
-    command = "python -m restorekit_plugins.ffdnet.train " + shlex.join(given)
-    result = train_ffdnet(opts, args.out, resume=args.resume, export=args.export, progress=not args.no_progress,
-                          command=command)
+@trainer(FFDNetOptions, name="ffdnet")
+def run_request(opts: FFDNetOptions, run: TrainRun) -> int:
+    """``restorekit train ffdnet`` and ``python -m restorekit_plugins.ffdnet.train``."""
+    export = run.export_path(WEIGHTS_DIR, opts.preset) if run.export is not None else ""
+    result = train_ffdnet(opts, run.out, resume=run.resume, export=export or "", progress=run.progress,
+                          command=run.command)
     if result.is_main:
         h = result.history
         print(f"done: {len(h['epoch_loss'])} epochs, validation PSNR {h['val_psnr'][-1]:.2f} dB, "
-              f"{h['seconds']:.0f} s; run folder {args.out}")
+              f"{h['seconds']:.0f} s; run folder {run.out}")
     return 0
 
 
-def run_request(req) -> int:
-    """``restorekit train ffdnet``: the command's common options, then the plugin's own (``req.extra``)."""
-    argv = ["--out", req.out or f"runs/{req.name}"]
-    for flag, value in (("--data", req.data), ("--epochs", req.epochs), ("--batch-size", req.batch_size),
-                        ("--lr", req.lr), ("--patch", req.patch), ("--seed", req.seed), ("--limit", req.limit),
-                        ("--device", req.device), ("--threads", req.threads)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if req.sigma_range is not None:
-        argv += ["--sigma-range", str(req.sigma_range[0]), str(req.sigma_range[1])]
-    if req.resume:
-        argv.append("--resume")
-    if req.export:
-        argv += ["--export", req.export]
-    if not req.progress:
-        argv.append("--no-progress")
-    return main(argv + list(req.extra))
-
-
 if __name__ == "__main__":
-    from restorekit.errors import RestorekitError
-
-    try:
-        sys.exit(main())
-    except RestorekitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_request.main())
