@@ -145,7 +145,8 @@ def test_demo_digits_ship_with_the_package():
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--tasks", "denoise,sharpen"], "unknown sharpen; choose from denoise, deblur, inpaint"),
+        (["--tasks", "denoise,sharpen"],
+         "unknown sharpen; choose from denoise, deblur, deblur-motion, inpaint, superresolve"),
         (["--tasks", ","], "empty; choose from"),
         (["--images", "not_a_photo"], "no photo named"),
         (["--size", "8"], "at least 16"),

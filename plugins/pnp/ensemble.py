@@ -15,7 +15,8 @@ COUNT = 8
 
 
 def transform(x: torch.Tensor, index: int) -> torch.Tensor:
-    """Transform ``index`` (0-7; 0 is the identity) of ``x``: a left-right flip for 4-7, then ``index % 4`` quarter turns."""
+    """Transform ``index`` (0-7) of ``x``: 0 is the identity; a left-right flip for 4-7, then
+    ``index % 4`` quarter turns."""
     index %= COUNT
     if index >= 4:
         x = x.flip(-1)

@@ -6,13 +6,18 @@ import argparse
 
 HELP = "restore scikit-image's bundled photos with every registered restorer; print a table, write a figure"
 DESCRIPTION = """\
-The course's three experiments on data that ships with the installed packages:
+The course's three experiments, and two for plug-and-play, on data that ships with the installed packages:
 photographs of scikit-image (astronaut, coffee, chelsea, camera; centre-cropped
 and resized to --size) and 12 MNIST digits bundled with restorekit:
 
   denoise  Gaussian noise of sigma --sigma (default 0.1) on the photos
   deblur   blur by the course kernel (MNIST digit 0 at 7x7, circular) + noise
            of sigma --deblur-sigma (default 0.01) on the photos
+  deblur-motion  the same with Levin et al.'s motion-blur kernel 1 (19x19,
+           shipped as restorekit/data/levin09_1.npy), where plug-and-play
+           (pnp) shows what a fixed-kernel model cannot do
+  superresolve  the photos downsampled x2 (bicubic anti-aliasing), noise-free,
+           restored to full size (bicubic interpolation against pnp)
   inpaint  the lower half of each 28x28 digit missing (digits of classes 7, 8
            and 9 that the shipped mlp-inpaint model never saw in training)
 
@@ -24,7 +29,11 @@ weights or compiled extension) are listed with the reason. Sigmas are on the
 [0, 1] scale."""
 
 DEMO_IMAGES = ("astronaut", "coffee", "chelsea", "camera")
-DEMO_TASKS = ("denoise", "deblur", "inpaint")
+DEMO_TASKS = ("denoise", "deblur", "deblur-motion", "inpaint", "superresolve")
+#: Demo rows that run a benchmark task under another name, and the super-resolution factor.
+ROW_TASKS = {"deblur-motion": "deblur"}
+DEMO_SCALE = 2
+MOTION_KERNEL_FILE = "levin09_1.npy"
 DEFAULT_OUTPUT = "restorekit-demo.png"
 #: The largest --size (twice the largest bundled photo's side).
 MAX_SIZE = 1024
@@ -81,6 +90,16 @@ def demo_images(names: list[str], size: int) -> dict:
     return out
 
 
+def _motion_kernel():
+    """Levin et al.'s motion-blur kernel 1, shipped in restorekit/data (provenance in its .json)."""
+    from importlib import resources
+
+    from ..kernels import load_kernel
+
+    with resources.as_file(resources.files("restorekit") / "data" / MOTION_KERNEL_FILE) as path:
+        return load_kernel(path)
+
+
 def write_figure(results: list, path: str) -> str:
     """One row per task: the first image clean, degraded and restored by each method; atomic write."""
     import matplotlib
@@ -96,13 +115,15 @@ def write_figure(results: list, path: str) -> str:
     fig, axes = plt.subplots(len(rows), columns, figsize=(2.3 * columns, 2.8 * len(rows)),
                              squeeze=False, layout="constrained")
     for axis_row, (task, result, ex) in zip(axes, rows):
-        damage = "lower half missing" if task == "inpaint" else f"sigma {ex.sigma:g}"
+        damage = {"inpaint": "lower half missing",
+                  "superresolve": f"x{DEMO_SCALE}, sigma {ex.sigma:g}"}.get(task, f"sigma {ex.sigma:g}")
         panels = [("clean", ex.clean), (f"{task}, {damage}", ex.degraded)] + list(ex.outputs.items())
         for ax, (label, tensor) in zip(axis_row, panels):
             img = tensor[0].clamp(0, 1)
             shown = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
             ax.imshow(shown, cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
-            score = "" if label == "clean" else f"\n{psnr(img[None], ex.clean):.2f} dB"
+            smaller = tuple(img.shape[-2:]) != tuple(ex.clean.shape[-2:])  # a super-resolution input
+            score = "" if label == "clean" or smaller else f"\n{psnr(img[None], ex.clean):.2f} dB"
             ax.set_title(label + score, fontsize=8)
         for ax in axis_row:
             ax.axis("off")
@@ -139,11 +160,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--images is empty; name at least one scikit-image photo, e.g. astronaut")
     check_seed(args.seed, "--seed", span=max(len(names), 12))  # image i is seeded with --seed + i
     sigmas = {"denoise": parse_sigmas([args.sigma], "denoise"), "deblur": parse_sigmas([args.deblur_sigma], "deblur")}
-    photos = demo_images(names, args.size) if {"denoise", "deblur"} & set(tasks) else {}
+    photos = demo_images(names, args.size) if set(tasks) - {"inpaint"} else {}
     photo_source = f"scikit-image ({', '.join(names)}, {args.size}x{args.size})"
     plan = {
         "denoise": (photos, sigmas["denoise"], None, photo_source),
         "deblur": (photos, sigmas["deblur"], "course", photo_source),
+        "deblur-motion": (photos, sigmas["deblur"], _motion_kernel(), photo_source),
+        "superresolve": (photos, (0.0,), None, photo_source),
         "inpaint": (None, (0.0,), None, "12 MNIST digits bundled with restorekit (classes 7, 8, 9; 28x28)"),
     }
     results = []
@@ -154,8 +177,9 @@ def run(args: argparse.Namespace) -> int:
 
             digits, labels = demo_digits()
             images = {f"digit{i:02d}-class{label}": d[None] for i, (d, label) in enumerate(zip(digits, labels))}
-        result = run_benchmark(images, task, sigmas=sigmas, kernel=kernel, seed=args.seed,
-                               progress=not args.no_progress, keep=1)
+        result = run_benchmark(images, ROW_TASKS.get(task, task), sigmas=sigmas, kernel=kernel, seed=args.seed,
+                               progress=not args.no_progress, keep=1,
+                               scale=DEMO_SCALE if task == "superresolve" else None)
         result.settings["source"] = source
         print(f"## {task}\n")
         print(result.to_markdown())
