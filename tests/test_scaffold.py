@@ -63,7 +63,8 @@ def test_learned_weights_verify(tmp_path):
     assert sidecar["metadata"]["epochs"] == 0
     assert weights.stat().st_size < 20_000
     project = tomllib.loads((dest / "pyproject.toml").read_text())
-    assert project["tool"]["setuptools"]["package-data"] == {"my_filter": ["weights/*.pt", "weights/*.json"]}
+    assert project["tool"]["setuptools"]["packages"] == ["my_filter", "my_filter.weights"]
+    assert project["tool"]["setuptools"]["package-data"] == {"my_filter.weights": ["*.pt", "*.json"]}
 
 
 def test_learned_network_starts_as_identity(tmp_path):

@@ -86,8 +86,10 @@ def template_values(names: PluginNames, learned: bool, op: bool) -> dict[str, st
               "title": names.dist}
     requires = ['"setuptools>=64"'] + (['"torch"'] if op else [])
     values["build_requires"] = ", ".join(requires)
-    values["package_data"] = (f'\n[tool.setuptools.package-data]\n{names.package} = ["weights/*.pt", '
-                              '"weights/*.json"]\n' if learned else "")
+    # The weights folder is listed as a (namespace) package so that setuptools ships its files quietly.
+    values["packages"] = f'"{names.package}", "{names.package}.weights"' if learned else f'"{names.package}"'
+    values["package_data"] = (f'\n[tool.setuptools.package-data]\n"{names.package}.weights" = ["*.pt", "*.json"]\n'
+                              if learned else "")
     values["register_more"] = _fragment("learned_register", values) if learned else ""
     values["more_hooks"] = ((_fragment("trainers", values) if learned else "")
                             + (_fragment("op_checks", values) if op else ""))
