@@ -202,16 +202,10 @@ def options_from(preset: str, **overrides) -> DnCNNOptions:
 
 
 @trainer(DnCNNOptions, name="dncnn")
-def run_request(opts: DnCNNOptions, run: TrainRun) -> int:
-    """``restorekit train dncnn`` and ``python -m restorekit_plugins.dncnn.train``."""
-    export = run.export_path(WEIGHTS_DIR, opts.preset) if run.export is not None else ""
-    result = train_dncnn(opts, run.out, resume=run.resume, export=export or "", progress=run.progress,
-                         command=run.command)
-    if result.is_main:
-        h = result.history
-        print(f"done: {len(h['epoch_loss'])} epochs, validation PSNR {h['val_psnr'][-1]:.2f} dB, "
-              f"{h['seconds']:.0f} s; run folder {run.out}")
-    return 0
+def run_request(opts: DnCNNOptions, run: TrainRun):
+    """``restorekit train dncnn`` and ``python -m restorekit_plugins.dncnn.train``: the run's ``FitResult``."""
+    return train_dncnn(opts, run.out, resume=run.resume, export=run.export_path(WEIGHTS_DIR, opts.preset) or "",
+                       progress=run.progress, command=run.command)
 
 
 if __name__ == "__main__":

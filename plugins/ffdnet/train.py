@@ -264,16 +264,10 @@ def export_weights(result, net, opts: FFDNetOptions, described: dict, name: str 
 
 
 @trainer(FFDNetOptions, name="ffdnet")
-def run_request(opts: FFDNetOptions, run: TrainRun) -> int:
-    """``restorekit train ffdnet`` and ``python -m restorekit_plugins.ffdnet.train``."""
-    export = run.export_path(WEIGHTS_DIR, opts.preset) if run.export is not None else ""
-    result = train_ffdnet(opts, run.out, resume=run.resume, export=export or "", progress=run.progress,
-                          command=run.command)
-    if result.is_main:
-        h = result.history
-        print(f"done: {len(h['epoch_loss'])} epochs, validation PSNR {h['val_psnr'][-1]:.2f} dB, "
-              f"{h['seconds']:.0f} s; run folder {run.out}")
-    return 0
+def run_request(opts: FFDNetOptions, run: TrainRun):
+    """``restorekit train ffdnet`` and ``python -m restorekit_plugins.ffdnet.train``: the run's ``FitResult``."""
+    return train_ffdnet(opts, run.out, resume=run.resume, export=run.export_path(WEIGHTS_DIR, opts.preset) or "",
+                        progress=run.progress, command=run.command)
 
 
 if __name__ == "__main__":

@@ -184,9 +184,7 @@ def run_request(cfg: UNetTrainConfig, run: TrainRun) -> int:
 
     result = train(cfg, run.out, resume=run.resume, progress=run.progress)
     if result.is_main:
-        h = result.history
-        print(f"done: {cfg.epochs} epochs, validation PSNR {h['val_psnr'][-1]:.2f} dB, {h['seconds']:.0f} s; "
-              f"run folder {run.out}")
+        print(f"done: {result.summary()}; run folder {run.out}")
         dest = run.export_path(WEIGHTS_DIR, WEIGHT_NAMES[cfg.variant])
         if dest is not None:
             print(f"wrote {export(run.out, dest)}")

@@ -148,6 +148,12 @@ class FitResult:
         values = self.history.get("val_psnr") or []
         return values[-1] if values else None
 
+    def summary(self) -> str:
+        """One line: epochs done, the last validation PSNR, the training time."""
+        h = self.history
+        psnr = f", validation PSNR {self.final_val_psnr:.2f} dB" if self.final_val_psnr is not None else ""
+        return f"{len(h['epoch_loss'])} epochs{psnr}, {h['seconds']:.0f} s"
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's generators (call before building the model)."""

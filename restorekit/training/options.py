@@ -18,10 +18,10 @@ run folder and calls the function::
         epochs: int = option(10, "passes over the training set", minimum=1)   # a new default
 
     @trainer(MyOptions, name="mynet")
-    def run(opts: MyOptions, run: TrainRun) -> int:
-        ...fit(net, pairs, TrainConfig(...), out=run.out, resume=run.resume, ...)
+    def run(opts: MyOptions, run: TrainRun):
+        result = fit(net, pairs, TrainConfig(...), out=run.out, resume=run.resume, ...)
         dest = run.export_path(WEIGHTS_DIR, "mynet")      # None unless --export
-        return 0
+        return result                  # a FitResult is reported ("done: ...") with status 0; or an exit status
 
     if __name__ == "__main__":
         raise SystemExit(run.main())                       # python -m my_plugin.train --depth 4
@@ -463,7 +463,12 @@ class Trainer:
         run = TrainRun(name=name, out=out, resume=resume, overwrite=overwrite, export=run_given.get("export"),
                        progress=not run_given.get("no_progress"),
                        command=f"python -m {self.module_name()} {shlex.join(again)}".rstrip())
-        return int(self.function(opts, run) or 0)
+        outcome = self.function(opts, run)
+        if hasattr(outcome, "summary") and hasattr(outcome, "is_main"):  # a FitResult: report it, status 0
+            if outcome.is_main:
+                print(f"done: {outcome.summary()}; run folder {out}")
+            return 0
+        return int(outcome or 0)
 
     def main(self, argv: list[str] | None = None) -> int:
         """The script entry: errors as one ``error: ...`` line and exit status 2."""
