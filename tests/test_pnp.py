@@ -324,3 +324,10 @@ def test_cli_deblurs_with_pnp(tmp_path):
     assert np.load(tmp_path / "out.npy").shape == (32, 32, 3)
     assert "warning: pnp: denoiser 'dncnn' is blind" in result.stderr  # one line, once
     assert result.stderr.count("is blind") == 1
+
+
+def test_pnp_keeps_the_restorer_contract(smoother):
+    from restorekit.testing import check_restorer
+
+    results = check_restorer("pnp", denoiser=smoother, iterations=3)  # raises naming any failed check
+    assert any(r.status == "passed" and "every_task" in r.check for r in results)
