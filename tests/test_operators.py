@@ -241,6 +241,8 @@ def test_scale_multiplies_through_compose():
     assert d.scale == 6 and Noise(0.1).scale == 1 and Blur(_kernel((3, 3))).scale == 1
     assert Downsample(2).tasks == {"superresolve"}
     assert Compose(Downsample(2), Noise(0.1)).kernel.shape == (8, 8)
+    assert Compose(Downsample(2, boundary="reflect"), Noise(0.1)).boundary == "reflect"
+    assert Compose(Blur(_kernel((3, 3))), Downsample(2, boundary="reflect")).boundary == "circular"  # the blur's
 
 
 @pytest.mark.parametrize("scale", [1, 0, -2, 2.5, "x", True, None])

@@ -55,7 +55,8 @@ class Compose(Degradation):
 
     @property
     def boundary(self):  # type: ignore[override]
-        b = self._first(Blur)
+        """The first blur's (or downsampling's) border model; ``"circular"`` without either."""
+        b = self._first(Blur) or self._first(Downsample)
         return "circular" if b is None else b.boundary
 
     @property
