@@ -12,7 +12,7 @@ from .solvers import SOLVERS
 #: super-resolution, 40 for filling in missing pixels).
 DEFAULT_ITERATIONS = {"deblur": 8, "superresolve": 24, "inpaint": 40}
 #: The denoiser used when none is named.
-DEFAULT_DENOISER = "dncnn"
+DEFAULT_DENOISER = "ffdnet"  # noise-level-aware (it reads Noise(sigma_k)), so it follows the schedule
 
 
 def optional_positive_int(value) -> int | None:
