@@ -131,8 +131,24 @@ class Example:
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+class ReportFiles:
+    """``write_markdown`` / ``write_json`` for a result that has ``to_markdown`` and ``to_json``."""
+
+    def write_markdown(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_markdown` to ``path`` atomically."""
+        from .atomic import write_text_atomic
+
+        return write_text_atomic(path, self.to_markdown())
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_json` to ``path`` atomically."""
+        from .atomic import write_text_atomic
+
+        return write_text_atomic(path, self.to_json())
+
+
 @dataclass
-class BenchResult:
+class BenchResult(ReportFiles):
     """What :func:`run_benchmark` measured.
 
     Attributes
@@ -201,18 +217,6 @@ class BenchResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
-
-    def write_markdown(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`to_markdown` to ``path`` atomically."""
-        from .atomic import write_text_atomic
-
-        return write_text_atomic(path, self.to_markdown())
-
-    def write_json(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`to_json` to ``path`` atomically."""
-        from .atomic import write_text_atomic
-
-        return write_text_atomic(path, self.to_json())
 
     def figure(self, path: str | os.PathLike) -> Path:
         """Plot PSNR and SSIM against sigma, one line per method; write it atomically.

@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .bench import BenchResult, BenchRow, Skipped, run_benchmark
+from .bench import BenchResult, BenchRow, ReportFiles, Skipped, run_benchmark
 from .errors import ParameterError
 
 
 @dataclass
-class KernelSetResult:
+class KernelSetResult(ReportFiles):
     """One :class:`~restorekit.bench.BenchResult` per kernel, and their mean.
 
     Attributes
@@ -106,18 +106,6 @@ class KernelSetResult:
         import json
 
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
-
-    def write_markdown(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`to_markdown` to ``path`` atomically."""
-        from .atomic import write_text_atomic
-
-        return write_text_atomic(path, self.to_markdown())
-
-    def write_json(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`to_json` to ``path`` atomically."""
-        from .atomic import write_text_atomic
-
-        return write_text_atomic(path, self.to_json())
 
     def figure(self, path: str | os.PathLike) -> Path:
         """The mean over the kernels plotted against sigma (:meth:`BenchResult.figure`)."""

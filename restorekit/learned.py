@@ -502,4 +502,48 @@ class LearnedRestorer(Restorer):
         margin, blend = self._margin_blend(net, degradation)
         return plan_tiles(h, w, n, per_pixel, budget, margin, blend, self.tile_alignment(net), tile, self.name)
 
-__all__ = ["COMMON_PARAMS", "LearnedRestorer", "kernel_sha256", "learned_params", "parse_tile", "resolve_device"]
+# ------------------------------------------------------------------ building blocks for plugin networks
+def conv_relu_stack(in_channels: int, hidden_channels: int, hidden_layers: int, out_channels: int,
+                    bias: bool = True, kernel_size: int = 3) -> "torch.nn.Sequential":
+    """A plain stack ``conv(in -> F) + ReLU, hidden_layers x [conv(F -> F) + ReLU], conv(F -> out)``.
+
+    Every convolution keeps the size (``padding = kernel_size // 2``). The
+    residual denoisers (``dncnn``, ``ffdnet``) are this stack; its layer
+    indices are the keys of their shipped state dicts (``0.weight``, ``2.weight``...).
+
+    Examples
+    --------
+    >>> stack = conv_relu_stack(4, 8, 2, 3)
+    >>> [type(m).__name__ for m in stack]
+    ['Conv2d', 'ReLU', 'Conv2d', 'ReLU', 'Conv2d', 'ReLU', 'Conv2d']
+    """
+    from torch import nn
+
+    pad = kernel_size // 2
+    layers: list = [nn.Conv2d(in_channels, hidden_channels, kernel_size, padding=pad, bias=bias), nn.ReLU(inplace=True)]
+    for _ in range(hidden_layers):
+        layers += [nn.Conv2d(hidden_channels, hidden_channels, kernel_size, padding=pad, bias=bias),
+                   nn.ReLU(inplace=True)]
+    layers.append(nn.Conv2d(hidden_channels, out_channels, kernel_size, padding=pad, bias=bias))
+    return nn.Sequential(*layers)
+
+
+def start_as_identity(stack: "torch.nn.Module") -> None:
+    """Kaiming-normal weights (fan-in, ReLU gain), zero biases, and a zero last convolution.
+
+    A residual network ``x - stack(x)`` so initialised is the identity, and
+    leaves the plateau "predict no noise" within tens of steps (with PyTorch's
+    default initialisation a 10-layer plain stack sits there for hundreds).
+    """
+    from torch import nn
+
+    convs = [m for m in stack.modules() if isinstance(m, nn.Conv2d)]
+    for conv in convs:
+        nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+    nn.init.zeros_(convs[-1].weight)
+
+
+__all__ = ["COMMON_PARAMS", "LearnedRestorer", "conv_relu_stack", "kernel_sha256", "learned_params", "parse_tile",
+           "resolve_device", "start_as_identity"]

@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from restorekit.learned import conv_relu_stack, start_as_identity
+
 KERNEL_SIZE = 3
 
 
@@ -61,24 +63,13 @@ class DnCNN(nn.Module):
         self.hidden_layers = int(hidden_layers)
         self.hidden_channels = int(hidden_channels)
         self.use_bias = bool(use_bias)
-        pad = KERNEL_SIZE // 2
-        layers: list[nn.Module] = [nn.Conv2d(channels, hidden_channels, KERNEL_SIZE, padding=pad, bias=use_bias),
-                                   nn.ReLU(inplace=True)]
-        for _ in range(hidden_layers):
-            layers += [nn.Conv2d(hidden_channels, hidden_channels, KERNEL_SIZE, padding=pad, bias=use_bias),
-                       nn.ReLU(inplace=True)]
-        layers.append(nn.Conv2d(hidden_channels, channels, KERNEL_SIZE, padding=pad, bias=use_bias))
-        self.net = nn.Sequential(*layers)
+        self.net = conv_relu_stack(channels, hidden_channels, hidden_layers, channels, bias=use_bias,
+                                   kernel_size=KERNEL_SIZE)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Kaiming-normal hidden weights, zero biases, a zero last layer (the identity map)."""
-        convs = [m for m in self.net if isinstance(m, nn.Conv2d)]
-        for conv in convs:
-            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
-            if conv.bias is not None:
-                nn.init.zeros_(conv.bias)
-        nn.init.zeros_(convs[-1].weight)
+        start_as_identity(self.net)
 
     @property
     def receptive_field(self) -> int:

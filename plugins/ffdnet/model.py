@@ -31,8 +31,8 @@ sigma map (on the [0, 1] scale, 25/255 = 0.098), so the ordinary training loop
 feeds it ``(noisy + map, clean)`` pairs; :meth:`FFDNet.denoise` builds the map
 from a number or a per-image tensor.
 
-Initialisation as in :mod:`restorekit_plugins.dncnn.model`: Kaiming-normal weights,
-zero biases and a zero last layer, so a new network is the identity.
+Initialisation: :func:`restorekit.learned.start_as_identity` (Kaiming-normal weights,
+zero biases and a zero last layer), so a new network is the identity.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from restorekit.learned import conv_relu_stack, start_as_identity
 
 KERNEL_SIZE = 3
 
@@ -79,22 +81,13 @@ class FFDNet(nn.Module):
         self.hidden_layers = int(hidden_layers)
         self.hidden_channels = int(hidden_channels)
         self.downscale = int(downscale)
-        pad = KERNEL_SIZE // 2
         cs = channels * self.downscale**2
-        layers: list[nn.Module] = [nn.Conv2d(cs + 1, hidden_channels, KERNEL_SIZE, padding=pad), nn.ReLU(inplace=True)]
-        for _ in range(hidden_layers):
-            layers += [nn.Conv2d(hidden_channels, hidden_channels, KERNEL_SIZE, padding=pad), nn.ReLU(inplace=True)]
-        layers.append(nn.Conv2d(hidden_channels, cs, KERNEL_SIZE, padding=pad))
-        self.net = nn.Sequential(*layers)
+        self.net = conv_relu_stack(cs + 1, hidden_channels, hidden_layers, cs, kernel_size=KERNEL_SIZE)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Kaiming-normal hidden weights, zero biases, a zero last layer (the identity map)."""
-        convs = [m for m in self.net if isinstance(m, nn.Conv2d)]
-        for conv in convs:
-            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
-        nn.init.zeros_(convs[-1].weight)
+        start_as_identity(self.net)
 
     @property
     def receptive_field(self) -> int:
