@@ -237,8 +237,12 @@ def test_memory_need_bounds_the_measured_peak():
         "from restorekit_plugins.wiener.restorer import Wiener, memory_need\n"
         "d = Compose(Blur(load_kernel('course'), boundary='reflect'), Noise(0.01)); r = Wiener(snr='auto')\n"
         "x = torch.rand(1, 3, 768, 768); r(x[..., :64, :64], d)\n"
-        "rss = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
-        "r(x, d); peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "def kib(key):\n"
+        "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key)) * 1024\n"
+        # Reset the peak (VmHWM) to the current RSS first: an earlier transient peak (imports, plugin
+        # loading) would otherwise be counted as this call's.
+        "open('/proc/self/clear_refs', 'w').write('5'); rss = kib('VmRSS:')\n"
+        "r(x, d); peak = kib('VmHWM:')\n"
         "print(peak - rss, memory_need(x.shape, 'reflect', True))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
