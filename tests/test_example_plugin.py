@@ -292,3 +292,11 @@ def test_cli_refuses_bm3d_on_an_8x8_image_instead_of_crashing(registry, tmp_path
     code, err = _cli(capsys, "restore", image, "-o", tmp_path / "out.png", "--method", "bm3d", "--sigma", "0.1")
     assert code == 2 and any("'bm3d' needs an image of at least 9x9 pixels" in line for line in err), err
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("name", ["tv", "wavelet", "nlmeans", "bm3d"])
+def test_denoisers_that_read_the_noise_level_declare_it(name):
+    """pnp steers these through Noise(sigma_k), so it must not warn that they are blind."""
+    import restorekit
+
+    assert restorekit.registry.default_registry().get(name).resolve_factory().uses_noise_level is True

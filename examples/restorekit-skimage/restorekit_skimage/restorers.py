@@ -121,6 +121,7 @@ class TV(SkimageRestorer):
     """Total-variation denoising, Chambolle's algorithm; weight 0.8 x sigma unless given."""
 
     name = "tv"
+    uses_noise_level = True  # sigma="auto" reads the degradation's sigma (so pnp can steer it)
 
     def restore_one(self, array, degradation):
         from skimage.restoration import denoise_tv_chambolle
@@ -137,6 +138,7 @@ class Wavelet(SkimageRestorer):
     """Wavelet shrinkage (BayesShrink by default); colour is denoised in YCbCr."""
 
     name = "wavelet"
+    uses_noise_level = True  # sigma="auto" reads the degradation's sigma (so pnp can steer it)
 
     def restore_one(self, array, degradation):
         from skimage.restoration import denoise_wavelet
@@ -153,6 +155,7 @@ class NLMeans(SkimageRestorer):
     """Non-local means (fast mode) with the true or estimated sigma; h = h_factor x sigma."""
 
     name = "nlmeans"
+    uses_noise_level = True  # sigma="auto" reads the degradation's sigma (so pnp can steer it)
 
     def restore_one(self, array, degradation):
         from skimage.restoration import denoise_nl_means
@@ -267,6 +270,7 @@ class BM3D(SkimageRestorer):
     """BM3D (gray) or CBM3D (colour, opponent colour space) with the true or estimated sigma."""
 
     name = "bm3d"
+    uses_noise_level = True  # sigma="auto" reads the degradation's sigma (so pnp can steer it)
 
     def restore_one(self, array, degradation):
         profile = self.config["profile"]
