@@ -109,6 +109,9 @@ DEFAULT_CPU_BUDGET = 768 * 1024**2
 CUDA_BUDGET_SHARE = 0.5
 #: Pixels of cross-fade between tiles, at least (more when the margin is wide).
 MIN_BLEND = 8
+#: Upper bounds of ``tile`` (pixels) and ``max_memory`` (bytes, 1 TiB): larger values mean "the whole image".
+MAX_TILE = 65536
+MAX_MEMORY = 2**40
 #: Names of the parameters the base owns.
 COMMON_PARAMS = ("weights", "gray_weights", "device", "tile", "max_memory", "force")
 
@@ -137,9 +140,10 @@ def learned_params(cls: type) -> tuple[Param, ...]:
     params.append(Param("device", "cpu", "torch device to run on, e.g. cpu, cuda or cuda:1"))
     if cls.tileable:
         params.append(Param("tile", 0, "tile side in pixels for large images (0: chosen from max_memory)",
-                            parse=parse_tile))
+                            parse=parse_tile, high=MAX_TILE))
         params.append(Param("max_memory", "auto", "working memory for one tile, e.g. 2GiB "
-                            "(auto: 768 MiB on the CPU, half the free memory on a GPU)", parse=parse_memory))
+                            "(auto: 768 MiB on the CPU, half the free memory on a GPU)", parse=parse_memory,
+                            high=MAX_MEMORY))
     if cls.refuse_other_kernel:
         params.append(Param("force", False, "run even on a blur kernel other than the one it was trained for"))
     return tuple(params)

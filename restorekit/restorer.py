@@ -57,6 +57,9 @@ def parse_bool(value: Any) -> bool:
 
 #: How a bounded parameter treats its bounds (as in scikit-learn's ``Interval``).
 CLOSED = ("both", "left", "right", "neither")
+#: The ceiling of a numeric value whose :class:`Param` declares no ``high``: a safety net only,
+#: so that ``iterations=1e9`` cannot exhaust memory or time; declare the real bound with ``high``.
+DEFAULT_HIGH = 1e6
 
 
 def _parse_int(value: Any) -> int:
@@ -130,7 +133,11 @@ class Param:
         parameter described, so a long list from a heavy package (PyWavelets'
         wavelet names) costs nothing at registration.
     low, high : float, optional
-        Bounds of a numeric value (``None``: unbounded on that side).
+        Bounds of a numeric value. Without ``low`` any value below ``high``
+        passes; without ``high`` the ceiling :data:`DEFAULT_HIGH` (1e6)
+        applies, so **every numeric parameter should declare ``high``**: the
+        largest value that still runs in sane time and memory. Infinite
+        values are always refused.
     closed : {"both", "left", "right", "neither"}
         Which bounds are allowed values themselves: ``"both"`` (default)
         means ``low <= value <= high``, ``"left"`` ``low <= value < high``,
@@ -201,11 +208,16 @@ class Param:
         """Why an already-parsed ``value`` is not allowed (bounds, NaN, choices), or ``""``."""
         if isinstance(value, float) and math.isnan(value):
             return "" if self.allow_nan else "must be a number, not NaN"
+        if _is_number(value) and isinstance(value, float) and math.isinf(value):
+            return f"must be a finite number{' ' + self.range_text() if self.range_text() else ''}"
         if _is_number(value) and (self.low is not None or self.high is not None):
             low_ok = self.low is None or (value >= self.low if self.closed in ("both", "left") else value > self.low)
             high_ok = self.high is None or (value <= self.high if self.closed in ("both", "right") else value < self.high)
             if not (low_ok and high_ok):
                 return f"must be {self.range_text()}"
+        if _is_number(value) and self.high is None and value > DEFAULT_HIGH:
+            return (f"must be <= {DEFAULT_HIGH:g} (the ceiling of a parameter that declares no upper bound; "
+                    "its plugin should declare high=...)")
         allowed = self.allowed()
         if allowed is not None and value not in allowed:
             if len(allowed) <= 12:
@@ -231,15 +243,25 @@ class Param:
         parser = self._parser()
         try:
             parsed = parser(value) if parser is not None else value
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:  # ArithmeticError: int(float("inf")) in a parser
             raise ParameterError(
-                f"parameter {self.name!r}{_of(owner)} got {value!r}: {exc}. Default is {self.default!r}."
+                f"parameter {self.name!r}{_of(owner)} got {value!r}: {exc}. Default is {self._default_shown()}."
             ) from None
         reason = self.check(parsed)
         if reason:
             raise ParameterError(f"parameter {self.name!r}{_of(owner)} got {value!r}: {reason}. "
-                                 f"Default is {self.default!r}.")
+                                 f"Default is {self._default_shown()}.")
         return parsed
+
+    def _default_shown(self) -> str:
+        """The default for a message: ``'auto'`` for a ``None`` default that the parser reads from 'auto'."""
+        if self.default is None and self.parse is not None:
+            try:
+                if self.parse("auto") is None:
+                    return "'auto'"
+            except Exception:  # noqa: BLE001 - a parser that refuses 'auto'
+                pass
+        return repr(self.default)
 
     def problems(self) -> list[str]:
         """Reasons this declaration is invalid (empty when valid); checked when a plugin registers it.
@@ -675,6 +697,7 @@ def with_plugin(spec: RestorerSpec, plugin: str) -> RestorerSpec:
 
 
 __all__ = [
+    "DEFAULT_HIGH",
     "TASKS",
     "Param",
     "Pipeline",

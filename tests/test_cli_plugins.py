@@ -111,5 +111,5 @@ def test_list_text_shows_types_and_ranges(registry, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "--param weight=0.5  (float >= 0.0 and <= 1.0)  how much gray" in out
-    assert "--param mode='mean'  (str, one of 'mean', 'half')" in out
+    assert "--param mode=mean  (str, one of 'mean', 'half')" in out
     assert "--param blend.weight=0.25  (float >= 0.0 and <= 1.0)" in out

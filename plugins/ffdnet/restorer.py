@@ -69,7 +69,7 @@ class FFDNetRestorer(LearnedRestorer):
     default_weights = SHIPPED
     align = 2  # the network works on 2x2 pixel blocks: tiles start on even rows and columns
     params = (Param("sigma", "auto", "noise sigma on the [0, 1] scale ('auto': the degradation's, "
-                    "else estimated from the image)", parse=parse_sigma),)
+                    "else estimated from the image)", parse=parse_sigma, high=1.0),)
     _levels: list[float] | None = None  # the batch's sigmas while restore runs
 
     def build_network(self, arch: dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from restorekit import Param
 from restorekit.restorer import float_or_auto, parse_bool
 
@@ -11,6 +13,9 @@ from .solvers import SOLVERS
 #: Iterations when ``iterations`` is not given, per task (DPIR: 8 for deblurring, 24 for
 #: super-resolution, 40 for filling in missing pixels).
 DEFAULT_ITERATIONS = {"deblur": 8, "superresolve": 24, "inpaint": 40}
+#: The most iterations one may ask for: each is a denoiser call and a data step (RESULTS.md: 8 take
+#: 4.95 s per 481x321 image on one thread, so 1000 take about 10 minutes), 25x DPIR's longest schedule.
+MAX_ITERATIONS = 1000
 #: The denoiser used when none is named.
 DEFAULT_DENOISER = "ffdnet"  # noise-level-aware (it reads Noise(sigma_k)), so it follows the schedule
 
@@ -22,7 +27,7 @@ def optional_positive_int(value) -> int | None:
     if isinstance(value, bool):
         raise ValueError("must be a whole number >= 1 or 'auto'")
     number = float(value)
-    if number != int(number) or number < 1:
+    if not math.isfinite(number) or number != int(number) or number < 1:
         raise ValueError("must be a whole number >= 1 (or 'auto' for the task's default)")
     return int(number)
 
@@ -47,12 +52,12 @@ PARAMS = (
     Param("solver", "hqs", "splitting: 'hqs' (half-quadratic, DPIR's) or 'admm'", choices=SOLVERS),
     Param("iterations", None,
           "iterations; 'auto' (default): 8 for deblur, 24 for superresolve, 40 for inpaint",
-          parse=optional_positive_int),
+          parse=optional_positive_int, low=1, high=MAX_ITERATIONS),
     Param("sigma_start", DEFAULT_SIGMA_START, "first denoiser level, [0, 1] scale (default 49/255)",
           low=0.0, high=1.0, closed="right"),
     Param("sigma_end", "auto",
           "last denoiser level; 'auto': the measurement's sigma, at least 0.6/255 (scale/255 for superresolve)",
-          parse=level_or_auto),
+          parse=level_or_auto, low=0.0, high=1.0, closed="right"),
     Param("rho", DEFAULT_RHO_SCALE,
           "scale lambda of the data-step penalty rho_k = lambda * sigma^2 / sigma_k^2 (DPIR's 0.23)",
           low=0.0, high=1e6, closed="right"),

@@ -21,10 +21,10 @@ from restorekit.tiling import parse_memory
 #: The restorer's parameters (also its class attribute ``Wiener.params``).
 PARAMS = (
     Param("snr", 100.0, "signal-to-noise ratio (reg = 1/snr), or 'auto' to derive it from the noise sigma",
-          parse=float_or_auto),
+          parse=float_or_auto, high=1e12),
     Param("clip", True, "clip the output to [0, 1]"),
     Param("max_memory", "auto", "memory the FFTs may use, e.g. 2GiB (auto: what is free); more is refused",
-          parse=parse_memory),
+          parse=parse_memory, high=2**40),
 )
 SUMMARY = "Wiener deconvolution with the degradation's blur kernel (FFT; snr=100 or 'auto' from sigma)"
 

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             fixed_text = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
             print(f"    step: {step_name}" + (f" ({fixed_text})" if fixed_text else ""))
         for p in spec.params + (registry.step_params(spec.name) if spec.steps else ()):
-            print(f"    --param {p.name}={p.default!r}  ({_kind_text(p)})  {p.help}")
+            print(f"    --param {p.name}={default_text(p)}  ({_kind_text(p)})  {p.help}")
     if registry.failures:
         print("\nplugins that failed to load:")
         for f in registry.failures:
@@ -64,6 +64,38 @@ def _describe(registry, spec) -> dict:
     if spec.steps:
         out["step_params"] = [p.describe() for p in registry.step_params(spec.name)]
     return out
+
+
+def default_text(param) -> str:
+    """A parameter's default as a user would type it after ``--param NAME=``.
+
+    ``None`` is shown as ``auto`` when the parameter reads ``auto`` as ``None`` (pnp's
+    ``iterations``), booleans as ``true``/``false``, floats with at most 3 significant digits
+    when their exact form is long (49/255 as ``0.192``), strings unquoted (quoted for the shell
+    only when they need it).
+
+    Examples
+    --------
+    >>> from restorekit import Param
+    >>> default_text(Param("sigma_start", 49 / 255, high=1.0)), default_text(Param("clip", True))
+    ('0.192', 'true')
+    >>> default_text(Param("mode", "soft")), default_text(Param("snr", 100.0, high=1e12))
+    ('soft', '100')
+    """
+    import shlex
+
+    value = param.default
+    if value is None:
+        try:
+            return "auto" if param.convert("auto") is None else "none"
+        except Exception:  # noqa: BLE001 - a parser that refuses 'auto': None means "not set"
+            return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        short = f"{value:.6g}"
+        return short if float(short) == value else f"{value:.3g}"
+    return shlex.quote(str(value))
 
 
 def _kind_text(param) -> str:

@@ -1,0 +1,84 @@
+"""Issue 16, bounds and silent wrong results: each case of the audit that failed before, as a test."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import restorekit
+from restorekit import Param
+from restorekit.cli.main import main
+from restorekit.errors import ParameterError
+from restorekit.registry import default_registry
+
+
+@pytest.fixture(scope="module")
+def small_png(tmp_path_factory):
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("bounds") / "in.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((24, 20, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+# --------------------------------------------------------------------------- 1. numeric parameters are bounded
+def _is_numeric(param: Param) -> bool:
+    """A parameter is numeric when its default is a number or its parser turns '1' into one."""
+    if isinstance(param.default, (int, float)) and not isinstance(param.default, bool):
+        return True
+    if param.parse is None:
+        return False
+    try:
+        value = param.parse("1")
+    except Exception:  # noqa: BLE001 - a parser that refuses '1' is not numeric
+        return False
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def test_every_shipped_numeric_parameter_declares_an_upper_bound():
+    registry = default_registry()
+    specs = registry.specs()
+    assert {"pnp", "nlmeans", "wiener", "dncnn"} <= {s.name for s in specs}
+    unbounded = [f"{s.name}.{p.name}" for s in specs for p in s.params if _is_numeric(p) and p.high is None]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize("value", [10**9, "1e9", "inf", float("inf")])
+def test_pnp_iterations_beyond_the_ceiling_are_refused_in_one_line(value):
+    with pytest.raises(ParameterError, match=r"parameter 'iterations' of 'pnp' got .*(<= 1000|whole number)"):
+        restorekit.create("pnp", iterations=value)
+
+
+def test_nlmeans_patch_distance_is_bounded():
+    with pytest.raises(ParameterError, match=r"'patch_distance' of 'nlmeans' got 1000: must be >= 0 and <= 50"):
+        restorekit.create("nlmeans", patch_distance=1000)
+
+
+def test_a_parameter_without_high_gets_the_default_ceiling_and_refuses_infinity():
+    p = Param("n", 3, low=1)
+    assert p.convert(int(restorekit.restorer.DEFAULT_HIGH)) == 10**6
+    with pytest.raises(ParameterError, match=r"must be <= 1e\+06 \(the ceiling"):
+        p.convert(10**9)
+    with pytest.raises(ParameterError, match="finite"):
+        Param("h", 0.5, high=math.inf).convert("inf")
+
+
+@pytest.mark.parametrize("value", ["1e9", "inf"])
+def test_cli_refuses_huge_iterations_with_exit_2_and_one_line(small_png, tmp_path, capsys, value):
+    code = main(["restore", str(small_png), "-o", str(tmp_path / "out.png"), "--method", "pnp",
+                 "--kernel", "course", "--sigma", "0.01", "--param", f"iterations={value}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "parameter 'iterations' of 'pnp'" in err and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_list_prints_defaults_as_a_user_types_them(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "--param iterations=auto  (" in out and "--param sigma_start=0.192  (" in out
+    assert "--param clip=true  (" in out and "--param solver=hqs  (" in out
+    assert "=None" not in out and "0.19215686274509805" not in out
