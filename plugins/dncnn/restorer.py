@@ -10,8 +10,12 @@ smaller than the network's receptive field, raise
 :class:`~restorekit.errors.InputError`. The input is not clipped (noisy
 images leave [0, 1], as in training); the output is clipped to [0, 1]. The
 model is blind: it reads the degradation only to warn when the noise lies
-outside its training range. Weights, device, tiling of large images and the
-warning come from :class:`restorekit.learned.LearnedRestorer`.
+outside its training range, and to keep low noise safe: when the noise is pure
+Gaussian of sigma at most 0.02 (the degradation's, or estimated from the image
+when there is none), the output is blended with the input by SURE
+(``low_noise_guard``, see :func:`restorekit.learned_denoiser.sure_blend`), so a
+clean or lightly noisy image is not made worse. Weights, device, tiling of
+large images and the warning come from :class:`restorekit.learned.LearnedRestorer`.
 
 This module imports no torch at import time (the model is imported when a
 network is built), so registering the restorer costs nothing.
@@ -22,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from restorekit.learned import LearnedRestorer
+from restorekit.learned_denoiser import GUARD_PARAM, guarded_run
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED = "dncnn-color"
@@ -37,9 +42,12 @@ class DnCNNRestorer(LearnedRestorer):
     weights_dir = WEIGHTS_DIR
     default_weights = SHIPPED
     default_gray_weights = SHIPPED_GRAY
-    params = ()
+    params = (GUARD_PARAM,)
 
     def build_network(self, arch: dict):
         from .model import DnCNN
 
         return DnCNN(**arch)
+
+    def run_network(self, net, x, degradation):
+        return guarded_run(net, x, degradation, self.config["low_noise_guard"])

@@ -114,7 +114,9 @@ class FFDNet(nn.Module):
         return (image - noise)[..., :h, :w]
 
     def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
-        """Denoise ``x`` (N, C, H, W) at noise level ``sigma`` (a number or one per image)."""
-        sigma_t = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+        """Denoise ``x`` (N, C, H, W) at noise level ``sigma``: a number, one per image, or a map (N, 1, H, W)."""
+        sigma_t = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        if sigma_t.dim() <= 1:  # a number, or one per image; else a map (N, 1, H, W)
+            sigma_t = sigma_t.reshape(-1, 1, 1, 1)
         sigma_map = sigma_t.expand(x.shape[0], 1, x.shape[-2], x.shape[-1])
         return self.forward(torch.cat([x, sigma_map], dim=1))

@@ -1,0 +1,40 @@
+"""The ``drunet`` restorer: a DRUNet-style residual UNet denoiser told the noise level.
+
+The network (``model.py``) reads the image and a map of its noise sigma; the
+level comes from the ``sigma`` parameter, the degradation (a number, or a
+per-pixel map such as Poisson-Gaussian noise's) or an estimate from the image
+(:class:`restorekit.learned_denoiser.NoiseLevelDenoiser`). It is the default
+prior of ``pnp``. Gray images are repeated into the colour model's three
+channels (it saw such images in training). Weights, device, tiling and the
+trained-range guard come from :class:`restorekit.learned.LearnedRestorer`.
+
+This module imports no torch at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from restorekit.learned_denoiser import NoiseLevelDenoiser
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED = "drunet-color"
+
+
+class DRUNetRestorer(NoiseLevelDenoiser):
+    """DRUNet-style denoiser given the noise level (sigma map input, 0-0.21 on the [0, 1] scale)."""
+
+    name = "drunet"
+    summary = ("DRUNet-style residual UNet denoiser given the noise level (sigma map, 0-0.21 on the [0,1] "
+               "scale); colour or grayscale")
+    weights_dir = WEIGHTS_DIR
+    default_weights = SHIPPED
+    align = 8  # three stride-2 levels: tiles start on multiples of 8 so they see the whole image's grid
+
+    def build_network(self, arch: dict):
+        from .model import DRUNet
+
+        return DRUNet(**arch)
+
+    def receptive_field(self, net, degradation=None) -> int:
+        return int(net.receptive_field)

@@ -1,0 +1,269 @@
+"""Train the DRUNet-style prior from ``../shared/data`` (or any image folders).
+
+The shipped model ``drunet-color`` is trained as ``--preset drunet-color`` says:
+colour, the noise sigma drawn per crop over the whole range down to zero (90%
+uniform in [0, 0.21], 10% uniform in [0, 0.01], so a clean or lightly noisy image
+is returned no worse), random 64x64 crops with flips and 90-degree turns of
+``CBSD432`` (its last 8 images held apart for validation) plus a quarter of the
+samples from ``Train400`` with the gray image and its noise repeated in all three
+channels (so gray photos restore through the same model), batches of 16, Adam
+1e-3 divided by 10 for the last fifth, mean squared error. Each sample's input
+is the noisy image followed by its sigma map (the true sigma, constant over the
+crop). The architecture (widths 32/64/128/256, one residual block per scale and
+side) was chosen by measured quality per CPU second
+(``benchmarks/compare_prior_architectures.py``, see ``benchmarks/RESULTS.md``).
+
+Run (resumable: a run stopped at any point continues with ``--resume``)::
+
+    restorekit train drunet --preset drunet-color --out runs/drunet-color --export drunet-color
+    restorekit train drunet --out runs/drunet-color --resume --export drunet-color
+
+``--export NAME`` writes ``weights/NAME.pt`` and ``NAME.json`` (architecture,
+data, noise range, steps, validation PSNR, the CPU, precision and seconds, the
+command) when the run ends. ``--bf16`` trains under bfloat16 autocast (``auto``,
+the default, turns it on only where ``/proc/cpuinfo`` lists ``amx_bf16``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from restorekit.training.options import TrainOptions, TrainRun, check_sigma_option, option, trainer
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+VAL_HELD_OUT = 8
+
+
+@dataclass
+class DRUNetOptions(TrainOptions):
+    """One DRUNet training run (stored in the checkpoint and the shipped metadata); also its command line."""
+
+    preset: str = option("drunet-color", "starting settings; options given replace the preset's")
+    data: str = option("", "colour training folder (by default CBSD432 under the data root)")
+    gray_data: str = option("", "grayscale folder mixed in (by default Train400 under the data root)")
+    gray_fraction: float = option(0.25, "share of samples from --gray-data, gray repeated in 3 channels",
+                                  minimum=0, below=1)
+    widths: str = option("32,64,128,256", "feature maps at the four scales, comma-separated")
+    blocks: int = option(1, "residual blocks per scale and side", minimum=0, maximum=8)
+    sigma_range: tuple[float, float] = option((0.0, 0.21), "noise sigma drawn uniformly per sample, [0, 1] scale",
+                                              check=check_sigma_option)
+    low_fraction: float = option(0.1, "share of samples whose sigma is drawn in [0, --low-sigma] instead",
+                                 minimum=0, below=1)
+    low_sigma: float = option(0.01, "upper end of the low-noise draws", minimum=0, maximum=1)
+    patch: int = option(64, "crop side in pixels (a multiple of 8)", minimum=8)
+    crops_per_epoch: int = option(3200, "random crops per epoch", minimum=1)
+    epochs: int = option(100, "passes of --crops-per-epoch crops", minimum=1)
+    batch_size: int = option(16, "samples per step and per process", minimum=1)
+    lr: float = option(1e-3, "Adam learning rate", above=0)
+    lr_drop_at: float = option(0.8, "fraction of the run after which the rate is divided by 10", above=0, below=1)
+    limit: int | None = option(None, "read only the first N images of each folder", minimum=1)
+    val_sigma: float = option(0.1, "noise sigma of the validation images (given to the model)",
+                              check=check_sigma_option)
+    val_crop: int = option(128, "side of the central validation crops", minimum=8)
+    threads: int = option(1, "torch CPU threads per process (0: torch's default)", minimum=0)
+    checkpoint_every: int = option(50, "steps between mid-epoch checkpoints (0: only at epoch ends)", minimum=0)
+    bf16: str = option("auto", "bfloat16 autocast on the CPU (auto: where the CPU has AMX-BF16)",
+                       choices=("auto", "on", "off"))
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"drunet-color": {}}
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    from restorekit.errors import InputError
+
+    try:
+        widths = tuple(int(w) for w in str(text).split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 4 or min(widths) < 1 or max(widths) > 512:
+        raise InputError(f"--widths {text!r}: give four comma-separated feature counts in 1-512, "
+                         "e.g. 32,64,128,256")
+    return widths
+
+
+def cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_has_amx_bf16() -> bool:
+    """Whether this CPU lists ``amx_bf16`` in ``/proc/cpuinfo`` (Linux; False elsewhere)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+class NoiseWithMap:
+    """``make_input``: Gaussian noise of a sigma drawn per sample (with a share of low levels), then its map."""
+
+    def __init__(self, sigma_range: tuple[float, float], low_fraction: float = 0.0, low_sigma: float = 0.0,
+                 fixed: float | None = None) -> None:
+        self.low, self.high = (fixed, fixed) if fixed is not None else (float(sigma_range[0]), float(sigma_range[1]))
+        self.low_fraction, self.low_sigma = float(low_fraction), float(low_sigma)
+
+    def draw_sigma(self, generator) -> float:
+        import torch
+
+        u = float(torch.rand((), generator=generator))
+        if self.low_fraction and float(torch.rand((), generator=generator)) < self.low_fraction:
+            return u * self.low_sigma
+        return self.low + (self.high - self.low) * u
+
+    def __call__(self, clean, generator):
+        import torch
+
+        from restorekit.degrade import Noise
+
+        sigma = self.draw_sigma(generator)
+        seed = int(torch.randint(0, 2**62, (), generator=generator))
+        noisy = Noise(sigma).apply(clean[None], seed=seed)[0]
+        return torch.cat([noisy, torch.full_like(clean[:1], sigma)], dim=0)
+
+    def describe(self) -> dict:
+        return {"noise_sigma_range": [self.low, self.high], "low_noise_share": self.low_fraction,
+                "low_noise_sigma_max": self.low_sigma}
+
+
+def build_datasets(opts: DRUNetOptions, progress: bool = True):
+    """``(train_pairs, val_pairs, description)`` for ``opts``."""
+    from restorekit.kernels import default_data_root
+    from restorekit.training import ConcatPairs, DegradedPairs, GrayAsColour, RandomCrops, fixed_pairs, load_images
+
+    root = default_data_root() or Path("../shared/data")
+    folder = Path(opts.data) if opts.data else root / "CBSD432"
+    images = load_images(folder, limit=opts.limit, progress=progress)
+    if len(images) > VAL_HELD_OUT * 2:
+        train_images, val_images = images[:-VAL_HELD_OUT], images[-VAL_HELD_OUT:]
+    else:  # tiny folders (tests): validate on the training images
+        train_images, val_images = images, images[:2]
+    make_input = NoiseWithMap(tuple(opts.sigma_range), opts.low_fraction, opts.low_sigma)
+    parts = [DegradedPairs(RandomCrops(train_images, size=opts.patch, length=opts.crops_per_epoch), make_input,
+                           seed=opts.seed)]
+    described = {"training_data": f"{folder.name}: {len(train_images)} images (random crops of {opts.patch}x"
+                                  f"{opts.patch}), last {len(val_images)} held apart for validation"}
+    if opts.gray_fraction > 0:
+        gfolder = Path(opts.gray_data) if opts.gray_data else root / "Train400"
+        gimages = load_images(gfolder, grayscale=True, limit=opts.limit, progress=progress)
+        n_gray = max(1, round(opts.crops_per_epoch * opts.gray_fraction / (1 - opts.gray_fraction)))
+        parts.append(GrayAsColour(DegradedPairs(RandomCrops(gimages, size=opts.patch, length=n_gray), make_input,
+                                                seed=opts.seed + 1)))
+        described["training_data"] += (f"; plus {gfolder.name}: {len(gimages)} grayscale images as "
+                                       f"{100 * opts.gray_fraction:.0f}% of samples, gray and noise repeated in "
+                                       "3 channels")
+    val = fixed_pairs(val_images, NoiseWithMap((0, 0), fixed=opts.val_sigma), seed=opts.seed, crop=opts.val_crop)
+    return ConcatPairs(parts), val, described
+
+
+def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = False, export: str | os.PathLike = "",
+                 progress: bool = True, command: str = ""):
+    """Train a DRUNet as ``opts`` says; write checkpoints to ``out``; ship as ``export`` if given."""
+    import torch
+
+    from restorekit.training import TrainConfig, fit, seed_everything
+
+    from .model import DRUNet
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    widths = parse_widths(opts.widths)
+    bf16 = opts.bf16 == "on" or (opts.bf16 == "auto" and opts.device == "cpu" and cpu_has_amx_bf16())
+    train, val, described = build_datasets(opts, progress)
+    seed_everything(opts.seed)
+    net = DRUNet(channels=3, widths=widths, blocks=opts.blocks)
+    model = _autocast(net) if bf16 else net
+    cfg = TrainConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, lr_drop_at=opts.lr_drop_at,
+                      seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
+                      progress=progress, log_every=25)
+    title = f"DRUNet {'-'.join(map(str, widths))} x{opts.blocks}" + (" (bf16 autocast)" if bf16 else "")
+    result = fit(model, train, cfg, val_pairs=val, out=out, resume=resume, title=title,
+                 extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts))})
+    described["precision"] = "bfloat16 autocast" if bf16 else "float32"
+    if export and result.is_main:
+        export_weights(result, net, opts, described, export, command)
+    return result
+
+
+def _autocast(net):
+    """``net`` wrapped to run under CPU bfloat16 autocast; its state dict stays the network's."""
+    import torch
+
+    class Autocast(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.inner(x).float()
+
+        def state_dict(self, *args, **kwargs):
+            return self.inner.state_dict(*args, **kwargs)
+
+        def load_state_dict(self, state, *args, **kwargs):
+            return self.inner.load_state_dict(state, *args, **kwargs)
+
+    return Autocast(net)
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def export_weights(result, net, opts: DRUNetOptions, described: dict, name: str | os.PathLike,
+                   command: str = "") -> Path:
+    """Ship ``net`` as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``."""
+    from restorekit.weights import save_model
+
+    h = result.history
+    steps = len(h["epoch_loss"]) * h["steps_per_epoch"]
+    meta = {
+        "restorer": "drunet",
+        **described,
+        "channels": 3,
+        "noise_sigma_range": list(opts.sigma_range),
+        "noise_level_input": "sigma map channel (the true sigma in training)",
+        "sigma_scale": "[0, 1] (25/255 = 0.098)",
+        "epochs": len(h["epoch_loss"]),
+        "epochs_planned": opts.epochs,
+        "steps": steps,
+        "optimizer": f"Adam lr {opts.lr}, /10 after {opts.lr_drop_at:.0%} of the planned steps, "
+                     f"batch {opts.batch_size}",
+        "seed": opts.seed,
+        "val_psnr_db": round(h["val_psnr"][-1], 3) if h["val_psnr"] else None,
+        "val_psnr_setting": f"{VAL_HELD_OUT} held-out images, central {opts.val_crop}x{opts.val_crop}, "
+                            f"sigma {opts.val_sigma} given to the model",
+        "final_train_loss": round(h["epoch_loss"][-1], 6) if h["epoch_loss"] else None,
+        "train_seconds": round(h["seconds"], 1),
+        "machine": {"cpu": cpu_name(), "amx_bf16": cpu_has_amx_bf16(), "threads": opts.threads,
+                    "device": opts.device},
+        "trained_for": {"tasks": ["denoise"], "kernel_sha256": None, "noise_sigma_range": list(opts.sigma_range)},
+        "command": command or f"restorekit train drunet --preset {opts.preset} --export {name}",
+        "options": _jsonable(asdict(opts)),
+    }
+    path = Path(name) if str(name).endswith(".pt") else WEIGHTS_DIR / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(net, path, arch=net.arch(), metadata=meta)
+    return path
+
+
+@trainer(DRUNetOptions, name="drunet")
+def run_request(opts: DRUNetOptions, run: TrainRun):
+    """``restorekit train drunet`` and ``python -m restorekit_plugins.drunet.train``: the run's ``FitResult``."""
+    return train_drunet(opts, run.out, resume=run.resume, export=run.export_path(WEIGHTS_DIR, opts.preset) or "",
+                        progress=run.progress, command=run.command)
+
+
+if __name__ == "__main__":
+    sys.exit(run_request.main())

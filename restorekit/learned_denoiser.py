@@ -1,0 +1,279 @@
+"""The base of learned denoisers told the noise level (a sigma-map input), on the learned base.
+
+A subclass of :class:`NoiseLevelDenoiser` builds a network with a
+``denoise(x, sigma)`` method (``sigma``: one number per image, or a map); the
+base decides the level and runs it. The level comes from, in this order:
+
+1. the ``sigma`` parameter, when it is a number (``--param sigma=0.1``);
+2. the degradation's noise: its per-pixel standard deviation when it has one
+   (``degradation.sigma_map(image)``, e.g. Poisson-Gaussian noise), else its
+   ``sigma`` (``Noise(0.1)``; ``restorekit restore --sigma 0.1``; what
+   plug-and-play solvers hand it at every iteration), zero included;
+3. with no degradation at all, an estimate from the image itself
+   (:func:`estimate_noise_sigma`), so it also works as a blind denoiser.
+
+**Low noise is safe.** At a noise level of at most :data:`LOW_NOISE`
+(``low_noise_guard="auto"``, the default), the network's output ``f(y)`` is
+blended with the input, ``y + alpha (f(y) - y)``, with the ``alpha`` in [0, 1]
+that minimises Stein's unbiased risk estimate of the result's mean squared
+error (:func:`sure_blend`; the divergence by one Monte-Carlo probe, Ramani,
+Blu and Unser 2008). At sigma 0 that is the input itself, and measured on
+scikit-image's photos no output falls below its input's PSNR at sigma 0.002-0.01,
+where a denoiser otherwise removes texture it takes for noise
+(``benchmarks/RESULTS.md``). It costs one more forward pass, only at those
+levels.
+
+Such a denoiser declares ``uses_noise_level = True``: ``pnp`` hands it the
+level it wants at each iteration. Asking for more smoothing than the image
+holds (a larger sigma) trades detail for smoothness. Weights, device, gray
+images, tiling and the trained-range guard come from
+:class:`restorekit.learned.LearnedRestorer`.
+
+This module imports no torch at import time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .learned import LearnedRestorer
+from .restorer import Param
+
+#: The largest sigma a denoiser accepts as a parameter ([0, 1] scale).
+MAX_SIGMA = 1.0
+#: Noise levels ([0, 1] scale) at and below which ``low_noise_guard="auto"`` blends by SURE.
+LOW_NOISE = 0.02
+#: Step of the Monte-Carlo divergence probe ([0, 1] scale).
+PROBE_STEP = 1e-3
+
+
+def parse_sigma(value: Any) -> float | str:
+    """A noise sigma >= 0 on the [0, 1] scale, or ``"auto"`` (from the degradation or the image).
+
+    Examples
+    --------
+    >>> parse_sigma("auto"), parse_sigma("0.1")
+    ('auto', 0.1)
+    """
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, bool):
+        raise ValueError("must be a number >= 0 on the [0, 1] scale, or 'auto'")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("must be a finite number >= 0 on the [0, 1] scale, or 'auto'")
+    if number > MAX_SIGMA:
+        raise ValueError(f"{number:g} is above 1: sigmas are on the [0, 1] scale here; "
+                         f"{number:g} on the 0-255 scale is {number / 255:.4g}")
+    return number
+
+
+def estimate_noise_sigma(image: Any) -> list[float]:
+    """Per-image Gaussian noise sigma estimates of a batch (N, C, H, W), as a float list ([0, 1] scale).
+
+    Uses :func:`restorekit.estimate_noise` when the installed restorekit has it,
+    else scikit-image's wavelet estimate, averaged over the channels.
+    """
+    try:
+        from .estimate import estimate_noise
+    except ImportError:
+        estimate_noise = None
+    if estimate_noise is not None:
+        return [float(estimate_noise(image[i:i + 1]).sigma) for i in range(image.shape[0])]
+    import numpy as np
+    from skimage.restoration import estimate_sigma
+
+    array = image.detach().to("cpu").float().numpy()
+    return [float(np.mean(estimate_sigma(a, channel_axis=0))) for a in array]
+
+
+def sure_blend(run: Any, y: Any, variance: Any, seed: int = 0) -> Any:
+    """``y + alpha (run(y) - y)`` per image, ``alpha`` in [0, 1] minimising SURE of the mean squared error.
+
+    For ``y = x + n`` with independent Gaussian noise of per-pixel variance
+    ``v_i``, Stein's unbiased risk estimate of the squared error of the blend
+    ``g = (1 - alpha) y + alpha f(y)`` is
+    ``alpha^2 |f - y|^2 - sum v_i + 2 sum v_i ((1 - alpha) + alpha df_i/dy_i)``,
+    smallest at ``alpha = sum v_i (1 - df_i/dy_i) / |f - y|^2``. The weighted
+    divergence ``sum v_i df_i/dy_i`` is estimated by one Monte-Carlo probe
+    ``b^T diag(v) (f(y + eps b) - f(y)) / eps`` with ``b`` standard normal
+    (Ramani, Blu, Unser, "Monte-Carlo SURE", IEEE TIP 2008).
+
+    Parameters
+    ----------
+    run : callable
+        The denoiser, ``run(y) -> f(y)`` on a batch (N, C, H, W).
+    y : torch.Tensor
+        The noisy batch.
+    variance : float or torch.Tensor
+        The noise variance: a number, one per image ``(N,)``, or a map broadcastable to ``y``.
+    seed : int
+        Seed of the probe (the result is deterministic).
+
+    Returns
+    -------
+    torch.Tensor
+        The blend; where the variance is zero, ``y`` itself.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(2, 1, 32, 32)
+    >>> smooth = lambda t: torch.nn.functional.avg_pool2d(t, 3, 1, 1, count_include_pad=False)
+    >>> bool((sure_blend(smooth, y, 0.0) == y).all())   # no noise: the input back
+    True
+    """
+    import torch
+
+    variance = torch.as_tensor(variance, dtype=y.dtype, device=y.device)
+    if variance.dim() == 1:
+        variance = variance.reshape(-1, 1, 1, 1)
+    variance = variance.expand_as(y)
+    out = run(y)
+    total = variance.flatten(1).sum(dim=1)
+    if not bool((total > 0).any()):
+        return y.clone()
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    probe = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
+    moved = run(y + PROBE_STEP * probe)
+    divergence = (probe * variance * (moved - out)).flatten(1).sum(dim=1) / PROBE_STEP
+    residual = (out - y).flatten(1).pow(2).sum(dim=1)
+    alpha = torch.where(residual > 0, (total - divergence) / residual.clamp_min(1e-30), torch.ones_like(total))
+    alpha = torch.where(total > 0, alpha.clamp(0, 1), torch.zeros_like(alpha)).reshape(-1, 1, 1, 1)
+    return y + alpha * (out - y)
+
+
+def parse_guard(value: Any) -> str:
+    """``low_noise_guard``: ``auto`` (SURE blend at sigma <= LOW_NOISE) or ``off``."""
+    text = str(value).strip().lower()
+    if text in ("auto", "on", "true", "1"):
+        return "auto"
+    if text in ("off", "false", "0", "none"):
+        return "off"
+    raise ValueError("must be 'auto' (blend with the input by SURE at low noise) or 'off'")
+
+
+def low_noise_variance(levels: Any, guard: str) -> Any:
+    """The variance to blend with (see :func:`sure_blend`), or None when the guard does not apply.
+
+    ``levels``: one sigma per image (a list) or a per-pixel sigma map tensor.
+    The guard applies when it is ``auto`` and the largest level is at most
+    :data:`LOW_NOISE`.
+    """
+    if guard == "off" or levels is None:
+        return None
+    top = float(levels.max()) if hasattr(levels, "max") else max(levels)
+    if top > LOW_NOISE:
+        return None
+    if hasattr(levels, "max"):
+        return levels.pow(2)
+    import torch
+
+    return torch.tensor([float(s) ** 2 for s in levels])
+
+
+def pure_noise(degradation: Any) -> bool:
+    """Whether ``degradation`` is noise alone (no blur, mask or downsampling): None counts as unknown noise."""
+    if degradation is None:
+        return True
+    if getattr(degradation, "kernel", None) is not None or getattr(degradation, "mask", None) is not None:
+        return False
+    return int(getattr(degradation, "scale", 1) or 1) == 1
+
+
+def guarded_run(net: Any, x: Any, degradation: Any, guard: str) -> Any:
+    """``net(x)`` for a blind denoiser, blended by :func:`sure_blend` when the noise is pure and low.
+
+    The level is the degradation's (its sigma map, else its sigma) or, with no
+    degradation, estimated from ``x`` (:func:`estimate_noise_sigma`); a
+    degradation with blur, a mask or downsampling leaves the output as it is
+    (its noise is not what reaches a denoiser in a pipeline).
+    """
+    if guard == "off" or not pure_noise(degradation):
+        return net(x)
+    if degradation is None:
+        levels = estimate_noise_sigma(x)
+    else:
+        sigma_map = getattr(degradation, "sigma_map", None)
+        levels = sigma_map(x) if callable(sigma_map) else [float(degradation.sigma)] * x.shape[0]
+    variance = low_noise_variance(levels, guard)
+    if variance is None:
+        return net(x)
+    return sure_blend(net, x, variance.to(x.device, x.dtype))
+
+
+#: The parameter every learned denoiser shares (the guard of :func:`sure_blend`).
+GUARD_PARAM = Param("low_noise_guard", "auto", f"at noise sigma <= {LOW_NOISE}, blend the output with the input "
+                    "by SURE so a clean or lightly noisy image is never made worse ('off': the raw network)",
+                    parse=parse_guard, choices=("auto", "off"))
+
+
+class NoiseLevelDenoiser(LearnedRestorer):
+    """A learned denoiser whose network reads the noise level (see the module docstring).
+
+    The network built by ``build_network`` must have ``denoise(x, sigma)``
+    taking a tensor of one sigma per image (shape ``(N,)``) or a map
+    ``(N, 1, H, W)``.
+    """
+
+    tasks = frozenset({"denoise"})
+    uses_noise_level = True
+    params = (Param("sigma", "auto", "noise sigma on the [0, 1] scale ('auto': the degradation's, "
+                    "else estimated from the image)", parse=parse_sigma), GUARD_PARAM)
+    _levels: Any = None  # the batch's levels while restore runs: a list of floats or a map tensor
+
+    def noise_levels(self, image: Any, degradation: Any) -> Any:
+        """One sigma per image (a list), or a per-pixel map tensor, by the module docstring's rules."""
+        given = self.config["sigma"]
+        if given != "auto":
+            return [float(given)] * image.shape[0]
+        if degradation is not None:
+            sigma_map = getattr(degradation, "sigma_map", None)
+            if callable(sigma_map):
+                return sigma_map(image)
+            return [float(degradation.sigma)] * image.shape[0]
+        return estimate_noise_sigma(image)
+
+    def restore(self, image: Any, degradation: Any = None) -> Any:
+        from .degrade import Noise
+
+        levels = self.noise_levels(image, degradation)
+        self._levels = levels
+        if degradation is None or self.config["sigma"] != "auto":
+            top = float(levels.max()) if hasattr(levels, "max") else max(levels)
+            degradation = Noise(top)  # what the trained-range guard reads
+        try:
+            return super().restore(image, degradation)
+        finally:
+            self._levels = None
+
+    def run_network(self, net: Any, x: Any, degradation: Any) -> Any:
+        import torch
+
+        levels = self._levels
+        if isinstance(levels, torch.Tensor):  # a per-pixel map: the tile's piece of it when tiling
+            sigma = levels.to(x.device, x.dtype)
+            if sigma.shape[-2:] != x.shape[-2:]:
+                sigma = self._map_piece(sigma, x)
+            if sigma.dim() == 4 and sigma.shape[1] != 1:
+                sigma = sigma.mean(dim=1, keepdim=True)
+        else:
+            if levels is None or len(levels) != x.shape[0]:
+                levels = [float(degradation.sigma)] * x.shape[0]
+            sigma = torch.tensor(levels, dtype=x.dtype, device=x.device)
+        guard = self.config["low_noise_guard"] if pure_noise(degradation) else "off"
+        variance = low_noise_variance(sigma, guard)
+        if variance is None:
+            return net.denoise(x, sigma)
+        return sure_blend(lambda t: net.denoise(t, sigma), x, variance)
+
+    def _map_piece(self, sigma: Any, x: Any) -> Any:
+        """A map that does not match the piece being run (a tile, when tiling): its mean level, per image.
+
+        The tiling runs pieces of the image without their coordinates, so the
+        matching piece of a per-pixel map cannot be cut here: a large image
+        with a per-pixel noise map is denoised at the map's mean level per
+        image when it is tiled. Give enough ``max_memory`` to run it whole.
+        """
+        return sigma.flatten(1).mean(dim=1)
