@@ -220,7 +220,7 @@ class NoiseLevelDenoiser(LearnedRestorer):
     tasks = frozenset({"denoise"})
     uses_noise_level = True
     params = (Param("sigma", "auto", "noise sigma on the [0, 1] scale ('auto': the degradation's, "
-                    "else estimated from the image)", parse=parse_sigma), GUARD_PARAM)
+                    "else estimated from the image)", parse=parse_sigma, high=1.0), GUARD_PARAM)
     _levels: Any = None  # the batch's levels while restore runs: a list of floats or a map tensor
 
     def noise_levels(self, image: Any, degradation: Any) -> Any:

@@ -19,7 +19,11 @@ before any network is built, so a wrong number cannot make the loader
 allocate gigabytes. Sidecars of format 1 (``sha256`` of the bytes only, from
 older versions) still load; for them, and as a second line of defence, the
 network is first built on PyTorch's ``meta`` device (no memory) and its
-shapes compared with the state dict's.
+shapes compared with the state dict's. The hash is public, not a signature:
+an edited ``arch`` with a re-computed hash is stopped while it is built,
+once the network creates more tensor elements than twice the ``.pt`` file
+holds (plus a million), whatever the network's code (see
+:data:`BUILD_FACTOR`).
 
 :func:`load_model` checks the hashes before reading the state dict and
 builds the network from ``arch`` through a callback, so this module knows no
@@ -274,6 +278,51 @@ def _shape_problems(expected: Mapping[str, Any], state: Mapping[str, Any]) -> li
     return parts
 
 
+#: How many tensor elements building a network may create, as a multiple of the elements in its
+#: ``.pt`` file (plus :data:`BUILD_SLACK`): a network that loads creates exactly its state dict's
+#: tensors, so more means an ``arch`` that does not fit the file.
+BUILD_FACTOR = 2
+BUILD_SLACK = 1_000_000
+
+
+def _element_budget(path: Any, state: Mapping[str, Any], arch: Mapping[str, Any]) -> Any:
+    """A torch function mode that counts the elements of the tensors a network build creates and stops it,
+    with a :class:`WeightsError`, once they exceed what ``state`` (the ``.pt`` file's tensors) can fill.
+
+    This bounds the architecture *before* it is built in full: a sidecar whose ``arch`` was edited
+    and its public hash re-computed (``hidden_layers`` = 10**9) stops after a few layers instead of
+    allocating gigabytes, whatever the network's code.
+    """
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._device import _device_constructors
+
+    held = sum(int(t.numel()) for t in state.values())
+    limit = BUILD_FACTOR * held + BUILD_SLACK
+    constructors = _device_constructors()
+
+    class _Budget(TorchFunctionMode):
+        created = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func in constructors and hasattr(out, "numel"):
+                self.created += int(out.numel())
+                if self.created > limit:
+                    raise WeightsError(
+                        f"weights file {path} is for another architecture: its .json 'arch' {_short(arch)} builds a network of more than "
+                        f"{limit:,} values while the .pt holds {held:,}; the sidecar does not describe this file "
+                        f"(its hash is public, not a signature, so an edited 'arch' can carry a matching hash). "
+                        f"Use the .json written with these weights; {_fix(path)}")
+            return out
+
+    return _Budget()
+
+
+def _short(arch: Any) -> str:
+    text = json.dumps(dict(arch), sort_keys=True, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _build_on_meta(build: Callable[[dict], Any], arch: dict) -> Any:
     """``build(arch)`` on the ``meta`` device (shapes only, no memory), or None when the network cannot be."""
     import torch
@@ -281,7 +330,7 @@ def _build_on_meta(build: Callable[[dict], Any], arch: dict) -> Any:
     try:
         with torch.device("meta"):
             return build(dict(arch))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, WeightsError):
         raise
     except Exception:  # noqa: BLE001 - a network that needs real tensors at construction: checked after
         return None
@@ -344,13 +393,15 @@ def load_model(path: str | os.PathLike, build: Callable[[dict], Any]) -> tuple[A
     state, info = load_state_dict(path)
     arch = dict(info["arch"])
     try:
-        probe = _build_on_meta(build, arch)
+        with _element_budget(path, state, arch):  # the build stops as soon as it creates more than the file can fill
+            probe = _build_on_meta(build, arch)
         if probe is not None and hasattr(probe, "state_dict"):
             parts = _shape_problems(probe.state_dict(), state)
             if parts:
                 raise WeightsError(f"weights file {path} is for another architecture ({'; '.join(parts)}); "
                                    "use the weights trained for this model, or fix 'arch' in its .json")
-        model = build(arch)
+        with _element_budget(path, state, arch):
+            model = build(arch)
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"weights file {path} describes an architecture this code cannot build "
                            f"({info['arch']}: {exc}); use weights written for this model") from None

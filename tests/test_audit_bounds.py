@@ -82,3 +82,27 @@ def test_list_prints_defaults_as_a_user_types_them(capsys):
     assert "--param iterations=auto  (" in out and "--param sigma_start=0.192  (" in out
     assert "--param clip=true  (" in out and "--param solver=hqs  (" in out
     assert "=None" not in out and "0.19215686274509805" not in out
+
+
+# --------------------------------------------------------------------------- 2. an edited arch with a re-hashed sidecar
+def test_an_edited_arch_with_a_recomputed_hash_is_stopped_before_it_is_built(tmp_path):
+    import json
+
+    import torch
+
+    from restorekit.errors import WeightsError
+    from restorekit.weights import checked_sha256, load_model, save_model, sidecar_path
+
+    def build(arch):
+        return torch.nn.Sequential(*[torch.nn.Linear(8, 8) for _ in range(arch["hidden_layers"])])
+
+    path = tmp_path / "tiny.pt"
+    save_model(build({"hidden_layers": 2}), path, arch={"hidden_layers": 2}, metadata={})
+    model, _ = load_model(path, build)  # the honest sidecar loads
+    assert len(model) == 2
+    info = json.loads(sidecar_path(path).read_text())
+    info["arch"]["hidden_layers"] = 10**9
+    info["sha256"] = checked_sha256(info["file_sha256"], info["arch"], info["metadata"].get("trained_for"))
+    sidecar_path(path).write_text(json.dumps(info))
+    with pytest.raises(WeightsError, match=r"builds a network of more than .* while the \.pt holds 144"):
+        load_model(path, build)
