@@ -13,7 +13,7 @@ spec                   kernel
                        ``gauss:S[:K]`` is the same
 ``box:K``              K x K uniform
 ``mnist:I[:K]``        MNIST training image I resized to K x K (default 7), sum 1
-a ``.npy`` path        the stored 2-D array, **as stored** (not renormalised)
+a ``.npy`` path        the stored 2-D array, normalised to sum 1 (with a warning)
 an image path          a gray PNG/TIFF/JPEG, normalised to sum 1
 =====================  =========================================================
 
@@ -21,10 +21,14 @@ an image path          a gray PNG/TIFF/JPEG, normalised to sum 1
 ``levin:all`` is Levin's eight kernels, and a comma list of specs, e.g.
 ``levin:1,levin:3,gauss:1.6``, is each of them in order.
 
-Kernels built from a spec sum to 1. A ``.npy`` file is used exactly as
-stored, because its values are the kernel (Levin's kernels sum to 1 within
-float rounding); an image's pixel values are only proportional to the kernel,
-so it is normalised.
+Kernels built from a spec sum to 1. A ``.npy`` file whose sum is 1 within
+:data:`SUM_TOLERANCE` (Levin's kernels, to float rounding) is used exactly as
+stored; one that sums to another positive value is divided by its sum, with a
+one-line :class:`~restorekit.errors.RestorekitWarning` saying so (a blur
+keeps the brightness; used as stored, such a kernel made every deblurrer
+several dB worse without a word), and one whose sum is zero or negative is
+refused. An image's pixel values are
+only proportional to the kernel, so it is normalised silently.
 
 **The course kernel** is the first image with label 0 in the MNIST training
 split (``/work/shared/data/MNIST``: a 4,000-image subset sorted by label, so
@@ -60,11 +64,13 @@ import torch
 import torch.nn.functional as F
 
 from .degrade import check_kernel
-from .errors import InputError
+from .errors import InputError, RestorekitWarning
 
 DATA_ENV = "RESTOREKIT_DATA"
 COURSE_KERNEL_FILE = "course_kernel.npy"
 LEVIN_COUNT = 8
+#: A ``.npy`` kernel whose sum is this close to 1 (relatively) is used exactly as stored.
+SUM_TOLERANCE = 1e-6
 
 SPEC_HELP = (
     "kernel specs: 'course', 'levin:N' (N = 1..8), 'gaussian:SIGMA[:SIZE]' (or 'gauss:'), 'box:K', "
@@ -235,6 +241,22 @@ def _from_npy(path: Path) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.float64))
 
 
+def _normalised(kernel: torch.Tensor, path: Path) -> torch.Tensor:
+    """``kernel`` (read from ``path``) scaled to sum 1, saying so in one warning; a sum <= 0 is refused."""
+    k = check_kernel(kernel, f"kernel file {path}")
+    total = float(k.sum())
+    if total <= 0:
+        raise InputError(f"kernel file {path} sums to {total:.3g}: a blur kernel's weights are >= 0 and sum to 1; "
+                         "save the point-spread function itself (e.g. np.save(path, k / k.sum()))")
+    if abs(total - 1.0) <= SUM_TOLERANCE:
+        return k
+    import warnings
+
+    warnings.warn(f"kernel file {path} sums to {total:.4g}, not 1: it was divided by its sum (a blur keeps the "
+                  "brightness); save k / k.sum() to silence this", RestorekitWarning, stacklevel=3)
+    return k / total
+
+
 def _from_image(path: Path) -> torch.Tensor:
     from .imageio import read_image
 
@@ -272,14 +294,13 @@ def load_kernel(
     Returns
     -------
     torch.Tensor
-        float64, 2-D, non-zero sum (1 for everything but ``.npy`` files and
-        arrays, used as given).
+        float64, 2-D, sum 1 (an array given directly is used as given: non-zero sum).
 
     Raises
     ------
     InputError
         For an unknown spec, a missing file or data folder, or a kernel that
-        is not 2-D, not finite or sums to zero.
+        is not 2-D, not finite or sums to zero (or, from a file, below zero).
 
     Examples
     --------
@@ -303,7 +324,7 @@ def load_kernel(
     # A path that exists wins over a spec word (a file called 'course' is still a file).
     path = Path(text).expanduser()
     if path.is_file():
-        kernel = _from_npy(path) if path.suffix.lower() == ".npy" else _from_image(path)
+        kernel = _normalised(_from_npy(path), path) if path.suffix.lower() == ".npy" else _from_image(path)
     elif name == "course" and not args:
         kernel = course_kernel()
     elif name == "levin" and len(args) == 1:
@@ -374,6 +395,7 @@ def load_kernel_set(spec: Any, *, data_root: str | os.PathLike | None = None) ->
 __all__ = [
     "DATA_ENV",
     "SET_HELP",
+    "SUM_TOLERANCE",
     "SPEC_HELP",
     "box_kernel",
     "course_kernel",

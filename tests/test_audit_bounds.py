@@ -106,3 +106,37 @@ def test_an_edited_arch_with_a_recomputed_hash_is_stopped_before_it_is_built(tmp
     sidecar_path(path).write_text(json.dumps(info))
     with pytest.raises(WeightsError, match=r"builds a network of more than .* while the \.pt holds 144"):
         load_model(path, build)
+
+
+# --------------------------------------------------------------------------- 6. a kernel file that does not sum to 1
+def test_a_kernel_file_not_summing_to_1_is_normalised_with_one_warning(tmp_path):
+    import warnings
+
+    import torch
+
+    from restorekit.errors import InputError, RestorekitWarning
+    from restorekit.kernels import gaussian_kernel, load_kernel
+
+    k = gaussian_kernel(1.0).numpy()
+    np.save(tmp_path / "scaled.npy", 2.5 * k)
+    np.save(tmp_path / "exact.npy", k)
+    np.save(tmp_path / "negative.npy", -k)
+    with pytest.warns(RestorekitWarning, match=r"sums to 2\.5, not 1: it was divided by its sum"):
+        got = load_kernel(tmp_path / "scaled.npy")
+    assert torch.allclose(got, torch.from_numpy(k)) and abs(float(got.sum()) - 1) < 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(load_kernel(tmp_path / "exact.npy"), torch.from_numpy(k))
+    with pytest.raises(InputError, match=r"sums to -1: a blur kernel's weights are >= 0 and sum to 1"):
+        load_kernel(tmp_path / "negative.npy")
+
+
+def test_restore_says_in_one_line_that_it_normalised_the_kernel(small_png, tmp_path, capsys):
+    from restorekit.kernels import gaussian_kernel
+
+    np.save(tmp_path / "scaled.npy", 2.5 * gaussian_kernel(1.0).numpy())
+    code = main(["restore", str(small_png), "-o", str(tmp_path / "out.png"), "--method", "wiener",
+                 "--kernel", str(tmp_path / "scaled.npy"), "--sigma", "0.01"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.count("\n") == 1 and err.startswith("restorekit: warning: kernel file") and "not 1" in err

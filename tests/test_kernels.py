@@ -114,11 +114,14 @@ def test_box():
         load_kernel("box:0")
 
 
-def test_npy_file_is_used_as_stored(tmp_path):
+def test_npy_file_not_summing_to_1_is_normalised_with_a_warning(tmp_path):
+    from restorekit.errors import RestorekitWarning
+
     raw = np.array([[0.0, 1.0, 0.0], [1.0, 2.0, 1.0], [0.0, 1.0, 0.0]])
     np.save(tmp_path / "k.npy", raw)
-    k = load_kernel(tmp_path / "k.npy")
-    assert torch.equal(k, torch.from_numpy(raw))  # not renormalised: the file says what the kernel is
+    with pytest.warns(RestorekitWarning, match="sums to 6, not 1"):
+        k = load_kernel(tmp_path / "k.npy")
+    assert torch.equal(k, torch.from_numpy(raw / 6))  # issue 16: as stored it silently cost 5.1 dB
 
 
 def test_image_file_is_normalised(tmp_path):

@@ -164,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
     sources = collect_inputs(args.inputs)
     jobs = plan_outputs(sources, args.output, args.format)
     params = parse_params(args.param)
-    kernel = load_kernel(args.kernel) if args.kernel is not None else None
+    with one_line_warnings():  # a kernel file that does not sum to 1: one line saying it was normalised
+        kernel = load_kernel(args.kernel) if args.kernel is not None else None
     noise = Noise(check_sigma(args.sigma, "--sigma")) if args.sigma is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     scale = check_scale(args.scale) if args.scale is not None else 1
