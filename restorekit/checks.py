@@ -1,4 +1,4 @@
-"""Checks of user-given values shared by the library and every command: sigma, device, seed.
+"""Checks of user-given values shared by the library and every command: image batches, sigma, device, seed.
 
 A leaf module (it imports only :mod:`restorekit.errors`, and torch lazily),
 so the degradations, restorers, the benchmark and the command line give the
@@ -24,6 +24,41 @@ from .errors import InputError, ParameterError
 
 #: The seeds a ``torch.Generator`` accepts (``manual_seed``): 0 .. 2**64 - 1.
 SEED_MAX = 2**64 - 1
+
+
+def check_batch(image: Any, who: str = "") -> None:
+    """Raise :class:`InputError` unless ``image`` is a finite N, C, H, W float tensor.
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        The batch a restorer or degradation is given.
+    who : str
+        The name of the one receiving it, for the message (e.g. ``"wiener"``).
+
+    Raises
+    ------
+    InputError
+        Not a tensor, not 4-D, not floating point, empty, or holding NaN or Inf.
+    """
+    import torch
+
+    where = f" for {who!r}" if who else ""
+    if not isinstance(image, torch.Tensor):
+        raise InputError(f"expected a torch.Tensor{where}, got {type(image).__name__}")
+    if image.ndim != 4:
+        raise InputError(
+            f"expected a batch of shape (N, C, H, W){where}, got shape {tuple(image.shape)}; "
+            "use image[None] to add the batch dimension"
+        )
+    if not image.is_floating_point():
+        raise InputError(f"expected a float tensor{where}, got {image.dtype}; divide integer images by their maximum")
+    if image.numel() == 0:
+        raise InputError(f"the image{where} is empty (shape {tuple(image.shape)})")
+    # Any NaN or Inf makes the sum non-finite, so a finite sum (one cheap pass, no temporary mask)
+    # clears the image; only a non-finite sum (or an overflowing one) needs the element-wise test.
+    if not torch.isfinite(image.sum()) and not torch.isfinite(image).all():
+        raise InputError(f"the image{where} contains NaN or Inf values; replace them before restoring")
 
 
 def check_sigma(value: Any, what: str = "noise sigma") -> float:
@@ -120,4 +155,4 @@ def check_device(name: Any, what: str = "device") -> Any:
     return device
 
 
-__all__ = ["SEED_MAX", "check_device", "check_seed", "check_sigma"]
+__all__ = ["SEED_MAX", "check_batch", "check_device", "check_seed", "check_sigma"]

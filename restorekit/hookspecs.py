@@ -57,8 +57,10 @@ import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .restorer import Restorer, RestorerSpec
-    from .training.trainers import TrainerSpec
-    from .testing.ops import OpCheckSpec
+
+# TrainerSpec (restorekit.training.trainers) and OpCheckSpec (restorekit.testing.ops) are named in
+# strings only: those modules sit to the right of the registry, which imports this module, and
+# importing them here (even for type checkers) would close a circle (tests/test_import_graph.py).
 
 PROJECT_NAME = "restorekit"
 ENTRY_POINT_GROUP = "restorekit.plugins"
@@ -122,7 +124,7 @@ def register_restorers(register: Callable[[RestorerLike], None]) -> None:  # pra
 
 
 @hookspec
-def register_trainers(register: Callable[["TrainerSpec"], None]) -> None:  # pragma: no cover - a specification
+def register_trainers(register: Callable[["restorekit.training.trainers.TrainerSpec"], None]) -> None:  # pragma: no cover - a specification
     """Register the plugin's trainers, run by ``restorekit train NAME``.
 
     Parameters
@@ -156,7 +158,7 @@ def register_trainers(register: Callable[["TrainerSpec"], None]) -> None:  # pra
 
 
 @hookspec
-def register_op_checks(register: Callable[["OpCheckSpec"], None]) -> None:  # pragma: no cover - a specification
+def register_op_checks(register: Callable[["restorekit.testing.OpCheckSpec"], None]) -> None:  # pragma: no cover - a specification
     """Register the checks of the plugin's compiled ops, run by ``restorekit gradcheck --plugin NAME``.
 
     Parameters

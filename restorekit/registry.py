@@ -31,11 +31,12 @@ by :func:`default_registry` on first use.
 
 from __future__ import annotations
 
+import inspect
 import os
 import traceback
 from dataclasses import dataclass, replace
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
@@ -277,44 +278,84 @@ class Registry:
         self._specs = dict(sorted(specs.items()))
         return self._specs
 
-    def _collect_restorers(self) -> dict[str, RestorerSpec]:
-        """Call every loaded plugin's ``register_restorers`` in load order, keeping the valid registrations."""
-        impls = {i.plugin_name: i for i in self.manager.hook.register_restorers.get_hookimpls()}
-        specs: dict[str, RestorerSpec] = {}
+    def _collect(self, hook: str, plugin: str | None = None,
+                 check: Callable[[Any], str] | None = None) -> list[tuple[str, Any]]:
+        """What the loaded plugins register through ``hook``, as ``(plugin name, object)`` pairs in load order.
+
+        Each plugin's implementation is called with a ``register`` callback. One that raises
+        (``SystemExit`` too; Ctrl-C still interrupts) is recorded as a failure of its plugin and what
+        it registered before raising is dropped; an object for which ``check(obj)`` returns a reason
+        is recorded as a failure and left out. Only ``plugin``'s implementation when given.
+        """
+        caller = getattr(self.manager.hook, hook, None)
+        impls = {i.plugin_name: i for i in caller.get_hookimpls()} if caller is not None else {}
+        found: list[tuple[str, Any]] = []
         for info in list(self._plugins):
             impl = impls.get(info.name)
-            if impl is None:
+            if impl is None or (plugin is not None and info.name != plugin):
                 continue
-            collected: list[tuple[Any, RestorerSpec | str]] = []
-
-            def register(obj: Any, _into: list = collected) -> None:
-                _into.append((obj, _as_spec(obj)))
-
+            collected: list[Any] = []
             try:
-                impl.function(register=register)
+                impl.function(register=collected.append)
             except KeyboardInterrupt:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - SystemExit too
-                self._fail(info.name, "register_restorers", exc)
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: one plugin must not take the tool down
+                self._fail(info.name, hook, exc)
                 continue
-            for obj, spec in collected:
-                if isinstance(spec, str):
-                    self._fail(info.name, "register_restorers", f"registered {obj!r}: {spec}")
+            for obj in collected:
+                problem = check(obj) if check is not None else ""
+                if problem:
+                    self._fail(info.name, hook, f"registered {obj!r}: {problem}")
                     continue
-                problems = spec.problems()
-                kind = "pipeline" if spec.steps else "restorer"
-                if problems:
-                    self._fail(info.name, f"{kind} {spec.name!r}", "; ".join(problems))
-                    continue
-                if spec.name in specs:
-                    other = specs[spec.name].plugin
-                    again = "registers it twice" if other == info.name else f"registers it after plugin {other!r}"
-                    self._fail(info.name, f"{kind} {spec.name!r}",
-                               f"the name {spec.name!r} is taken: plugin {info.name!r} {again}; this registration "
-                               f"is skipped and {other!r}'s is kept. Rename one of them, or disable one with "
-                               f"{DISABLE_ENV}={info.name}", DuplicateRestorerError)
-                    continue
-                specs[spec.name] = with_plugin(spec, info.name)
+                found.append((info.name, obj))
+        return found
+
+    def collect(self, hook: str, plugin: str | None = None,
+                check: Callable[[Any], str] | None = None) -> list[tuple[str, Any]]:
+        """What the plugins register through the hook named ``hook``: ``(plugin name, object)`` pairs.
+
+        Loads the plugins if not yet done, then calls each one's implementation of ``hook``
+        (:mod:`restorekit.hookspecs`) in load order with a ``register`` callback. A plugin whose
+        hook raises, and each object for which ``check(obj)`` returns a reason (a non-empty
+        string), are recorded in :attr:`failures` (raised in strict mode) and left out.
+
+        Parameters
+        ----------
+        hook : str
+            A hook of :mod:`restorekit.hookspecs`, e.g. ``"register_trainers"``.
+        plugin : str, optional
+            Only this plugin's registrations.
+        check : callable, optional
+            ``check(obj) -> str``: why ``obj`` is not acceptable, or ``""``.
+
+        Examples
+        --------
+        >>> from restorekit.registry import Registry
+        >>> Registry(entry_points=False).collect("register_trainers")
+        []
+        """
+        self._load()
+        return self._collect(hook, plugin, check)
+
+    def _collect_restorers(self) -> dict[str, RestorerSpec]:
+        """Every loaded plugin's ``register_restorers`` in load order, keeping the valid registrations."""
+        specs: dict[str, RestorerSpec] = {}
+        for plugin, spec in self._collect("register_restorers", check=_spec_problem):
+            spec = _as_spec(spec)
+            problems = spec.problems()
+            kind = "pipeline" if spec.steps else "restorer"
+            if problems:
+                self._fail(plugin, f"{kind} {spec.name!r}", "; ".join(problems))
+                continue
+            if spec.name in specs:
+                other = specs[spec.name].plugin
+                again = "registers it twice" if other == plugin else f"registers it after plugin {other!r}"
+                self._fail(plugin, f"{kind} {spec.name!r}",
+                           f"the name {spec.name!r} is taken: plugin {plugin!r} {again}; this registration "
+                           f"is skipped and {other!r}'s is kept. Rename one of them, or disable one with "
+                           f"{DISABLE_ENV}={plugin}", DuplicateRestorerError)
+                continue
+            specs[spec.name] = with_plugin(spec, plugin)
         return specs
 
     def _check_pipelines(self, specs: dict[str, RestorerSpec]) -> None:
@@ -402,20 +443,41 @@ class Registry:
 
         A name registered exactly as given wins; otherwise ``"a+b"`` is read
         as a pipeline of ``a`` then ``b`` (parameters as ``a.param=value``).
-        The restorer gets ``plugin_name`` and ``plugin_version`` from the
-        plugin that registered it.
+        A named pipeline's steps are built by this registry. A factory whose
+        signature has a ``registry`` parameter is given this registry, so a
+        restorer built on others (``pnp`` and its denoiser) finds them where
+        it was itself found, not in the process-wide registry. The restorer
+        gets ``plugin_name`` and ``plugin_version`` from the plugin that
+        registered it.
         """
         specs = self._load()
-        if name in specs:
-            spec = specs[name]
-            restorer = spec.build(self, params)
-            _stamp(restorer, spec.plugin, self.version_of(spec.plugin))
-            return restorer
-        if "+" in name:
+        if name not in specs and "+" in name:
             parts = [p.strip() for p in name.split("+")]
             if all(parts):
                 return self.pipeline(*parts, params=params)
-        return self.get(name).build(self, params)
+        spec = self.get(name)
+        restorer = self._build_pipeline(spec, params) if spec.steps else self._build(spec, params)
+        _stamp(restorer, spec.plugin, self.version_of(spec.plugin))
+        return restorer
+
+    def _build(self, spec: RestorerSpec, params: dict) -> Restorer:
+        """``spec``'s factory called with the checked ``params`` (and this registry when it takes one)."""
+        values = resolve_params(spec.params, params, spec.name)
+        factory = spec.resolve_factory()
+        if _takes_registry(factory):
+            values["registry"] = self
+        restorer = factory(**values)
+        if not isinstance(restorer, Restorer):
+            raise PluginError(f"restorer {spec.name!r} of plugin {spec.plugin!r} built a "
+                              f"{type(restorer).__name__}, not a restorekit.Restorer")
+        return restorer
+
+    def _build_pipeline(self, spec: RestorerSpec, params: dict) -> Pipeline:
+        """A named pipeline: each step built by name here, its fixed parameters under the user's."""
+        names = [n for n, _ in spec.steps]
+        routed = split_step_params(names, params, spec.name)
+        steps = [self.create(n, **{**fixed, **extra}) for (n, fixed), extra in zip(spec.steps, routed)]
+        return Pipeline(steps, name=spec.name, tasks=spec.tasks or steps[0].tasks)
 
     def pipeline(self, *steps: str | Restorer, params: dict | None = None, name: str = "") -> Pipeline:
         """Chain restorers given by name (or as objects) into a :class:`Pipeline`."""
@@ -430,23 +492,7 @@ class Registry:
         Only ``plugin``'s when given. The specs are :class:`restorekit.testing.OpCheckSpec` objects
         (checked when they run); a plugin whose hook raises is recorded in :attr:`failures`.
         """
-        self._load()
-        impls = {i.plugin_name: i for i in self.manager.hook.register_op_checks.get_hookimpls()}
-        found: list[tuple[str, Any]] = []
-        for info in self._plugins:
-            impl = impls.get(info.name)
-            if impl is None or (plugin is not None and info.name != plugin):
-                continue
-            collected: list[Any] = []
-            try:
-                impl.function(register=collected.append)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # noqa: BLE001 - SystemExit too
-                self._fail(info.name, "register_op_checks", exc)
-                continue
-            found += [(info.name, spec) for spec in collected]
-        return found
+        return self.collect("register_op_checks", plugin)
 
 
 def _stamp(restorer: Restorer, plugin: str, version: str) -> None:
@@ -456,6 +502,20 @@ def _stamp(restorer: Restorer, plugin: str, version: str) -> None:
         restorer.plugin_version = version
     except AttributeError:  # a restorer with read-only attributes of those names keeps its own
         pass
+
+
+def _takes_registry(factory: Any) -> bool:
+    """Whether ``factory`` declares a parameter named ``registry`` (then the registry passes itself)."""
+    try:
+        return "registry" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+
+
+def _spec_problem(obj: Any) -> str:
+    """Why a registered object cannot be a restorer spec, or ``""``."""
+    spec = _as_spec(obj)
+    return spec if isinstance(spec, str) else ""
 
 
 def _as_spec(obj: Any) -> RestorerSpec | str:

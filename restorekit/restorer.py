@@ -21,13 +21,13 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
-from .errors import InputError, ParameterError, RestorekitError, RestorerFailedError
+from .checks import check_batch  # re-exported: restorekit.restorer.check_batch stays importable
+from .errors import ParameterError, RestorekitError, RestorerFailedError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from .degrade import Degradation
-    from .registry import Registry
 
 TASKS = ("denoise", "deblur", "inpaint", "superresolve")
 
@@ -424,28 +424,6 @@ class Restorer(abc.ABC):
         return f"{type(self).__name__}({args})"
 
 
-def check_batch(image: Any, who: str = "") -> None:
-    """Raise :class:`InputError` unless ``image`` is a finite N, C, H, W float tensor."""
-    import torch
-
-    where = f" for {who!r}" if who else ""
-    if not isinstance(image, torch.Tensor):
-        raise InputError(f"expected a torch.Tensor{where}, got {type(image).__name__}")
-    if image.ndim != 4:
-        raise InputError(
-            f"expected a batch of shape (N, C, H, W){where}, got shape {tuple(image.shape)}; "
-            "use image[None] to add the batch dimension"
-        )
-    if not image.is_floating_point():
-        raise InputError(f"expected a float tensor{where}, got {image.dtype}; divide integer images by their maximum")
-    if image.numel() == 0:
-        raise InputError(f"the image{where} is empty (shape {tuple(image.shape)})")
-    # Any NaN or Inf makes the sum non-finite, so a finite sum (one cheap pass, no temporary mask)
-    # clears the image; only a non-finite sum (or an overflowing one) needs the element-wise test.
-    if not torch.isfinite(image.sum()) and not torch.isfinite(image).all():
-        raise InputError(f"the image{where} contains NaN or Inf values; replace them before restoring")
-
-
 def scale_of(degradation: Any) -> int:
     """The degradation's downsampling factor (``degradation.scale``; 1 without one)."""
     scale = getattr(degradation, "scale", 1) if degradation is not None else 1
@@ -492,8 +470,13 @@ class RestorerSpec:
     """What a plugin registers: the description of a restorer and how to build it.
 
     ``factory`` is a callable ``factory(**params) -> Restorer`` or a lazy
-    ``"package.module:Attribute"`` string resolved on first build. When
-    ``steps`` is given the spec is a pipeline (see :func:`pipeline_spec`).
+    ``"package.module:Attribute"`` string resolved on first build; a factory
+    that declares a ``registry`` parameter is also given the
+    :class:`~restorekit.registry.Registry` building it (to build other
+    restorers by name there, as ``pnp`` builds its denoiser). The registry
+    builds every restorer (:meth:`~restorekit.registry.Registry.create`). When
+    ``steps`` is given the spec is a pipeline (see :func:`pipeline_spec`),
+    whose steps the registry builds by name.
     ``standalone=False`` marks a restorer meant only as a step after another
     one (e.g. a network trained on Wiener outputs): it is listed and can be
     built by name, but is left out when the methods for a task are chosen
@@ -565,21 +548,6 @@ class RestorerSpec:
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
         return factory
-
-    def build(self, registry: "Registry", params: Mapping[str, Any]) -> Restorer:
-        """Build the restorer with ``params`` (a pipeline's steps come from ``registry``)."""
-        if self.steps:
-            return _build_pipeline(self, registry, params)
-        values = resolve_params(self.params, params, self.name)
-        restorer = self.resolve_factory()(**values)
-        if not isinstance(restorer, Restorer):
-            from .errors import PluginError
-
-            raise PluginError(
-                f"restorer {self.name!r} of plugin {self.plugin!r} built a {type(restorer).__name__}, "
-                "not a restorekit.Restorer"
-            )
-        return restorer
 
     def describe(self) -> dict:
         out = {
@@ -683,13 +651,6 @@ def split_step_params(step_names: Sequence[str], params: Mapping[str, Any], owne
                 f"{step_names[0]}.{key}={value}"
             )
     return routed
-
-
-def _build_pipeline(spec: RestorerSpec, registry: "Registry", params: Mapping[str, Any]) -> Pipeline:
-    names = [n for n, _ in spec.steps]
-    routed = split_step_params(names, params, spec.name)
-    steps = [registry.create(n, **{**fixed, **extra}) for (n, fixed), extra in zip(spec.steps, routed)]
-    return Pipeline(steps, name=spec.name, tasks=spec.tasks or steps[0].tasks)
 
 
 def with_plugin(spec: RestorerSpec, plugin: str) -> RestorerSpec:

@@ -375,3 +375,86 @@ def test_builtin_plugins_load_first_so_a_third_party_clash_fails_the_third_party
     reg = Registry(strict=False, disabled=())
     assert reg.get("wiener").plugin == "wiener"
     assert any(f.plugin == "aaa-clash" for f in reg.failures)
+
+
+# ---------------------------------------------------------------- one helper for every hook, and the registry that builds
+class TrainersPlugin:
+    @hookimpl
+    def register_trainers(self, register):
+        register("first")
+        register(42)
+
+
+class BrokenTrainersPlugin:
+    @hookimpl
+    def register_trainers(self, register):
+        register("lost")
+        raise SystemExit(3)
+
+
+def test_collect_gathers_one_hook_in_load_order_and_records_failures():
+    reg = _registry(("broken", BrokenTrainersPlugin()), ("good", TrainersPlugin()), ("plain", GoodPlugin()))
+    found = reg.collect("register_trainers", check=lambda obj: "" if isinstance(obj, str) else "not a string")
+    assert found == [("good", "first")]  # the broken plugin's "lost" is dropped with it; 42 is refused
+    failures = {(f.plugin, f.target): f.error for f in reg.failures}
+    assert failures[("broken", "register_trainers")].startswith("SystemExit")
+    assert failures[("good", "register_trainers")] == "registered 42: not a string"
+    assert reg.collect("register_trainers", plugin="good", check=None) == [("good", "first"), ("good", 42)]
+    assert reg.collect("register_op_checks") == []
+
+
+def test_collect_raises_in_strict_mode():
+    reg = _registry(("broken", BrokenTrainersPlugin()), strict=True)
+    with pytest.raises(PluginError, match="plugin 'broken' .register_trainers. failed: SystemExit"):
+        reg.collect("register_trainers")
+
+
+class NeedsRegistry(Restorer):
+    """Builds its inner restorer by name in the registry that builds it."""
+
+    name = "outer"
+    tasks = frozenset({"denoise"})
+    params = (Param("inner", "halve", "the restorer inside"),)
+
+    def __init__(self, registry=None, **params):
+        super().__init__(**params)
+        self.registry = registry
+        self.inner = registry.create(self.config["inner"]) if registry is not None else None
+
+    def restore(self, image, degradation=None):
+        return self.inner(image, degradation)
+
+
+class OuterPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        register(NeedsRegistry)
+
+
+def test_a_factory_that_takes_registry_is_given_the_one_building_it():
+    one = _registry(("good", GoodPlugin()), ("outer", OuterPlugin()))
+    two = _registry(("outer", OuterPlugin()))
+    built = one.create("outer")
+    assert built.registry is one and built.inner.name == "halve" and built.inner.plugin_name == "good"
+    x = torch.ones(1, 1, 2, 2)
+    assert torch.equal(built(x), x * 0.5)
+    # The other registry has no 'halve': the inner name is looked up there, not in the process-wide one.
+    with pytest.raises(UnknownRestorerError, match="no restorer named 'halve'"):
+        two.create("outer")
+    # A factory without a registry parameter is called with the parameters only.
+    assert one.create("halve", factor=0.25).config == {"factor": 0.25}
+
+
+def test_named_pipelines_are_built_by_the_registry_step_by_step():
+    from restorekit import pipeline_spec
+
+    class PipePlugin:
+        @hookimpl
+        def register_restorers(self, register):
+            register(pipeline_spec("twice", ["halve", ("halve", {"factor": 0.25})]))
+
+    reg = _registry(("good", GoodPlugin()), ("pipe", PipePlugin()))
+    pipe = reg.create("twice", **{"halve.factor": 0.5})
+    assert [s.config["factor"] for s in pipe.steps] == [0.5, 0.5]  # the user's value over the fixed one
+    assert pipe.plugin_name == "pipe" and all(s.plugin_name == "good" for s in pipe.steps)
+    assert not hasattr(RestorerSpec, "build")  # the spec describes; the registry builds

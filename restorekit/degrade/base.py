@@ -11,17 +11,14 @@ where one exists.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from ..checks import check_batch
 from ..errors import InputError, ParameterError
-from ..restorer import check_batch
 from .solvers import CG_ITERATIONS, CG_TOL, conjugate_gradient
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .blur import Blur
 
 BOUNDARIES = ("circular", "reflect")
 
@@ -67,8 +64,8 @@ class Degradation:
         return frozenset()
 
     @property
-    def blur(self) -> "Blur | None":
-        """The blur operator inside this degradation, if any."""
+    def blur(self) -> "Degradation | None":
+        """The blur operator inside this degradation (a :class:`~restorekit.degrade.Blur`), if any."""
         return None
 
     @property

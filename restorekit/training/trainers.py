@@ -95,24 +95,15 @@ def trainers(registry: Any = None) -> dict[str, TrainerSpec]:
     from ..registry import default_registry
 
     reg = registry or default_registry()
-    reg.specs()  # loads the plugins
-    hook = getattr(reg.manager.hook, "register_trainers", None)
     found: dict[str, TrainerSpec] = {}
-    if hook is None:
-        return found
-    for impl in hook.get_hookimpls():
-        collected: list[TrainerSpec] = []
-        try:
-            impl.function(register=collected.append)
-        except Exception as exc:  # noqa: BLE001 - one plugin must not take the command down
-            reg._fail(impl.plugin_name, "register_trainers", exc)
-            continue
-        for spec in collected:
-            if not isinstance(spec, TrainerSpec):
-                reg._fail(impl.plugin_name, "register_trainers", f"registered {spec!r}, not a TrainerSpec")
-                continue
-            found[spec.name] = TrainerSpec(spec.name, spec.run, spec.summary, impl.plugin_name)
+    for plugin, spec in reg.collect("register_trainers", check=_trainer_problem):
+        found[spec.name] = TrainerSpec(spec.name, spec.run, spec.summary, plugin)
     return dict(sorted(found.items()))
+
+
+def _trainer_problem(obj: Any) -> str:
+    """Why a registration of ``register_trainers`` is refused (``""`` for a :class:`TrainerSpec`)."""
+    return "" if isinstance(obj, TrainerSpec) else "not a TrainerSpec"
 
 
 def get_trainer(name: str, registry: Any = None) -> TrainerSpec:
