@@ -9,7 +9,7 @@ samples from ``Train400`` with the gray image and its noise repeated in all thre
 channels (so gray photos restore through the same model), batches of 16, Adam
 1e-3 divided by 10 for the last fifth, mean squared error. Each sample's input
 is the noisy image followed by its sigma map (the true sigma, constant over the
-crop). The architecture (widths 32/64/128/256, one residual block per scale and
+crop). The architecture (widths 16/32/64/128, two residual blocks per scale and
 side) was chosen by measured quality per CPU second
 (``benchmarks/compare_prior_architectures.py``, see ``benchmarks/RESULTS.md``).
 
@@ -47,8 +47,8 @@ class DRUNetOptions(TrainOptions):
     gray_data: str = option("", "grayscale folder mixed in (by default Train400 under the data root)")
     gray_fraction: float = option(0.25, "share of samples from --gray-data, gray repeated in 3 channels",
                                   minimum=0, below=1)
-    widths: str = option("32,64,128,256", "feature maps at the four scales, comma-separated")
-    blocks: int = option(1, "residual blocks per scale and side", minimum=0, maximum=8)
+    widths: str = option("16,32,64,128", "feature maps at the four scales, comma-separated")
+    blocks: int = option(2, "residual blocks per scale and side", minimum=0, maximum=8)
     sigma_range: tuple[float, float] = option((0.0, 0.21), "noise sigma drawn uniformly per sample, [0, 1] scale",
                                               check=check_sigma_option)
     low_fraction: float = option(0.1, "share of samples whose sigma is drawn in [0, --low-sigma] instead",
@@ -56,7 +56,7 @@ class DRUNetOptions(TrainOptions):
     low_sigma: float = option(0.01, "upper end of the low-noise draws", minimum=0, maximum=1)
     patch: int = option(64, "crop side in pixels (a multiple of 8)", minimum=8)
     crops_per_epoch: int = option(3200, "random crops per epoch", minimum=1)
-    epochs: int = option(100, "passes of --crops-per-epoch crops", minimum=1)
+    epochs: int = option(30, "passes of --crops-per-epoch crops", minimum=1)
     batch_size: int = option(16, "samples per step and per process", minimum=1)
     lr: float = option(1e-3, "Adam learning rate", above=0)
     lr_drop_at: float = option(0.8, "fraction of the run after which the rate is divided by 10", above=0, below=1)
@@ -81,7 +81,7 @@ def parse_widths(text: str) -> tuple[int, ...]:
         widths = ()
     if len(widths) != 4 or min(widths) < 1 or max(widths) > 512:
         raise InputError(f"--widths {text!r}: give four comma-separated feature counts in 1-512, "
-                         "e.g. 32,64,128,256")
+                         "e.g. 16,32,64,128")
     return widths
 
 
