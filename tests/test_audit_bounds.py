@@ -140,3 +140,29 @@ def test_restore_says_in_one_line_that_it_normalised_the_kernel(small_png, tmp_p
     err = capsys.readouterr().err
     assert code == 0
     assert err.count("\n") == 1 and err.startswith("restorekit: warning: kernel file") and "not 1" in err
+
+
+# --------------------------------------------------------------------------- 7. the Python API: scales and order
+def test_noise_on_the_0_255_scale_is_refused_with_the_fix():
+    from restorekit.degrade import Noise
+    from restorekit.errors import InputError
+
+    with pytest.raises(InputError, match=r"noise sigma 25 is above 1: .* write 0\.09804"):
+        Noise(25)
+    assert Noise(1).sigma == 1.0 and Noise("0.1").sigma == 0.1
+
+
+def test_compose_refuses_noise_before_an_operator_instead_of_reordering():
+    import torch
+
+    from restorekit.degrade import Blur, Compose, Downsample, Mask, Noise
+    from restorekit.errors import InputError
+
+    k = torch.ones(3, 3) / 9
+    with pytest.raises(InputError, match=r"adds noise before Blur: .* put the noise last: Compose\(Blur\(\.\.\.\), "
+                                         r"Noise\(\.\.\.\)\)"):
+        Compose(Noise(0.1), Blur(k))
+    with pytest.raises(InputError, match="adds noise before Downsample"):
+        Compose(Compose(Blur(k), Noise(0.1)), Downsample(2))
+    assert Compose(Blur(k), Mask.lower_half(4, 4), Noise(0.1)).sigma == pytest.approx(0.1)
+    assert Compose(Noise(0.0), Blur(k)).sigma == 0.0  # no noise drawn: nothing to reorder

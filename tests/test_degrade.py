@@ -342,9 +342,9 @@ def test_bad_boundary_and_images():
 
 
 def test_describe_and_to():
-    d = Compose(Blur(torch.ones(3, 3)), Noise(0.1), Mask.lower_half(4, 4))
+    d = Compose(Blur(torch.ones(3, 3)), Mask.lower_half(4, 4), Noise(0.1))  # noise last (issue 16)
     info = d.describe()
-    assert info["type"] == "Compose" and [p["type"] for p in info["parts"]] == ["Blur", "Noise", "Mask"]
+    assert info["type"] == "Compose" and [p["type"] for p in info["parts"]] == ["Blur", "Mask", "Noise"]
     moved = d.to("cpu")
     x = _rand(1, 1, 4, 4)
     assert torch.equal(moved.forward(x), d.forward(x))

@@ -237,7 +237,7 @@ def test_downsampling_keeps_the_top_left_pixel_of_each_block_after_the_blur():
 
 
 def test_scale_multiplies_through_compose():
-    d = Compose(Downsample(2), Noise(0.01), Downsample(3))
+    d = Compose(Downsample(2), Downsample(3), Noise(0.01))  # noise last (issue 16)
     assert d.scale == 6 and Noise(0.1).scale == 1 and Blur(_kernel((3, 3))).scale == 1
     assert Downsample(2).tasks == {"superresolve"}
     assert Compose(Downsample(2), Noise(0.1)).kernel.shape == (8, 8)

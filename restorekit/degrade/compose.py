@@ -20,6 +20,9 @@ class Compose(Degradation):
 
     The noise of every part is added at the end (``y = A x + n`` with ``A``
     the product of the linear parts); independent noises add in variance.
+    So noise must come last: ``Compose(Noise(0.1), Blur(k))`` (noise, then a
+    blur of the noisy image) is refused with the order to write instead,
+    rather than silently run as ``Compose(Blur(k), Noise(0.1))``.
     :attr:`scale` is the product of the parts' scales. :meth:`prox` is in
     closed form when the linear parts are one operator with a closed form,
     or circular blurs followed by at most one circular :class:`Downsample`
@@ -36,6 +39,7 @@ class Compose(Degradation):
                     raise InputError(f"Compose takes Degradation objects, got {type(item).__name__}")
                 flat.extend(item.parts())
         self._parts = tuple(flat)
+        _check_noise_last(self._parts, self._linear_parts())
 
     def parts(self) -> tuple[Degradation, ...]:
         return self._parts
@@ -126,6 +130,25 @@ class Compose(Degradation):
 
     def describe(self) -> dict:
         return {"type": "Compose", "parts": [p.describe() for p in self._parts], "sigma": self.sigma}
+
+
+def _check_noise_last(parts: tuple[Degradation, ...], linear: list[Degradation]) -> None:
+    """Refuse a part with an operator after a noisy part (the model adds all noise after every operator)."""
+    has_operator = [any(p is q for q in linear) for p in parts]
+    noisy = next((i for i, p in enumerate(parts) if p.sigma > 0 and not has_operator[i]), None)
+    later = None if noisy is None else next((p for p, op in zip(parts[noisy + 1:], has_operator[noisy + 1:]) if op), None)
+    if later is None:
+        return
+
+    def names(items) -> str:
+        return ", ".join(f"{type(p).__name__}(...)" for p in items)
+
+    kept = [p for p, op in zip(parts, has_operator) if op] + [p for p, op in zip(parts, has_operator) if not op]
+    raise InputError(
+        f"Compose({names(parts)}) adds noise before {type(later).__name__}: restorekit's model is y = A x + n "
+        f"(all noise is added after every operator), so this order cannot be kept; put the noise last: "
+        f"Compose({names(kept)})"
+    )
 
 
 __all__ = ["Compose"]

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from ..checks import check_sigma
 from ..errors import InputError
 from .base import Degradation, _identity_prox
 
 class Noise(Degradation):
-    """Additive white Gaussian noise with standard deviation ``sigma`` ([0, 1] scale)."""
+    """Additive white Gaussian noise with standard deviation ``sigma`` ([0, 1] scale: 0 to 1).
+
+    A sigma above 1 is refused with its [0, 1] value (``Noise(25)`` means 25/255 = 0.098).
+    """
 
     def __init__(self, sigma: float) -> None:
-        try:
-            value = float(sigma)
-        except (TypeError, ValueError):
-            raise InputError(f"noise sigma must be a number, got {sigma!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise InputError(
-                f"noise sigma must be a finite number >= 0 on the [0, 1] scale, got {sigma!r} "
-                "(sigma 25 on the 0-255 scale is 25/255 = 0.098)"
-            )
-        self._sigma = value
+        if isinstance(sigma, bool):
+            raise InputError(f"noise sigma must be a number, got {sigma!r}")
+        self._sigma = check_sigma(sigma, "noise sigma")  # above 1: the 0-255 scale, refused with the /255 value
 
     @property
     def sigma(self) -> float:
