@@ -39,13 +39,17 @@ def check_batch(image: Any, who: str = "") -> None:
     Raises
     ------
     InputError
-        Not a tensor, not 4-D, not floating point, empty, or holding NaN or Inf.
+        Not a tensor, on the ``meta`` device (shapes only, no values), not 4-D, not floating
+        point, empty, or holding NaN or Inf.
     """
     import torch
 
     where = f" for {who!r}" if who else ""
     if not isinstance(image, torch.Tensor):
         raise InputError(f"expected a torch.Tensor{where}, got {type(image).__name__}")
+    if image.device.type == "meta":
+        raise InputError(f"the image{where} is on the 'meta' device, which holds shapes but no values; "
+                         "create it on a real device (cpu or cuda), e.g. torch.zeros(..., device='cpu')")
     if image.ndim != 4:
         raise InputError(
             f"expected a batch of shape (N, C, H, W){where}, got shape {tuple(image.shape)}; "
@@ -59,6 +63,49 @@ def check_batch(image: Any, who: str = "") -> None:
     # clears the image; only a non-finite sum (or an overflowing one) needs the element-wise test.
     if not torch.isfinite(image.sum()) and not torch.isfinite(image).all():
         raise InputError(f"the image{where} contains NaN or Inf values; replace them before restoring")
+
+
+#: How far beyond [0, 1] an input may reach before it is taken for a 0-255 image: the larger of 1
+#: and 8 noise sigmas (a Gaussian draw passes 8 sigmas about once in 10**15 pixels).
+UNIT_MARGIN = 1.0
+UNIT_SIGMAS = 8.0
+
+
+def check_unit_range(image: Any, sigma: float = 0.0, who: str = "") -> None:
+    """Raise :class:`InputError` when ``image`` is clearly not on the [0, 1] scale (e.g. 0-255).
+
+    A noisy image legitimately leaves [0, 1] by a few noise sigmas, so only values beyond
+    ``1 + max(UNIT_MARGIN, UNIT_SIGMAS * sigma)`` (or as far below 0) are refused.
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        A batch that passed :func:`check_batch`.
+    sigma : float
+        The noise sigma of its degradation ([0, 1] scale; 0 when unknown).
+    who : str
+        The name of the one receiving it, for the message.
+
+    Examples
+    --------
+    >>> import torch
+    >>> check_unit_range(torch.full((1, 1, 2, 2), 0.5))
+    >>> check_unit_range(torch.full((1, 1, 2, 2), 200.0), who="dncnn")
+    Traceback (most recent call last):
+    ...
+    restorekit.errors.InputError: the image for 'dncnn' has values from 200 to 200, but restorekit works on the [0, 1] scale: for a 0-255 image pass image / 255 (restorekit.imageio.read_image already does)
+    """
+    import torch
+
+    margin = max(UNIT_MARGIN, UNIT_SIGMAS * float(sigma or 0.0))
+    low, high = torch.aminmax(image.detach())
+    low, high = float(low), float(high)
+    if high > 1.0 + margin or low < -margin:
+        where = f" for {who!r}" if who else ""
+        fix = "for a 0-255 image pass image / 255" if high > 1.0 + margin and high <= 255 * (1 + margin) else \
+            "scale it to [0, 1] first"
+        raise InputError(f"the image{where} has values from {low:.4g} to {high:.4g}, but restorekit works on the "
+                         f"[0, 1] scale: {fix} (restorekit.imageio.read_image already does)")
 
 
 def check_sigma(value: Any, what: str = "noise sigma") -> float:
@@ -155,4 +202,5 @@ def check_device(name: Any, what: str = "device") -> Any:
     return device
 
 
-__all__ = ["SEED_MAX", "check_batch", "check_device", "check_seed", "check_sigma"]
+__all__ = ["SEED_MAX", "UNIT_MARGIN", "UNIT_SIGMAS", "check_batch", "check_device", "check_seed", "check_sigma",
+           "check_unit_range"]

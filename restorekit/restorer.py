@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 from .checks import check_batch  # re-exported: restorekit.restorer.check_batch stays importable
+from .checks import check_unit_range
 from .errors import ParameterError, RestorekitError, RestorerFailedError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -390,13 +391,16 @@ class Restorer(abc.ABC):
         Raises
         ------
         InputError
-            ``image`` is not a finite N, C, H, W float tensor.
+            ``image`` is not a finite N, C, H, W float tensor on a real device, or is clearly
+            not on the [0, 1] scale (a 0-255 image: see :func:`restorekit.checks.check_unit_range`).
         RestorerFailedError
             The restorer's code raised something other than a :class:`RestorekitError`, or its
             output is not a finite tensor of the input's dtype, device and shape (height and
-            width times ``degradation.scale`` when the degradation downsamples).
+            width times ``degradation.scale`` when the degradation downsamples), or lies far
+            outside its declared :attr:`output_range` (see :func:`range_problem`).
         """
         check_batch(image, self.name)
+        check_unit_range(image, _sigma_of(degradation), self.name)
         return self.restore_checked(image, degradation, (scale_of(degradation),))
 
     def restore_checked(
@@ -414,7 +418,7 @@ class Restorer(abc.ABC):
             raise RestorerFailedError(
                 f"{describe_restorer(self)} failed: {type(exc).__name__}{': ' + first if first else ''}"
             ) from exc
-        problem = output_problem(out, image, scales)
+        problem = output_problem(out, image, scales) or range_problem(out, image, self.output_range)
         if problem:
             raise RestorerFailedError(f"{describe_restorer(self)} broke the restorer contract: {problem}")
         return out
@@ -422,6 +426,41 @@ class Restorer(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({args})"
+
+
+#: How far an output may leave its declared range (beyond the input's own range) before it is refused:
+#: far enough that rounding and a noisy input's excursions pass, and a broken scale (x3, x10, 0-255) does not.
+RANGE_SLACK = 1.0
+
+
+def range_problem(out: "torch.Tensor", image: "torch.Tensor", output_range: Any) -> str:
+    """Why ``out`` lies far outside ``output_range`` ("" when it does not, or when the range is None).
+
+    Far means more than :data:`RANGE_SLACK` beyond both the declared range and the input's own
+    range (a noisy input legitimately leaves [0, 1]). Such an output is refused rather than
+    clipped: it is a bug of the restorer (a x10 or 0-255 scale), and clipping would write a
+    wrong image without a word. A small overshoot passes unchanged.
+    """
+    import torch
+
+    if output_range is None:
+        return ""
+    out_low, out_high = (float(v) for v in torch.aminmax(out.detach()))
+    in_low, in_high = (float(v) for v in torch.aminmax(image.detach()))
+    low, high = float(output_range[0]), float(output_range[1])
+    if out_low < min(low, in_low) - RANGE_SLACK or out_high > max(high, in_high) + RANGE_SLACK:
+        return (f"its output has values from {out_low:.4g} to {out_high:.4g}, far outside its output range "
+                f"[{low:g}, {high:g}] (a wrong scale?); report this to the plugin's author")
+    return ""
+
+
+def _sigma_of(degradation: Any) -> float:
+    """The degradation's noise sigma (0 without one, or when it cannot say)."""
+    try:
+        sigma = float(getattr(degradation, "sigma", 0.0) or 0.0) if degradation is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+    return sigma if math.isfinite(sigma) else 0.0
 
 
 def scale_of(degradation: Any) -> int:
@@ -667,6 +706,7 @@ __all__ = [
     "check_batch",
     "describe_restorer",
     "output_problem",
+    "range_problem",
     "scale_of",
     "float_or_auto",
     "parse_bool",

@@ -166,3 +166,90 @@ def test_compose_refuses_noise_before_an_operator_instead_of_reordering():
         Compose(Compose(Blur(k), Noise(0.1)), Downsample(2))
     assert Compose(Blur(k), Mask.lower_half(4, 4), Noise(0.1)).sigma == pytest.approx(0.1)
     assert Compose(Noise(0.0), Blur(k)).sigma == 0.0  # no noise drawn: nothing to reorder
+
+
+@pytest.mark.parametrize("method", ["dncnn", "wiener", "pnp"])
+def test_restorers_refuse_a_0_255_image_with_the_fix(method):
+    import torch
+
+    from restorekit.degrade import Blur, Compose, Noise
+    from restorekit.errors import InputError
+    from restorekit.kernels import load_kernel
+
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    d = Noise(0.05) if method == "dncnn" else Compose(Blur(load_kernel("box:3")), Noise(0.01))
+    with pytest.raises(InputError, match=r"\[0, 1\] scale: for a 0-255 image pass image / 255"):
+        restorekit.create(method)(x * 255, d)
+
+
+def test_a_noisy_input_slightly_outside_0_1_is_still_accepted():
+    import torch
+
+    from restorekit.checks import check_unit_range
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 3, 64, 64, generator=g) + 0.45 * torch.randn(1, 3, 64, 64, generator=g)
+    assert float(y.max()) > 2.2
+    check_unit_range(y, sigma=0.45)  # up to 1 + 8 * 0.45: a sigma-0.45 draw, not a 0-255 image
+    check_unit_range(torch.rand(1, 1, 8, 8) * 1.9)  # no sigma known: up to 2 passes
+    with pytest.raises(restorekit.errors.InputError, match="values from"):
+        check_unit_range(y)  # the same values without the sigma that explains them
+
+
+def test_a_meta_tensor_gets_one_clear_error():
+    import torch
+
+    from restorekit.degrade import Noise
+    from restorekit.errors import InputError
+
+    with pytest.raises(InputError, match="'meta' device, which holds shapes but no values"):
+        restorekit.create("wiener")(torch.empty(1, 1, 8, 8, device="meta"), Noise(0.01))
+
+
+# --------------------------------------------------------------------------- 5. an output far outside [0, 1]
+class Times10(restorekit.Restorer):
+    """A broken plugin: multiplies by 10."""
+
+    name = "times10"
+    tasks = frozenset({"denoise"})
+
+    def restore(self, image, degradation=None):
+        return image * 10
+
+
+class Overshoot(restorekit.Restorer):
+    name = "overshoot"
+    tasks = frozenset({"denoise"})
+
+    def restore(self, image, degradation=None):
+        return image * 1.05
+
+
+def test_an_output_far_outside_its_range_is_refused_not_written():
+    import torch
+
+    from restorekit.errors import RestorerFailedError
+
+    x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.5
+    with pytest.raises(RestorerFailedError, match=r"'times10' .* far outside its output range \[0, 1\]"):
+        Times10()(x)
+    assert torch.equal(Overshoot()(x), x * 1.05)  # a small overshoot passes unchanged
+
+
+def test_cli_restore_refuses_to_write_a_x10_output(small_png, tmp_path, capsys, monkeypatch):
+    import restorekit.registry as registry_module
+    from restorekit import hookimpl
+    from restorekit.registry import Registry
+
+    class Plugin:
+        @hookimpl
+        def register_restorers(self, register):
+            register(Times10)
+
+    reg = Registry(entry_points=False, strict=False, disabled=())
+    reg.add_plugin(Plugin(), name="broken")
+    monkeypatch.setattr(registry_module, "default_registry", lambda: reg)
+    out = tmp_path / "out.png"
+    assert main(["restore", str(small_png), "-o", str(out), "--method", "times10"]) == 2
+    assert "far outside its output range" in capsys.readouterr().err
+    assert not out.exists()

@@ -17,6 +17,7 @@ from restorekit.restorer import Pipeline, Restorer
 class Add(Restorer):
     name = "add"
     tasks = frozenset({"denoise"})
+    output_range = None  # an arithmetic test double: its values leave [0, 1]
     params = (Param("amount", 1.0, "what to add"),)
 
     def restore(self, image, degradation=None):
@@ -26,6 +27,7 @@ class Add(Restorer):
 class Scale(Restorer):
     name = "scale"
     tasks = frozenset({"deblur"})
+    output_range = None  # an arithmetic test double: its values leave [0, 1]
     params = (Param("factor", 2.0, "what to multiply by"),)
 
     def restore(self, image, degradation=None):
@@ -35,6 +37,7 @@ class Scale(Restorer):
 class SeesDegradation(Restorer):
     name = "sees"
     tasks = frozenset({"denoise"})
+    output_range = None  # an arithmetic test double: its values leave [0, 1]
 
     def restore(self, image, degradation=None):
         return image + degradation.sigma

@@ -15,6 +15,7 @@ from restorekit.restorer import Pipeline, Restorer, pipeline_spec
 class _Add(Restorer):
     name = "add"
     tasks = frozenset({"denoise"})
+    output_range = None  # an arithmetic test double: its values leave [0, 1]
 
     def restore(self, image, degradation=None):
         return image + 1
@@ -23,6 +24,7 @@ class _Add(Restorer):
 class _Double(Restorer):
     name = "double"
     tasks = frozenset({"denoise"})
+    output_range = None  # an arithmetic test double: its values leave [0, 1]
 
     def restore(self, image, degradation=None):
         return image * 2
