@@ -8,7 +8,12 @@ in its own ``try``:
 
 * anything it raises while importing or registering (``SystemExit``
   included; ``KeyboardInterrupt`` is let through so Ctrl-C still
-  interrupts) marks it failed;
+  interrupts) marks it failed; its code runs under
+  :func:`restorekit.isolation.plugin_code`, so its ``print()`` goes to
+  stderr (JSON on stdout stays valid) and an ``os._exit`` fails it with a
+  message instead of ending the process;
+* a function named like a hook but not marked ``@hookimpl`` (which pluggy
+  ignores) gets a warning naming it and the fix;
 * a plugin that declares a plugin API version (``RESTOREKIT_PLUGIN_API``,
   see :mod:`restorekit.hookspecs`) other than this restorekit's, or
   implements a hook restorekit does not know, fails without being called;
@@ -42,6 +47,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import DuplicateRestorerError, ParameterError, PluginError, UnknownRestorerError
+from .isolation import PluginExit, plugin_code
 from .restorer import Param, Pipeline, Restorer, RestorerSpec, resolve_params, split_step_params, with_plugin
 
 STRICT_ENV = "RESTOREKIT_STRICT_PLUGINS"
@@ -222,7 +228,8 @@ class Registry:
     def _register(self, name: str, target: str, obtain, distribution: str, version: str) -> None:
         """Import (``obtain()``), check and register one plugin, recording a failure instead of raising."""
         try:
-            plugin = obtain()
+            with plugin_code(f"plugin {name!r} (import)"):  # print() to stderr, os._exit refused
+                plugin = obtain()
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: one plugin must not take the tool down
@@ -245,6 +252,7 @@ class Registry:
                                      f"{', '.join(unknown)}; restorekit's hooks are {', '.join(_known_hooks())} "
                                      "(check the spelling, or upgrade restorekit)")
             return
+        _warn_unmarked_hooks(self.manager, plugin, name)
         hooks = tuple(sorted(c.name for c in self.manager.get_hookcallers(plugin) or []))
         version = version or str(getattr(plugin, "__version__", "") or "")
         self._plugins.append(PluginInfo(name, target, distribution, version, hooks))
@@ -296,7 +304,8 @@ class Registry:
                 continue
             collected: list[Any] = []
             try:
-                impl.function(register=collected.append)
+                with plugin_code(f"plugin {info.name!r} ({hook})"):
+                    impl.function(register=collected.append)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - SystemExit too: one plugin must not take the tool down
@@ -466,7 +475,11 @@ class Registry:
         factory = spec.resolve_factory()
         if _takes_registry(factory):
             values["registry"] = self
-        restorer = factory(**values)
+        try:
+            with plugin_code(f"restorer {spec.name!r} of plugin {spec.plugin!r} (building it)"):
+                restorer = factory(**values)
+        except PluginExit as exc:
+            raise PluginError(str(exc)) from None
         if not isinstance(restorer, Restorer):
             raise PluginError(f"restorer {spec.name!r} of plugin {spec.plugin!r} built a "
                               f"{type(restorer).__name__}, not a restorekit.Restorer")
@@ -493,6 +506,25 @@ class Registry:
         (checked when they run); a plugin whose hook raises is recorded in :attr:`failures`.
         """
         return self.collect("register_op_checks", plugin)
+
+
+def _warn_unmarked_hooks(manager: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    """One warning per function named like a hook but not marked ``@hookimpl`` (pluggy ignores it silently)."""
+    import warnings
+
+    from .errors import RestorekitWarning
+
+    for hook in _known_hooks():
+        function = getattr(plugin, hook, None)
+        if not callable(function) or manager.parse_hookimpl_opts(plugin, hook) is not None:
+            continue
+        try:
+            where = inspect.getsourcefile(function) or "<plugin>", inspect.getsourcelines(function)[1]
+        except (OSError, TypeError):
+            where = "<plugin>", 0
+        warnings.warn_explicit(
+            f"plugin {name!r}: {hook}() is not marked @hookimpl, so restorekit ignores it; decorate it with "
+            f"@restorekit.hookimpl (from restorekit import hookimpl)", RestorekitWarning, where[0], where[1])
 
 
 def _stamp(restorer: Restorer, plugin: str, version: str) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Se
 
 from .checks import check_batch  # re-exported: restorekit.restorer.check_batch stays importable
 from .checks import check_unit_range
+from .isolation import plugin_code
 from .errors import ParameterError, RestorekitError, RestorerFailedError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -410,7 +411,8 @@ class Restorer(abc.ABC):
         times one of ``scales``; anything else, or an exception from the restorer's code, is
         one :class:`RestorerFailedError` (the exception chained)."""
         try:
-            out = self.restore(image, degradation)
+            with plugin_code(describe_restorer(self)):  # print() to stderr, os._exit refused
+                out = self.restore(image, degradation)
         except (RestorekitError, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001 - plugin code: reported with the plugin's name

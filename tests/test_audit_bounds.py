@@ -253,3 +253,106 @@ def test_cli_restore_refuses_to_write_a_x10_output(small_png, tmp_path, capsys, 
     assert main(["restore", str(small_png), "-o", str(out), "--method", "times10"]) == 2
     assert "far outside its output range" in capsys.readouterr().err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- 4. plugin isolation
+PLUGINS = {
+    "printer_plugin": (
+        "print('hello from the printer plugin')\n"
+        "from restorekit import hookimpl\n\n\n"
+        "@hookimpl\n"
+        "def register_restorers(register):\n"
+        "    print('registering')\n"
+    ),
+    "exit_at_import": "import os\nos._exit(0)\n",
+    "exit_in_restore": (
+        "import os\n\nimport restorekit\nfrom restorekit import hookimpl\n\n\n"
+        "class ExitRestorer(restorekit.Restorer):\n"
+        "    name = 'exit-restorer'\n"
+        "    tasks = frozenset({'denoise'})\n\n"
+        "    def restore(self, image, degradation=None):\n"
+        "        os._exit(0)\n\n\n"
+        "@hookimpl\n"
+        "def register_restorers(register):\n"
+        "    register(ExitRestorer)\n"
+    ),
+    "unmarked_hook": (
+        "import restorekit\n\n\n"
+        "class Same(restorekit.Restorer):\n"
+        "    name = 'unmarked-same'\n"
+        "    tasks = frozenset({'denoise'})\n\n"
+        "    def restore(self, image, degradation=None):\n"
+        "        return image\n\n\n"
+        "def register_restorers(register):\n"
+        "    register(Same)\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_plugins(tmp_path_factory):
+    """A folder of installed-looking plugins (a module and its dist-info entry point each) for PYTHONPATH."""
+    root = tmp_path_factory.mktemp("plugins")
+    for module, code in PLUGINS.items():
+        (root / f"{module}.py").write_text(code)
+        info = root / f"{module}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[restorekit.plugins]\n{module} = {module}\n")
+    return root
+
+
+def _run(args, plugins, timeout=300):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(plugins), "OMP_NUM_THREADS": "1"}
+    env.pop("RESTOREKIT_STRICT_PLUGINS", None)
+    return subprocess.run([sys.executable, "-m", "restorekit", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_plugin_prints_and_exits_keep_json_valid_and_are_reported(bad_plugins):
+    import json
+
+    for command in (["plugins", "--json"], ["list", "--json"]):
+        done = _run(command, bad_plugins)
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)  # the plugin's print() went to stderr
+        assert "hello from the printer plugin" in done.stderr and "registering" in done.stderr
+        failed = {f["plugin"]: f["error"] for f in data["failed"]}
+        assert "exit_at_import" in failed and "called os._exit(0)" in failed["exit_at_import"]
+        assert "register_restorers() is not marked @hookimpl" in done.stderr
+        assert "decorate it with @restorekit.hookimpl" in done.stderr
+
+
+def test_os_exit_in_restore_is_an_error_and_check_fails_it(bad_plugins, small_png, tmp_path):
+    out = tmp_path / "out.png"
+    done = _run(["restore", small_png, "-o", out, "--method", "exit-restorer"], bad_plugins)
+    assert done.returncode == 2 and "called os._exit(0)" in done.stderr and not out.exists()
+    done = _run(["check", "exit-restorer", "--check", "gray"], bad_plugins)
+    assert done.returncode == 1 and "FAIL check_gray" in done.stdout and "os._exit" in done.stdout
+
+
+def test_check_all_fails_a_plugin_that_exits_at_import(bad_plugins):
+    done = _run(["check", "--all", "--check", "declared_params"], bad_plugins)
+    assert done.returncode == 1
+    assert "plugin exit_at_import (exit_at_import):\n  FAIL  PluginExit" in done.stdout
+
+
+def test_os_exit_outside_plugin_code_and_in_a_forked_child_is_the_real_one():
+    import os
+
+    from restorekit.isolation import PluginExit, plugin_code
+
+    assert os._exit.__name__ == "_exit"  # restored after every block
+    with plugin_code("plugin 'x'"):
+        pid = os.fork()
+        if pid == 0:  # the child: os._exit must end it, not raise
+            os._exit(7)
+        _, status = os.waitpid(pid, 0)
+        with pytest.raises(PluginExit, match="plugin 'x' called os._exit"):
+            os._exit(0)
+    assert os.waitstatus_to_exitcode(status) == 7
+    assert os._exit.__name__ == "_exit"

@@ -15,8 +15,9 @@ mask), and the declared parameters accepted. Each check gets a small image degra
 for the restorer's task. One line per check: PASS, FAIL with the reason, or SKIP
 with why it does not apply (e.g. a restorer that declares it takes gray images only).
 
-Exit status: 0 every check passed or was skipped, 1 a check failed, 2 bad input
-(an unknown name, a bad --param, a restorer that cannot be built).
+Exit status: 0 every check passed or was skipped, 1 a check failed (with --all,
+a plugin that failed to load counts as one), 2 bad input (an unknown name, a bad
+--param, a restorer that cannot be built).
 
 Examples:
   restorekit check wiener dncnn
@@ -60,5 +61,9 @@ def run(args: argparse.Namespace) -> int:
         for result in run_restorer_checks(subject, checks=checks):
             print(f"  {result.line()}", flush=True)
             failed += not result.passed
+    if args.all:  # a plugin that failed to load (an exception, or os._exit, at import) fails --all too
+        for failure in registry.failures:
+            print(f"plugin {failure.plugin} ({failure.target}):\n  FAIL  {failure.error}", flush=True)
+            failed += 1
     print(f"{failed} check{'s' if failed != 1 else ''} failed" if failed else "all checks passed")
     return 1 if failed else 0
