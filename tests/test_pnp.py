@@ -261,6 +261,7 @@ def test_a_blind_denoiser_warns_once(recwarn):
         pnp(y, d)
     blind = [w for w in recwarn.list if BLIND in str(w.message)]
     assert len(blind) == 1 and "'dncnn'" in str(blind[0].message)
+    assert "uses_noise_level = True" in str(blind[0].message)  # names the attribute and how to declare it
     assert issubclass(blind[0].category, RestorekitWarning)  # shown on one line by restore and bench
 
 
@@ -331,3 +332,128 @@ def test_pnp_keeps_the_restorer_contract(smoother):
 
     results = check_restorer("pnp", denoiser=smoother, iterations=3)  # raises naming any failed check
     assert any(r.status == "passed" and "every_task" in r.check for r in results)
+
+
+# --------------------------------------------------------------------------- the registry that builds pnp
+def test_pnp_finds_its_denoiser_in_the_registry_that_builds_it():
+    from restorekit.registry import Registry
+    from restorekit_plugins import pnp as pnp_plugin
+
+    with_smoother = Registry(entry_points=False)
+    with_smoother.add_plugin(pnp_plugin, name="pnp")
+    with_smoother.add_plugin(TestPlugin(), name="private")
+    built = with_smoother.create("pnp", denoiser="test-smoother", iterations=2, progress=False)
+    assert built.registry is with_smoother and type(built.denoiser) is Smoother
+    assert "test-smoother" not in default_registry().names()  # never added to the process-wide one
+    d = Compose(Blur(torch.ones(3, 3) / 9), Noise(0.01))
+    assert built(d.apply(scene(32), seed=0), d).shape == (1, 3, 32, 32)
+    # Another registry without that plugin does not find it, although the default one has dncnn etc.
+    alone = Registry(entry_points=False)
+    alone.add_plugin(pnp_plugin, name="pnp")
+    with pytest.raises(ParameterError, match="no restorer named 'test-smoother'"):
+        alone.create("pnp", denoiser="test-smoother")
+    with pytest.raises(ParameterError, match="no restorer named 'ffdnet'"):
+        alone.create("pnp")
+
+
+# --------------------------------------------------------------------------- tile and max_memory
+from restorekit.learned import parse_tile  # noqa: E402 - beside the class that uses them
+from restorekit.tiling import parse_memory  # noqa: E402
+
+
+class TilingSmoother(Smoother):
+    """The smoother with the learned restorers' tile and max_memory parameters (recorded, not used)."""
+
+    name = "test-tiling-smoother"
+    params = (restorekit.Param("tile", 0, "tile side", parse=parse_tile, high=4096),
+              restorekit.Param("max_memory", "auto", "budget", parse=parse_memory, high=2**40))
+
+
+class TilingPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        register(TilingSmoother)
+
+
+@pytest.fixture()
+def tiling_smoother(smoother):
+    reg = default_registry()
+    reg.add_plugin(TilingPlugin(), name="pnp-tiling-plugin")
+    yield "test-tiling-smoother"
+    reg.remove_plugin("pnp-tiling-plugin")
+
+
+def test_tile_and_max_memory_reach_a_denoiser_that_tiles(tiling_smoother):
+    built = quiet_pnp(denoiser=tiling_smoother, tile=64, max_memory="1GiB")
+    assert built.denoiser.config == {"tile": 64, "max_memory": 1024**3}
+    assert quiet_pnp(denoiser=tiling_smoother).denoiser.config == {"tile": 0, "max_memory": "auto"}
+
+
+def test_tile_is_refused_for_a_denoiser_that_does_not_tile(smoother):
+    with pytest.raises(ParameterError, match="does not restore in tiles") as info:
+        quiet_pnp(denoiser=smoother, tile=64)
+    assert "\n" not in str(info.value)
+
+
+def test_ffdnet_gets_the_tile_of_pnp():
+    built = quiet_pnp(tile=96, max_memory="300MiB")
+    assert built.denoiser.config["tile"] == 96 and built.denoiser.config["max_memory"] == 300 * 1024**2
+
+
+def test_max_memory_bounds_the_whole_image_data_step(smoother):
+    from restorekit_plugins.pnp.restorer import data_step_memory
+
+    d = Compose(Blur(torch.ones(3, 3) / 9), Noise(0.01))
+    y = d.apply(scene(64), seed=0)
+    need = data_step_memory((1, 3, 64, 64), "closed")
+    with pytest.raises(InputError, match="data step works on the whole image .* more than max_memory") as info:
+        quiet_pnp(denoiser=smoother, iterations=1, max_memory=need - 1)(y, d)
+    assert "\n" not in str(info.value) and Smoother.calls == []  # refused before any iteration
+    assert quiet_pnp(denoiser=smoother, iterations=1, max_memory=need)(y, d).shape == y.shape
+
+
+def test_cli_tile_reaches_pnp_and_is_refused_for_a_blind_denoiser_that_does_not_tile(tmp_path):
+    np.save(tmp_path / "blurred.npy", scene(32)[0].permute(1, 2, 0).numpy())
+    result = _cli("restore", "blurred.npy", "-o", "out.npy", "--method", "pnp", "--kernel", "gaussian:1.0:5",
+                  "--sigma", "0.01", "--tile", "64", "--param", "denoiser=tv", cwd=tmp_path)
+    assert result.returncode == 2 and "does not restore in tiles" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.npy").exists()
+
+
+# --------------------------------------------------------------------------- the reflect border's data step
+def test_reflect_data_step_pads_and_crops_close_to_the_exact_one():
+    from restorekit_plugins.pnp.datastep import circular_twin, padded_step
+
+    kernel = load_kernel("gaussian:1.5:7")
+    d = Compose(Blur(kernel, "reflect"), Noise(0.01))
+    x = photo(48)
+    y = d.apply(x, seed=0)
+    z = Compose(Blur(kernel, "reflect")).forward(x)  # a blurry point to pull towards
+    twin, margin = circular_twin(d)
+    assert margin == 7 and all(p.boundary == "circular" for p in twin.parts())
+    for rho in (0.01, 0.3):
+        exact = d.prox(y, z, rho, iterations=500, tol=1e-10)
+        fast = padded_step(d, y, (48, 48))(z, rho)
+        assert fast.shape == exact.shape
+        assert psnr(fast, exact) > 30  # they differ near the border only (36 dB at rho 0.01, 50 at 0.3)
+        assert psnr(fast[..., 8:-8, 8:-8], exact[..., 8:-8, 8:-8]) > 55
+    assert circular_twin(Compose(Blur(kernel), Noise(0.01))) is None  # circular: its own closed form
+    assert circular_twin(Compose(Mask(torch.ones(48, 48)), Blur(kernel, "reflect"))) is None
+    sr = Compose(Blur(kernel, "reflect"), Downsample(2, boundary="reflect"))
+    twin, margin = circular_twin(sr)
+    assert margin % 2 == 0 and twin.scale == 2
+
+
+def test_pnp_on_the_reflect_border_uses_pad_and_crop_unless_asked_for_cg(smoother, monkeypatch):
+    from restorekit.degrade import blur as blur_module
+
+    d = Compose(Blur(load_kernel("gaussian:1.0:5"), "reflect"), Noise(0.01))
+    y = d.apply(photo(32), seed=0)
+    cg_calls = []
+    real = blur_module.Blur._prox_cg
+    monkeypatch.setattr(blur_module.Blur, "_prox_cg", lambda self, *a: cg_calls.append(1) or real(self, *a))
+    fast = quiet_pnp(denoiser=smoother, iterations=3)(y, d)
+    assert cg_calls == []
+    exact = quiet_pnp(denoiser=smoother, iterations=3, reflect_step="cg")(y, d)
+    assert len(cg_calls) == 3
+    assert psnr(fast, exact) > 35

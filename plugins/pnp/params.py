@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 from restorekit import Param
+from restorekit.learned import MAX_MEMORY, MAX_TILE, parse_tile
 from restorekit.restorer import float_or_auto, parse_bool
+from restorekit.tiling import parse_memory
 
 from .schedule import DEFAULT_RHO_SCALE, DEFAULT_SIGMA_START
 from .solvers import SOLVERS
@@ -64,6 +66,14 @@ PARAMS = (
     Param("ensemble", False, "cycle the 8 flips/rotations over the iterations (one denoiser call each)"),
     Param("progress", "auto", "progress bar over the iterations: true, false, or 'auto' (when stderr is a terminal)",
           parse=bool_or_auto),
+    Param("reflect_step", "pad",
+          "data step on a reflect border: 'pad' (mirror by the kernel size, closed form, crop: fast) or 'cg' "
+          "(exact, conjugate gradients: about 10x slower)", choices=("pad", "cg")),
+    Param("tile", 0, "tile side for the denoiser (0: chosen from max_memory); refused for a denoiser that does "
+          "not tile", parse=parse_tile, high=MAX_TILE),
+    Param("max_memory", "auto", "working memory, e.g. 2GiB: the denoiser's per tile, and the bound of the "
+          "whole-image data step (refused above it); auto: the denoiser's default, what is free", parse=parse_memory,
+          high=MAX_MEMORY),
 )
 
 SUMMARY = ("plug-and-play solver (HQS or ADMM): any registered denoiser restores blur, missing pixels "

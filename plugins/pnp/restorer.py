@@ -10,8 +10,18 @@ measurement itself for deblurring, the observed pixels with the holes filled
 by normalised Gaussian averaging of their observed neighbours for inpainting
 (:func:`fill_holes`), and a bicubic upsampling (``align_corners=False``, which
 puts each low-resolution pixel back on the block it was averaged from under
-the default bicubic ``Downsample``) for super-resolution. Everything stays on the input's device; a denoiser taking
-a ``device`` parameter is built once more for a non-CPU input's device.
+the default bicubic ``Downsample``) for super-resolution. Everything stays on
+the input's device; a denoiser taking a ``device`` parameter is built once
+more for a non-CPU input's device.
+
+The denoiser is found in the registry that builds ``pnp`` (it passes itself
+as ``registry``), so a private :class:`~restorekit.registry.Registry` with its
+own denoisers works without touching the process-wide one. ``tile`` and
+``max_memory`` go to the denoiser when it takes them (``--tile`` for one that
+does not is refused); ``max_memory`` also bounds the data step, which works
+on the whole image and cannot be tiled (:meth:`PnPRestorer.check_memory`). On
+the reflect border the data step pads, solves in closed form and crops
+(:mod:`.datastep`) unless ``reflect_step=cg`` asks for the exact, slower one.
 """
 
 from __future__ import annotations
@@ -22,26 +32,27 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-import restorekit
 from restorekit.degrade import Noise
 from restorekit.errors import InputError, ParameterError, RestorekitWarning, UnknownRestorerError
-from restorekit.restorer import Pipeline, Restorer
+from restorekit.registry import default_registry
+from restorekit.restorer import Pipeline, Restorer, scale_of
 
 from . import TASKS, ensemble, schedule, solvers
+from .datastep import padded_step
 from .params import DEFAULT_ITERATIONS, PARAMS, SUMMARY
 
 
-def _denoiser_spec(name: str, owner: str):
-    """The registered spec of the denoiser ``name``, or a one-line :class:`ParameterError`."""
+def _denoiser_spec(registry, name: str, owner: str):
+    """The spec of the denoiser ``name`` registered in ``registry``, or a one-line :class:`ParameterError`."""
     hint = "name a denoiser, e.g. denoiser=dncnn ('restorekit list' shows those for the task denoise)"
     if name == owner:
         raise ParameterError(f"{owner!r} cannot use itself as its denoiser; {hint}")
-    specs = {s.name: s for s in restorekit.list_restorers()}
+    specs = {s.name: s for s in registry.specs()}
     if name not in specs and "+" in name:
         raise ParameterError(f"denoiser={name!r} is a pipeline; {owner!r} needs a single denoiser: {hint}")
     if name not in specs:
         try:
-            restorekit.create(name)
+            registry.get(name)
         except UnknownRestorerError as exc:
             raise ParameterError(f"parameter 'denoiser' of {owner!r}: {exc}") from None
         raise ParameterError(f"denoiser={name!r} is not a registered restorer; {hint}")
@@ -55,6 +66,26 @@ def _denoiser_spec(name: str, owner: str):
     return spec
 
 
+#: Peak working memory of the data step and the solver's state per restored value (image x channel x
+#: pixel), in bytes: the peak RSS growth of a 2-iteration pnp with an identity denoiser on 1x3x1024^2
+#: and 1x3x2048^2 images (one thread, benchmarks/pnp_data_step_memory.py) was 27-30 for a blur's
+#: closed form, 52-61 for x2 super-resolution's, 37-45 for pad-and-crop and 55-109 for conjugate
+#: gradients; rounded up here.
+DATA_STEP_BYTES_PER_VALUE = {"closed": 72, "padded": 72, "cg": 112}
+
+
+def data_step_memory(shape: tuple[int, ...], kind: str) -> int:
+    """Bytes ``pnp``'s data step and solver state need for a restored batch of ``shape`` (N, C, H, W).
+
+    ``kind`` is ``"closed"`` (an FFT formula on the image's grid), ``"padded"``
+    (the same on the grid mirrored by the kernel's size) or ``"cg"``
+    (conjugate gradients). The figures of :data:`DATA_STEP_BYTES_PER_VALUE`
+    were measured as peak RSS growth (``benchmarks/RESULTS.md``, the pnp section).
+    """
+    n, c, h, w = shape
+    return int(n * c * h * w * DATA_STEP_BYTES_PER_VALUE[kind])
+
+
 class PnPRestorer(Restorer):
     """Plug-and-play restoration: HQS or ADMM with any registered denoiser as the prior."""
 
@@ -64,11 +95,15 @@ class PnPRestorer(Restorer):
     summary = SUMMARY
     needs_degradation = True
 
-    def __init__(self, **params) -> None:
+    def __init__(self, registry=None, **params) -> None:
         super().__init__(**params)
+        #: Where the denoiser is found: the registry that builds this pnp (the process-wide one when
+        #: the class is called directly).
+        self.registry = registry if registry is not None else default_registry()
         name = self.config["denoiser"]
-        self._spec = _denoiser_spec(name, self.name)
-        self.denoiser = restorekit.create(name)
+        self._spec = _denoiser_spec(self.registry, name, self.name)
+        self._denoiser_params = self._memory_params()
+        self.denoiser = self.registry.create(name, **self._denoiser_params)
         if isinstance(self.denoiser, (Pipeline, PnPRestorer)):
             raise ParameterError(f"denoiser={name!r} builds a {type(self.denoiser).__name__}; "
                                  f"{self.name!r} needs a single denoiser such as dncnn")
@@ -79,14 +114,59 @@ class PnPRestorer(Restorer):
         self._warn_blind = not getattr(self.denoiser, "uses_noise_level", False)
 
     # ------------------------------------------------------------------ pieces
+    def _memory_params(self) -> dict:
+        """``tile`` and ``max_memory`` for the denoiser, when it takes them.
+
+        A value set on ``pnp`` (``--tile``, ``--max-memory``) for a denoiser
+        that takes no such parameter is refused: pnp would otherwise ignore
+        it silently. ``max_memory`` also bounds pnp's own data step (see
+        :meth:`check_memory`), so it is kept even when the denoiser does not
+        tile.
+        """
+        takes = {p.name for p in self._spec.params}
+        out = {}
+        for pname, unset in (("tile", 0), ("max_memory", "auto")):
+            value = self.config[pname]
+            if pname in takes:
+                if value != unset:
+                    out[pname] = value
+            elif pname == "tile" and value != unset:
+                raise ParameterError(
+                    f"pnp: tile={value} was given but the denoiser {self.config['denoiser']!r} does not restore in "
+                    "tiles (it has no 'tile' parameter); drop --tile, or choose a denoiser that tiles (dncnn, "
+                    "ffdnet); pnp's own data step works on the whole image (its FFTs cannot be tiled)")
+        return out
+
     def denoiser_for(self, device: torch.device) -> Restorer:
         """The denoiser to call for tensors on ``device`` (built there once when it takes ``device``)."""
         if device.type == "cpu" or not any(p.name == "device" for p in self._spec.params):
             return self.denoiser
         key = str(device)
         if key not in self._by_device:
-            self._by_device[key] = restorekit.create(self.config["denoiser"], device=key)
+            self._by_device[key] = self.registry.create(self.config["denoiser"], device=key,
+                                                        **self._denoiser_params)
         return self._by_device[key]
+
+    def check_memory(self, shape: tuple[int, ...], kind: str, device: torch.device) -> None:
+        """Refuse, in one line, a batch whose data step needs more than ``max_memory`` (auto: what is free).
+
+        The denoiser keeps to ``max_memory`` by tiling (when it tiles); the
+        data step cannot tile, since its FFTs span the whole image, so its
+        need (:func:`data_step_memory`) is checked before the first iteration.
+        """
+        from restorekit.tiling import available_memory, format_bytes
+
+        need = data_step_memory(shape, kind)
+        limit = self.config["max_memory"]
+        budget = available_memory(device) if limit == "auto" else int(limit)
+        if budget is None or need <= budget:
+            return
+        n, c, h, w = shape
+        what = "the memory free now" if limit == "auto" else "max_memory"
+        raise InputError(
+            f"pnp: the data step works on the whole image (its FFTs cannot be tiled) and needs about "
+            f"{format_bytes(need)} for {n}x{c}x{h}x{w}, more than {what} ({format_bytes(budget)}); restore fewer or "
+            "smaller images at once, free memory, or raise --max-memory")
 
     def task_of(self, degradation) -> str:
         """``"superresolve"``, ``"inpaint"`` or ``"deblur"``: what ``degradation`` asks of pnp."""
@@ -122,17 +202,22 @@ class PnPRestorer(Restorer):
         if self._warn_blind:  # once per instance, on its first use (where the CLI shows warnings on one line)
             self._warn_blind = False
             warnings.warn(
-                f"pnp: denoiser {self.config['denoiser']!r} is blind (it does not declare that it reads the noise "
-                "level), so it cannot follow the noise-level schedule; a noise-level-aware denoiser usually "
-                "restores better", RestorekitWarning, stacklevel=3)
+                f"pnp: denoiser {self.config['denoiser']!r} is blind (its Restorer class does not set "
+                "uses_noise_level = True), so it cannot follow the noise-level schedule; a noise-level-aware "
+                "denoiser such as ffdnet usually restores better (a denoiser that reads degradation.sigma declares "
+                "uses_noise_level = True)", RestorekitWarning, stacklevel=3)
         task = self.task_of(degradation)
         y = image if image.dtype in (torch.float32, torch.float64) else image.float()
         levels, rhos = self.schedule(degradation, task)
         denoiser = self.denoiser_for(y.device)
         use_ensemble = self.config["ensemble"]
+        height, width = y.shape[-2] * scale_of(degradation), y.shape[-1] * scale_of(degradation)
+        padded = padded_step(degradation, y, (height, width)) if self.config["reflect_step"] == "pad" else None
+        kind = "padded" if padded is not None else ("cg" if _needs_cg(degradation) else "closed")
+        self.check_memory((y.shape[0], y.shape[1], height, width), kind, y.device)
 
         def data_step(v: torch.Tensor, rho: float) -> torch.Tensor:
-            return degradation.prox(y, v, rho)
+            return padded(v, rho) if padded is not None else degradation.prox(y, v, rho)
 
         def denoise(v: torch.Tensor, k: int) -> torch.Tensor:
             v = v.clamp(0, 1)
@@ -153,6 +238,13 @@ class PnPRestorer(Restorer):
 
         return tqdm(range(count), desc=f"pnp {task}", unit="it", leave=False, file=sys.stderr,
                     disable=None if show == "auto" else False)
+
+
+def _needs_cg(degradation) -> bool:
+    """Whether ``degradation.prox`` falls back to conjugate gradients (a reflect border, or a mask after a blur)."""
+    parts = [p for p in degradation.parts() if hasattr(p, "boundary") and getattr(p, "kernel", None) is not None]
+    return any(p.boundary != "circular" for p in parts) or (
+        getattr(degradation, "mask", None) is not None and bool(parts))
 
 
 def observed_pixels(degradation, like: torch.Tensor) -> torch.Tensor:
