@@ -38,3 +38,7 @@ class DRUNetRestorer(NoiseLevelDenoiser):
 
     def receptive_field(self, net, degradation=None) -> int:
         return int(net.receptive_field)
+
+    def min_input_size(self, net):
+        # The network pads any size to a multiple of 8 by replicating the border: no minimum beyond a pixel.
+        return 1, "smallest size"

@@ -68,6 +68,8 @@ class DRUNetOptions(TrainOptions):
     checkpoint_every: int = option(50, "steps between mid-epoch checkpoints (0: only at epoch ends)", minimum=0)
     bf16: str = option("auto", "bfloat16 autocast on the CPU (auto: where the CPU has AMX-BF16)",
                        choices=("auto", "on", "off"))
+    export_checkpoint: bool = option(False, "train nothing: ship the network of the checkpoint in --out as it "
+                                            "is (with --export), a run not finished marked so in its .json")
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {"drunet-color": {}}
 
@@ -175,6 +177,14 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
 
     from .model import DRUNet
 
+    if opts.export_checkpoint:
+        if not export:
+            from restorekit.errors import InputError
+
+            raise InputError("--export-checkpoint ships the checkpoint's network: give --export NAME too")
+        path = export_checkpoint(out, export, progress, command)
+        print(f"shipped the checkpoint's network as {path} (and {path.with_suffix('.json').name})")
+        return 0
     if opts.threads:
         torch.set_num_threads(opts.threads)
     widths = parse_widths(opts.widths)
@@ -187,9 +197,10 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
                       seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
                       progress=progress, log_every=25)
     title = f"DRUNet {'-'.join(map(str, widths))} x{opts.blocks}" + (" (bf16 autocast)" if bf16 else "")
-    result = fit(model, train, cfg, val_pairs=val, out=out, resume=resume, title=title,
-                 extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts))})
     described["precision"] = "bfloat16 autocast" if bf16 else "float32"
+    result = fit(model, train, cfg, val_pairs=val, out=out, resume=resume, title=title,
+                 extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts)),
+                              "precision": described["precision"]})
     if export and result.is_main:
         export_weights(result, net, opts, described, export, command)
     return result
@@ -221,13 +232,52 @@ def _jsonable(d: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
+def export_checkpoint(out: str | os.PathLike, name: str | os.PathLike, progress: bool = False,
+                      command: str = "") -> Path:
+    """Ship the network of the checkpoint in ``out`` as ``name`` without training (a stop mid-run).
+
+    The options, architecture and history are the checkpoint's own; the
+    sidecar says how far the run got (``finished``, ``epochs``/``steps`` done of
+    those planned), so weights taken from a run that has not ended are marked so.
+    """
+    from types import SimpleNamespace
+
+    from restorekit.training import load_checkpoint
+
+    from .model import DRUNet
+
+    state = load_checkpoint(Path(out) / "checkpoint.pt")
+    extra = state.get("extra") or {}
+    arch, saved = extra.get("arch"), extra.get("options")
+    if not arch or not saved:
+        from restorekit.errors import InputError
+
+        raise InputError(f"{out}/checkpoint.pt holds no drunet architecture/options; pass the --out folder of a "
+                         "'restorekit train drunet' run")
+    net = DRUNet(**arch)
+    net.load_state_dict(state["model"])
+    known = {f for f in DRUNetOptions.__dataclass_fields__}
+    opts = DRUNetOptions(**{k: (tuple(v) if k == "sigma_range" else v) for k, v in saved.items() if k in known})
+    described = {"training_data": "CBSD432 and Train400 crops as the options say (see options)",
+                 "precision": extra.get("precision", "float32")}
+    history = state["history"]
+    done = int(state.get("epoch", 0))
+    step_in_epoch = int(state.get("step_in_epoch", 0))
+    result = SimpleNamespace(history=history)
+    return export_weights(result, net, opts, described, name, command,
+                          progress_done={"epochs_done": done, "steps_into_next_epoch": step_in_epoch})
+
+
 def export_weights(result, net, opts: DRUNetOptions, described: dict, name: str | os.PathLike,
-                   command: str = "") -> Path:
+                   command: str = "", progress_done: dict | None = None) -> Path:
     """Ship ``net`` as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``."""
     from restorekit.weights import save_model
 
     h = result.history
     steps = len(h["epoch_loss"]) * h["steps_per_epoch"]
+    if progress_done is not None:
+        steps = progress_done["epochs_done"] * h["steps_per_epoch"] + progress_done["steps_into_next_epoch"]
+    finished = len(h["epoch_loss"]) >= opts.epochs
     meta = {
         "restorer": "drunet",
         **described,
@@ -238,6 +288,9 @@ def export_weights(result, net, opts: DRUNetOptions, described: dict, name: str 
         "epochs": len(h["epoch_loss"]),
         "epochs_planned": opts.epochs,
         "steps": steps,
+        "finished": finished,
+        "status": "finished" if finished else (f"not finished: {steps} of {opts.epochs * h['steps_per_epoch']} "
+                                               "planned steps; resume with --resume"),
         "optimizer": f"Adam lr {opts.lr}, /10 after {opts.lr_drop_at:.0%} of the planned steps, "
                      f"batch {opts.batch_size}",
         "seed": opts.seed,
