@@ -307,7 +307,8 @@ def _run(args, plugins, timeout=300):
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": str(plugins), "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(p for p in (str(plugins), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     env.pop("RESTOREKIT_STRICT_PLUGINS", None)
     return subprocess.run([sys.executable, "-m", "restorekit", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout)
