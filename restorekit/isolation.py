@@ -33,6 +33,7 @@ _depth = 0
 _who: list[str] = []
 _real_exit = os._exit
 _owner_pid = 0
+_saved_stdout = None
 
 
 class PluginExit(BaseException):
@@ -67,22 +68,27 @@ def plugin_code(who: str) -> Iterator[None]:
     ...     print(str(exc).split(",")[0])
     plugin 'demo' called os._exit(0)
     """
-    global _depth, _owner_pid
+    global _depth, _owner_pid, _saved_stdout
+    # Process-wide state, switched by the outermost block only (a counter, not a stack per block),
+    # so that blocks nested or overlapping in threads leave stdout and os._exit as they found them.
     with _lock:
         if _depth == 0:
             _owner_pid = os.getpid()
             os._exit = _guarded_exit
+            _saved_stdout = sys.stdout
+            sys.stdout = sys.stderr
         _depth += 1
         _who.append(who)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
+        yield
     finally:
         with _lock:
-            _who.pop()
+            _who.remove(who)
             _depth -= 1
             if _depth == 0:
                 os._exit = _real_exit
+                sys.stdout = _saved_stdout
+                _saved_stdout = None
 
 
 __all__ = ["PluginExit", "plugin_code"]

@@ -357,3 +357,28 @@ def test_os_exit_outside_plugin_code_and_in_a_forked_child_is_the_real_one():
             os._exit(0)
     assert os.waitstatus_to_exitcode(status) == 7
     assert os._exit.__name__ == "_exit"
+
+
+def test_overlapping_plugin_blocks_in_threads_restore_stdout():
+    import sys
+    import threading
+
+    from restorekit.isolation import plugin_code
+
+    before = sys.stdout
+    entered, release = threading.Event(), threading.Event()
+
+    def other():
+        with plugin_code("plugin 'b'"):
+            entered.set()
+            release.wait(10)
+
+    with plugin_code("plugin 'a'"):
+        assert sys.stdout is sys.stderr
+        thread = threading.Thread(target=other)
+        thread.start()
+        entered.wait(10)
+    assert sys.stdout is sys.stderr  # 'b' still runs: print() still goes to stderr
+    release.set()
+    thread.join(10)
+    assert sys.stdout is before
