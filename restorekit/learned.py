@@ -109,9 +109,9 @@ DEFAULT_CPU_BUDGET = 768 * 1024**2
 CUDA_BUDGET_SHARE = 0.5
 #: Pixels of cross-fade between tiles, at least (more when the margin is wide).
 MIN_BLEND = 8
-#: Upper bounds of ``tile`` (pixels) and ``max_memory`` (bytes, 1 TiB): larger values mean "the whole image".
+#: Upper bounds of ``tile`` (pixels) and ``max_memory`` (bytes, 1 TB): larger values mean "the whole image".
 MAX_TILE = 65536
-MAX_MEMORY = 2**40
+MAX_MEMORY = 10**12
 #: Names of the parameters the base owns.
 COMMON_PARAMS = ("weights", "gray_weights", "device", "tile", "max_memory", "force")
 

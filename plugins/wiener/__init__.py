@@ -24,7 +24,7 @@ PARAMS = (
           parse=float_or_auto, high=1e12),
     Param("clip", True, "clip the output to [0, 1]"),
     Param("max_memory", "auto", "memory the FFTs may use, e.g. 2GiB (auto: what is free); more is refused",
-          parse=parse_memory, high=2**40),
+          parse=parse_memory, high=10**12),
 )
 SUMMARY = "Wiener deconvolution with the degradation's blur kernel (FFT; snr=100 or 'auto' from sigma)"
 

@@ -98,11 +98,22 @@ def default_text(param) -> str:
     return shlex.quote(str(value))
 
 
+def _number(value) -> str:
+    """A bound as written in Python, short for large ones (``1e+12``, not ``1000000000000.0``)."""
+    return repr(value) if abs(value) < 1e6 else f"{value:g}"
+
+
 def _kind_text(param) -> str:
     """The type and allowed values of a parameter, e.g. ``int >= 1`` or ``str, one of 'soft', 'hard'``."""
     text = param.kind
     if param.low is not None or param.high is not None:
-        text += f" {param.range_text()}"
+        closed = param.closed
+        parts = []
+        if param.low is not None:
+            parts.append(f"{'>=' if closed in ('both', 'left') else '>'} {_number(param.low)}")
+        if param.high is not None:
+            parts.append(f"{'<=' if closed in ('both', 'right') else '<'} {_number(param.high)}")
+        text += " " + " and ".join(parts)
     if param.choices is not None and not callable(param.choices):
         text += ", one of " + ", ".join(repr(c) for c in param.choices)
     elif param.choices is not None:
