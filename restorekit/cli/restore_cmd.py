@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kernel", metavar="SPEC",
-        help="blur kernel: course, levin:N, gaussian:SIGMA[:SIZE], box:K, mnist:INDEX[:SIZE], or a .npy/image file; "
+        help="blur kernel: course, levin:N, gaussian:SIGMA[:SIZE], box:K, mnist:INDEX[:SIZE], or a .npy/image file "
+        "(normalised to sum 1; a .npy that does not is said so); "
         "with --scale the blur before decimation (default bicubic)",
     )
     parser.add_argument(
