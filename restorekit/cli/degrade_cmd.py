@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checks import check_seed, check_sigma
     from ..degrade import Noise, check_scale
-    from ..errors import InputError
+    from ..errors import InputError, one_line_warnings
     from ..imageio import read_image
     from ..kernels import load_kernel
     from ._files import (batch_error, clips_values, collect_inputs, plan_outputs, prepare_folders, run_batch,
@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     seed = check_seed(args.seed)
     sources = collect_inputs(args.inputs)
     jobs = plan_outputs(sources, args.output, args.format)
-    kernel = load_kernel(blur_spec) if blur_spec is not None else None
+    with one_line_warnings():  # a kernel file that does not sum to 1: one line saying it was normalised
+        kernel = load_kernel(blur_spec) if blur_spec is not None else None
     noise = Noise(check_sigma(args.noise, "--noise")) if args.noise is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     prepare_folders(jobs)
