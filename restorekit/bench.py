@@ -511,7 +511,8 @@ def run_benchmark(
     if is_kernel_set(kernel):
         raise ParameterError(f"{kernel!r} is a kernel set; run it with run_kernel_set (bench --kernel does)")
     kernel_spec = DEFAULT_KERNEL if kernel is None and task == "deblur" else kernel
-    kernel_tensor = load_kernel(kernel_spec) if kernel_spec is not None else None
+    with one_line_warnings():  # a kernel file that does not sum to 1: one line saying it was normalised
+        kernel_tensor = load_kernel(kernel_spec) if kernel_spec is not None else None
     if task == "inpaint" and mask != DEFAULT_MASK:
         _random_fraction(mask)
     if limit is not None and limit < 1:
