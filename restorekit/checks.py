@@ -65,9 +65,10 @@ def check_batch(image: Any, who: str = "") -> None:
         raise InputError(f"the image{where} contains NaN or Inf values; replace them before restoring")
 
 
-#: How far beyond [0, 1] an input may reach before it is taken for a 0-255 image: the larger of 1
-#: and 8 noise sigmas (a Gaussian draw passes 8 sigmas about once in 10**15 pixels).
-UNIT_MARGIN = 1.0
+#: How far beyond [0, 1] an input may reach before it is taken for a 0-255 image: the larger of 2
+#: (a blind denoiser given sigma-0.3 noise and no degradation) and 8 noise sigmas (a Gaussian draw
+#: passes 8 sigmas about once in 10**15 pixels). A 0-255 image reaches 3 unless it is almost black.
+UNIT_MARGIN = 2.0
 UNIT_SIGMAS = 8.0
 
 
