@@ -223,8 +223,9 @@ def test_ensemble_cycles_the_eight_transforms(smoother):
     assert out.shape == y.shape
     assert [c[1][-2:] for c in Smoother.calls] == [(32, 24), (24, 32), (32, 24), (24, 32)]
     Smoother.calls = []
-    quiet_pnp(denoiser=smoother, iterations=4)(y, d)
+    quiet_pnp(denoiser=smoother, iterations=4, ensemble=False)(y, d)
     assert {c[1][-2:] for c in Smoother.calls} == {(32, 24)}
+    assert quiet_pnp(denoiser=smoother).config["ensemble"] is True  # the default: it costs nothing
 
 
 def test_solvers_with_an_identity_denoiser_reach_the_data_step():

@@ -86,6 +86,10 @@ def data_step_memory(shape: tuple[int, ...], kind: str) -> int:
     return int(n * c * h * w * DATA_STEP_BYTES_PER_VALUE[kind])
 
 
+#: ``reflect_step=hybrid`` solves the data step exactly (conjugate gradients) from this penalty on.
+HYBRID_RHO = 0.01
+
+
 class PnPRestorer(Restorer):
     """Plug-and-play restoration: HQS or ADMM with any registered denoiser as the prior."""
 
@@ -199,6 +203,11 @@ class PnPRestorer(Restorer):
             raise InputError(
                 "'pnp' needs the degradation (its blur kernel, mask or scale) for its data step; pass one, e.g. "
                 "Compose(Blur(load_kernel('levin:1')), Noise(0.01)), or --kernel/--mask/--scale on the command line")
+        if not set(getattr(degradation, "tasks", ())) & {"deblur", "inpaint", "superresolve"}:
+            raise InputError(
+                "'pnp' got a degradation with no blur, mask or downsampling (nothing for its data step to invert); "
+                "give the kernel (--kernel SPEC, or --kernel auto to estimate it from the image: "
+                "restorekit.estimate_kernel), a --mask or a --scale; for noise alone use a denoiser such as ffdnet")
         if self._warn_blind:  # once per instance, on its first use (where the CLI shows warnings on one line)
             self._warn_blind = False
             warnings.warn(
@@ -212,12 +221,18 @@ class PnPRestorer(Restorer):
         denoiser = self.denoiser_for(y.device)
         use_ensemble = self.config["ensemble"]
         height, width = y.shape[-2] * scale_of(degradation), y.shape[-1] * scale_of(degradation)
-        padded = padded_step(degradation, y, (height, width)) if self.config["reflect_step"] == "pad" else None
-        kind = "padded" if padded is not None else ("cg" if _needs_cg(degradation) else "closed")
+        how = self.config["reflect_step"]
+        padded = padded_step(degradation, y, (height, width)) if how != "cg" else None
+        kind = "padded" if padded is not None and how == "pad" else ("cg" if _needs_cg(degradation) else "closed")
         self.check_memory((y.shape[0], y.shape[1], height, width), kind, y.device)
+        # "hybrid": pad-and-crop while the prior dominates (small rho, where conjugate gradients need
+        # the most iterations), the exact step once rho reaches HYBRID_RHO (few iterations there).
+        exact_from = HYBRID_RHO if how == "hybrid" else float("inf")
 
         def data_step(v: torch.Tensor, rho: float) -> torch.Tensor:
-            return padded(v, rho) if padded is not None else degradation.prox(y, v, rho)
+            if padded is not None and rho < exact_from:
+                return padded(v, rho)
+            return degradation.prox(y, v, rho)
 
         def denoise(v: torch.Tensor, k: int) -> torch.Tensor:
             v = v.clamp(0, 1)

@@ -17,12 +17,13 @@ Both return the last denoiser output.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-import torch
+if TYPE_CHECKING:  # pragma: no cover - no torch at registration (params.py imports SOLVERS)
+    import torch
 
-DataStep = Callable[[torch.Tensor, float], torch.Tensor]
-Denoise = Callable[[torch.Tensor, int], torch.Tensor]
+DataStep = Callable[["torch.Tensor", float], "torch.Tensor"]
+Denoise = Callable[["torch.Tensor", int], "torch.Tensor"]
 
 SOLVERS = ("hqs", "admm")
 
@@ -43,7 +44,7 @@ def admm(data_step: DataStep, denoise: Denoise, x0: torch.Tensor, rhos: list[flo
          steps: Iterable[int] | None = None) -> torch.Tensor:
     """ADMM from ``z = x0``, ``u = 0`` with the penalty ``rho_k`` of each iteration ``k``."""
     z = x0
-    u = torch.zeros_like(x0)
+    u = x0.new_zeros(x0.shape)
     previous = None
     for k in steps if steps is not None else range(len(rhos)):
         rho = rhos[k]
@@ -56,6 +57,6 @@ def admm(data_step: DataStep, denoise: Denoise, x0: torch.Tensor, rhos: list[flo
     return z
 
 
-def solver(name: str) -> Callable[..., torch.Tensor]:
+def solver(name: str) -> Callable[..., "torch.Tensor"]:
     """The solver function called ``name`` (one of :data:`SOLVERS`)."""
     return {"hqs": hqs, "admm": admm}[name]
