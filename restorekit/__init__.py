@@ -40,9 +40,15 @@ _SUBMODULES = {
 }
 
 
+#: Public functions imported on first use: name -> submodule.
+_FUNCTIONS = {"estimate_kernel": "estimate.kernel"}
+
+
 def __getattr__(name: str) -> Any:  # PEP 562: lazy submodules
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(f".{_FUNCTIONS[name]}", __name__), name)
     raise AttributeError(f"module 'restorekit' has no attribute {name!r}")
 
 
@@ -70,5 +76,5 @@ def list_restorers(task: str | None = None) -> list[RestorerSpec]:
 __all__ = [
     "ExtensionMissingError", "InputError", "Param", "ParameterError", "Pipeline", "PluginError",
     "Restorer", "RestorerSpec", "RestorekitError", "UnknownRestorerError", "WeightsError",
-    "create", "hookimpl", "list_restorers", "pipeline", "pipeline_spec", "__version__",
+    "create", "estimate_kernel", "hookimpl", "list_restorers", "pipeline", "pipeline_spec", "__version__",
 ]

@@ -237,7 +237,8 @@ class Wiener(Restorer):
             raise InputError(
                 f"'wiener' needs the blur kernel but got {got}; pass the degradation, e.g. "
                 "Compose(Blur(load_kernel('course')), Noise(0.01)), or on the command line "
-                "--kernel SPEC (for noise alone use a denoiser)"
+                "--kernel SPEC, or --kernel auto to estimate it from the image (restorekit.estimate_kernel); "
+                "for noise alone use a denoiser"
             )
         snr = self.config["snr"]
         check_memory(tuple(image.shape), blur.boundary, snr == "auto", self.config.get("max_memory", "auto"),

@@ -20,6 +20,7 @@ COMMANDS = {
     "plugins": "plugins_cmd",
     "degrade": "degrade_cmd",
     "restore": "restore_cmd",
+    "estimate-kernel": "estimate_kernel_cmd",
     "bench": "bench_cmd",
     "demo": "demo_cmd",
     "train": "train_cmd",

@@ -16,6 +16,12 @@ wins). The method receives the degradation you describe: the blur kernel
 (--kernel), the noise level (--sigma, on the [0, 1] scale: 25/255 = 0.098)
 and the pixel mask (--mask). Blind methods ignore what they do not need.
 
+--kernel auto estimates each image's blur kernel from the image itself
+(restorekit.estimate_kernel: an L0 sparse-gradient method, coarse to fine;
+--size N, default 31, odd, a little larger than the blur) and, unless --sigma
+is given, its noise level, prints one line per file of what it estimated,
+and hands both to the method (a deblurrer: pnp, wiener).
+
 --scale S says the inputs were downsampled by S ('degrade --scale S'): the
 degradation is the anti-aliasing blur (--kernel, bicubic by default) then one
 pixel kept per S x S block, and the outputs are S times larger. Use a
@@ -39,7 +45,8 @@ Examples:
   restorekit restore blurred.npy -o restored.npy --method wiener --kernel course --sigma 0.01
   restorekit restore noisy/ -o clean/ --method dncnn --sigma 0.1
   restorekit restore photo.png -o out.png --method wiener+unet --kernel course --param wiener.snr=auto
-  restorekit restore small.npy -o large.png --method pnp --scale 2 --sigma 0.01"""
+  restorekit restore small.npy -o large.png --method pnp --scale 2 --sigma 0.01
+  restorekit restore photo.jpg -o sharp.png --method pnp --kernel auto"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kernel", metavar="SPEC",
         help="blur kernel: course, levin:N, gaussian:SIGMA[:SIZE], box:K, mnist:INDEX[:SIZE], or a .npy/image file "
         "(normalised to sum 1; a .npy that does not is said so); "
-        "with --scale the blur before decimation (default bicubic)",
+        "with --scale the blur before decimation (default bicubic); 'auto': estimated from each image (blind "
+        "deblurring, see --size)",
+    )
+    parser.add_argument(
+        "--size", type=int, metavar="N",
+        help="kernel side in pixels for --kernel auto: odd, less than half the image's smaller side (default 31)",
     )
     parser.add_argument(
         "--scale", metavar="S",
@@ -147,6 +159,29 @@ def _check_device_params(params: dict) -> None:
                 check_device(value, f"--param {key}")
 
 
+def estimated_degradation(source, image, size, boundary: str, noise):
+    """``Compose(Blur(k), Noise(sigma))`` with ``k`` (and ``sigma`` unless ``noise`` is given) estimated from ``image``.
+
+    Prints one line naming what was estimated for ``source``.
+    """
+    from tqdm.auto import tqdm
+
+    from ..errors import InputError
+    from ..estimate.kernel import blind_degradation
+    from .estimate_kernel_cmd import DEFAULT_SIZE, support
+
+    try:
+        degradation, found = blind_degradation(image, DEFAULT_SIZE if size is None else size, boundary=boundary,
+                                               sigma=None if noise is None else noise.sigma)
+    except InputError as exc:
+        raise InputError(f"{source}: --kernel auto: {exc}") from None
+    k = found["kernel"].numpy()
+    how = "estimated" if found["sigma_estimated"] else "given"
+    tqdm.write(f"{source}: estimated kernel {k.shape[0]}x{k.shape[1]} (support {support(k)}), noise sigma "
+               f"{found['sigma']:.4f} ({how})", file=sys.stdout)
+    return degradation
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -165,8 +200,13 @@ def run(args: argparse.Namespace) -> int:
     sources = collect_inputs(args.inputs)
     jobs = plan_outputs(sources, args.output, args.format)
     params = parse_params(args.param)
+    auto_kernel = args.kernel is not None and args.kernel.strip().lower() == "auto"
+    if args.size is not None and not auto_kernel:
+        raise InputError("--size is the estimated kernel's size: it goes with --kernel auto")
+    if auto_kernel and (args.scale is not None or args.mask is not None):
+        raise InputError("--kernel auto estimates a blur alone; it does not go with --scale or --mask")
     with one_line_warnings():  # a kernel file that does not sum to 1: one line saying it was normalised
-        kernel = load_kernel(args.kernel) if args.kernel is not None else None
+        kernel = load_kernel(args.kernel) if args.kernel is not None and not auto_kernel else None
     noise = Noise(check_sigma(args.sigma, "--sigma")) if args.sigma is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     scale = check_scale(args.scale) if args.scale is not None else 1
@@ -180,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     wanted = set()
     if scale > 1:
         wanted.add("superresolve")
-    elif kernel is not None:
+    elif kernel is not None or auto_kernel:
         wanted.add("deblur")
     if mask is not None:
         wanted.add("inpaint")
@@ -197,9 +237,12 @@ def run(args: argparse.Namespace) -> int:
     def restore_one(job) -> None:
         loaded = read_image(job.source)
         height, width = loaded.size
-        degradation = image_degradation(
-            kernel, args.boundary, mask, noise, height, width, seed, job.source, scale
-        ).to(device)
+        if auto_kernel:
+            degradation = estimated_degradation(job.source, loaded.tensor, args.size, args.boundary, noise).to(device)
+        else:
+            degradation = image_degradation(
+                kernel, args.boundary, mask, noise, height, width, seed, job.source, scale
+            ).to(device)
         check_kernel_fits(degradation, loaded.tensor, job.source, "--kernel")
         for part in degradation.parts():  # the low-resolution input must hold the anti-aliasing kernel
             if part.scale > 1:
