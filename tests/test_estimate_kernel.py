@@ -274,3 +274,19 @@ def test_blind_benchmark_runs_and_writes(tmp_path):
     assert len(lines) == 4 and [c.ratio for c in again.cases] == [c.ratio for c in result.cases]
     with pytest.raises(InputError, match="smaller than the largest"):
         run_blind_benchmark(images, "box:13", "wiener", size=11, progress=False)
+
+
+def test_bench_blind_command(tmp_path, capsys):
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for s in range(2):
+        np.save(folder / f"scene{s}.npy", scene(64, s).astype(np.float32))
+    code, out, err = run(capsys, "bench", "--data", folder, "--task", "deblur", "--kernel", "box:3,gauss:1.0:5",
+                         "--blind", "--size", "9", "--methods", "wiener:snr=auto", "--sigmas", "0.01",
+                         "--no-progress", "--json", tmp_path / "r.json", "--figure", tmp_path / "k.png")
+    assert code == 0, err
+    assert sum(": error ratio" in line for line in out.splitlines()) == 4 and "**all**" in out
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["cases"] == 4
+    assert (tmp_path / "k.png").stat().st_size > 1000
+    code, out, err = run(capsys, "bench", "--data", folder, "--task", "denoise", "--blind")
+    assert code == 2 and "--task deblur" in err

@@ -30,11 +30,20 @@ restorer name, optionally with parameters: wiener:snr=auto. Methods that
 cannot run here (missing weights or compiled extension) are listed as not run,
 with the reason. Output files are written atomically.
 
+--blind (with --task deblur) scores blind against known-kernel deblurring:
+each image blurred by each kernel of --kernel (default levin:all) is restored
+by one method (--methods, default pnp) twice, with the kernel (--size,
+default 31) and noise level estimated from the image and with the true ones;
+the table gives Levin's error ratio (blind squared error over known-kernel,
+each up to a shift) per kernel, the share of cases with ratio <= 3 and the
+mean ratio; --figure draws the estimated kernels against the true ones.
+
 Example:
   restorekit bench --data ../shared/data/CBSD68 --limit 20 --task deblur \\
       --methods wiener,wiener:snr=auto,richardson-lucy --markdown deblur.md --figure deblur.png
   restorekit bench --data ../shared/data/CBSD68 --limit 20 --task deblur --kernel levin:all
-  restorekit bench --data ../shared/data/CBSD68 --limit 20 --task superresolve --scale 2"""
+  restorekit bench --data ../shared/data/CBSD68 --limit 20 --task superresolve --scale 2
+  restorekit bench --data ../shared/data/CBSD68 --limit 2 --task deblur --kernel levin:all --blind --sigmas 0.01"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", metavar="FILE", help="write the table as Markdown")
     parser.add_argument("--figure", metavar="FILE", help="write a PSNR/SSIM-vs-sigma figure (.png, .pdf or .svg)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--blind", action="store_true",
+                        help="--task deblur: blind (kernel and sigma estimated) against known-kernel restoration by "
+                             "one method, scored by Levin's error ratio (see above)")
+    parser.add_argument("--size", type=int, default=31, metavar="N",
+                        help="with --blind: the estimated kernel's side, odd (default 31)")
 
 
 def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
@@ -91,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if args.figure:
         check_figure_path(args.figure, "--figure")
     # Under torchrun each process measures its share of the images; rank 0 merges, prints and writes.
+    if args.blind:
+        return run_blind(args)
     ctx = start(args.device)
 
     def measure(data, task, methods=None, kernel=None):
@@ -129,3 +145,30 @@ def run(args: argparse.Namespace) -> int:
         if path:
             print(f"wrote {write(path)}")
     return 0 if result.rows else 1
+
+
+def run_blind(args: argparse.Namespace) -> int:
+    """``bench --blind``: :func:`restorekit.bench_blind.run_blind_benchmark`, one line per case, then the table."""
+    from ..bench import parse_sigmas
+    from ..bench_blind import run_blind_benchmark
+    from ..errors import InputError
+
+    if args.task != "deblur":
+        raise InputError(f"--blind scores blind deblurring: use it with --task deblur, not --task {args.task}")
+    methods = [m for m in (args.methods or "pnp").split(",") if m.strip()]
+    sigmas = parse_sigmas(args.sigmas or "0.01", "deblur")
+    if len(methods) != 1 or len(sigmas) != 1:
+        raise InputError("--blind compares one method at one noise level; give one --methods NAME and one --sigmas S")
+
+    def report(case) -> None:
+        print(f"{case.image} {case.kernel}: error ratio {case.ratio:.2f} (estimated sigma {case.sigma_estimated:.4f}, "
+              f"{case.seconds_blind:.1f} s)", flush=True)
+
+    result = run_blind_benchmark(args.data, args.kernel or "levin:all", methods[0], sigma=sigmas[0], size=args.size,
+                                 seed=args.seed, limit=args.limit, progress=not args.no_progress, report=report)
+    print(result.to_markdown(), end="")
+    for flag, write in (("json", result.write_json), ("markdown", result.write_markdown), ("figure", result.figure)):
+        path = getattr(args, flag)
+        if path:
+            print(f"wrote {write(path)}")
+    return 0 if result.cases else 1
