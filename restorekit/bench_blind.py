@@ -127,6 +127,7 @@ class BlindCase:
     sigma_estimated: float
     seconds_estimate: float
     seconds_blind: float
+    cpu_seconds_blind: float = float("nan")
     estimated_kernel: list = field(repr=False, default_factory=list)
 
 
@@ -175,8 +176,21 @@ class BlindResult:
                       f"Seconds per image, blind path (estimation + restoration): mean "
                       f"{np.mean([c.seconds_blind for c in self.cases]):.1f}, max "
                       f"{np.max([c.seconds_blind for c in self.cases]):.1f} (estimation alone: mean "
-                      f"{np.mean([c.seconds_estimate for c in self.cases]):.1f})"]
+                      f"{np.mean([c.seconds_estimate for c in self.cases]):.1f}); CPU seconds (process time, "
+                      f"what one unshared thread would take): mean "
+                      f"{np.nanmean([c.cpu_seconds_blind for c in self.cases]):.1f}, max "
+                      f"{np.nanmax([c.cpu_seconds_blind for c in self.cases]):.1f}"]
         return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "BlindResult":
+        """The result stored by :meth:`write_json` (or a run's ``checkpoint``), e.g. to redraw its table and figure."""
+        try:
+            stored = json.loads(Path(path).read_text())
+            cases = [BlindCase(**c) for c in stored["cases"]]
+            return cls(method=stored["method"], size=int(stored["size"]), cases=cases, settings=stored["settings"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: not a blind benchmark result ({exc}); write one with run_blind_benchmark") from None
 
     def to_dict(self) -> dict:
         return {"method": self.method, "size": self.size, "settings": self.settings,
@@ -210,7 +224,7 @@ class BlindResult:
         kernels = self.kernels()
         names = list(dict.fromkeys(c.image for c in self.cases))[:images]
         rows = 1 + len(names)
-        fig, axes = plt.subplots(rows, len(kernels), figsize=(1.5 * len(kernels) + 0.5, 1.6 * rows + 0.4),
+        fig, axes = plt.subplots(rows, len(kernels), figsize=(max(6.0, 1.5 * len(kernels) + 0.5), 1.6 * rows + 0.8),
                                  squeeze=False)
         for j, kernel in enumerate(kernels):
             true = load_kernel(kernel).numpy()
@@ -226,8 +240,8 @@ class BlindResult:
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.suptitle(f"estimated ({self.size}x{self.size}) against true kernels; title: image and error ratio "
-                     f"with {self.method}", fontsize=9)
+        fig.suptitle(f"estimated ({self.size}x{self.size}) against true kernels\n"
+                     f"titles: image and error ratio with {self.method}", fontsize=9)
         fig.tight_layout()
         suffix = Path(path).suffix.lstrip(".") or "png"
         with atomic_output(path) as tmp:
@@ -345,11 +359,11 @@ def run_blind_benchmark(
             check_kernel_size(size, tuple(x.shape[-2:]))
             truth = Compose(Blur(kernel.to(x.dtype)), Noise(sigma))
             y = truth.apply(x, seed=seed + index)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             degradation, found = blind_degradation(y, size, boundary="circular")
             estimated = time.perf_counter() - start
             blind = restorer(y, degradation)
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             known = restorer(y, truth)
             xs = x.double().numpy()
             sse_blind, sse_known = sse_upto_shift(blind, xs), sse_upto_shift(known, xs)
@@ -357,6 +371,7 @@ def run_blind_benchmark(
                 image=label, kernel=kernel_label, ratio=sse_blind / max(sse_known, 1e-30),
                 psnr_blind=_psnr_upto_shift(sse_blind, xs), psnr_known=_psnr_upto_shift(sse_known, xs),
                 sigma=sigma, sigma_estimated=found["sigma"], seconds_estimate=estimated, seconds_blind=seconds,
+                cpu_seconds_blind=cpu_seconds,
                 estimated_kernel=np.round(found["kernel"].numpy(), 6).tolist(),
             )
             result.cases.append(case)

@@ -290,3 +290,17 @@ def test_bench_blind_command(tmp_path, capsys):
     assert (tmp_path / "k.png").stat().st_size > 1000
     code, out, err = run(capsys, "bench", "--data", folder, "--task", "denoise", "--blind")
     assert code == 2 and "--task deblur" in err
+
+
+def test_blind_result_round_trips_through_json(tmp_path):
+    from restorekit.bench_blind import BlindCase, BlindResult
+
+    case = BlindCase(image="a.png", kernel="box:3", ratio=1.25, psnr_blind=30.0, psnr_known=31.0, sigma=0.01,
+                     sigma_estimated=0.011, seconds_estimate=1.0, seconds_blind=2.0, cpu_seconds_blind=1.5,
+                     estimated_kernel=np.eye(3).tolist())
+    result = BlindResult(method="wiener", size=3, cases=[case], settings={"sigma": 0.01})
+    again = BlindResult.from_json(result.write_json(tmp_path / "r.json"))
+    assert again.to_dict() == result.to_dict()
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError, match="not a blind benchmark result"):
+        BlindResult.from_json(tmp_path / "bad.json")
