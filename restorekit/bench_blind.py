@@ -172,14 +172,15 @@ class BlindResult:
             lines.append(f"| **all** | {len(r)} | **{r.mean():.2f}** | {r.max():.2f} | **{100 * self.share_good:.1f}%** "
                          f"| {np.mean([c.psnr_blind for c in self.cases]):.2f} "
                          f"| {np.mean([c.psnr_known for c in self.cases]):.2f} |")
+            cpu = np.array([c.cpu_seconds_blind for c in self.cases], dtype=float)
+            cpu = cpu[np.isfinite(cpu)]
             lines += ["", "*PSNR up to shift, on the image less a 15-pixel border (as the error ratio).", "",
                       f"Seconds per image, blind path (estimation + restoration): mean "
                       f"{np.mean([c.seconds_blind for c in self.cases]):.1f}, max "
                       f"{np.max([c.seconds_blind for c in self.cases]):.1f} (estimation alone: mean "
-                      f"{np.mean([c.seconds_estimate for c in self.cases]):.1f}); CPU seconds (process time, "
-                      f"what one unshared thread would take): mean "
-                      f"{np.nanmean([c.cpu_seconds_blind for c in self.cases]):.1f}, max "
-                      f"{np.nanmax([c.cpu_seconds_blind for c in self.cases]):.1f}"]
+                      f"{np.mean([c.seconds_estimate for c in self.cases]):.1f})"
+                      + (f"; CPU seconds (process time, what one unshared thread would take): mean {cpu.mean():.1f}, "
+                         f"max {cpu.max():.1f}" if cpu.size else "; CPU seconds not recorded")]
         return "\n".join(lines) + "\n"
 
     @classmethod
