@@ -124,7 +124,9 @@ def register_restorers(register: Callable[[RestorerLike], None]) -> None:  # pra
 
 
 @hookspec
-def register_trainers(register: Callable[["restorekit.training.trainers.TrainerSpec"], None]) -> None:  # pragma: no cover - a specification
+def register_trainers(  # pragma: no cover - a specification
+    register: Callable[["restorekit.training.trainers.TrainerSpec"], None],
+) -> None:
     """Register the plugin's trainers, run by ``restorekit train NAME``.
 
     Parameters
@@ -158,7 +160,9 @@ def register_trainers(register: Callable[["restorekit.training.trainers.TrainerS
 
 
 @hookspec
-def register_op_checks(register: Callable[["restorekit.testing.OpCheckSpec"], None]) -> None:  # pragma: no cover - a specification
+def register_op_checks(  # pragma: no cover - a specification
+    register: Callable[["restorekit.testing.OpCheckSpec"], None],
+) -> None:
     """Register the checks of the plugin's compiled ops, run by ``restorekit gradcheck --plugin NAME``.
 
     Parameters

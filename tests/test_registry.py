@@ -377,7 +377,7 @@ def test_builtin_plugins_load_first_so_a_third_party_clash_fails_the_third_party
     assert any(f.plugin == "aaa-clash" for f in reg.failures)
 
 
-# ---------------------------------------------------------------- one helper for every hook, and the registry that builds
+# ------------------------------------------------------- one helper for every hook; the registry that builds
 class TrainersPlugin:
     @hookimpl
     def register_trainers(self, register):
