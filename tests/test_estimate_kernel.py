@@ -116,6 +116,8 @@ def test_bad_images_are_refused():
         estimate_kernel(bad, 7)
     with pytest.raises(InputError, match="less than half"):
         estimate_kernel(torch.rand(1, 1, 12, 200), 7)  # the smaller side counts
+    with pytest.raises(InputError, match="divide 8-bit values by 255"):
+        estimate_kernel(255 * torch.rand(1, 3, 64, 64), 7)
 
 
 def test_check_kernel_size_accepts_a_whole_float():

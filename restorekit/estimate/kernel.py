@@ -77,6 +77,9 @@ def _as_gray(y: Any) -> np.ndarray:
                          "dimensions")
     if not np.isfinite(array).all():
         raise InputError("the image holds NaN or Inf values; estimate_kernel needs finite pixels")
+    if array.max() > 2.0 or array.min() < -1.0:
+        raise InputError(f"the image's values run from {array.min():.3g} to {array.max():.3g}; estimate_kernel takes "
+                         "values on the [0, 1] scale (divide 8-bit values by 255)")
     return array
 
 
