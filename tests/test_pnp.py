@@ -458,3 +458,13 @@ def test_pnp_on_the_reflect_border_uses_pad_and_crop_unless_asked_for_cg(smoothe
     exact = quiet_pnp(denoiser=smoother, iterations=3, reflect_step="cg")(y, d)
     assert len(cg_calls) == 3
     assert psnr(fast, exact) > 35
+
+
+def test_reflect_superresolution_pads_and_crops_too(smoother):
+    d = Compose(Downsample(2, boundary="reflect"), Noise(0.0))
+    x = photo(48)
+    y = d.apply(x, seed=0)
+    fast = quiet_pnp(denoiser=smoother, iterations=4)(y, d)
+    exact = quiet_pnp(denoiser=smoother, iterations=4, reflect_step="cg")(y, d)
+    assert fast.shape == exact.shape == x.shape
+    assert psnr(fast, exact) > 30 and abs(psnr(fast, x) - psnr(exact, x)) < 0.5
