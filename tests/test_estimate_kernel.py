@@ -292,6 +292,8 @@ def test_bench_blind_command(tmp_path, capsys):
     assert (tmp_path / "k.png").stat().st_size > 1000
     code, out, err = run(capsys, "bench", "--data", folder, "--task", "denoise", "--blind")
     assert code == 2 and "--task deblur" in err
+    code, out, err = run(capsys, "bench", "--data", folder, "--task", "deblur", "--kernel", "auto")
+    assert code == 2 and "--blind" in err
 
 
 def test_blind_result_round_trips_through_json(tmp_path):

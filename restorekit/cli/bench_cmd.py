@@ -105,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
     if args.figure:
         check_figure_path(args.figure, "--figure")
     # Under torchrun each process measures its share of the images; rank 0 merges, prints and writes.
+    if args.kernel is not None and args.kernel.strip().lower() == "auto":
+        from ..errors import InputError
+
+        raise InputError("bench blurs with a known kernel, so --kernel auto has nothing to estimate against; to score "
+                         "estimated kernels use --blind with the true kernels, e.g. --kernel levin:all --blind")
     if args.blind:
         return run_blind(args)
     ctx = start(args.device)
