@@ -7,10 +7,14 @@ conjugate-gradient proximal operator ``degradation.prox(y, z, rho_k)``, with
 the prior step, a call of the denoiser named by ``denoiser`` through the
 public Restorer interface, ``denoiser(x, Noise(sigma_k))``. ``sigma_k`` falls
 log-spaced from 49/255 to the measurement's noise level and
-``rho_k = rho * sigma^2 / sigma_k^2`` (DPIR's schedule; ``schedule.py``). The
-denoiser is found by name in the registry, so a third party's denoiser
-installed by entry point works unchanged; a blind one (``uses_noise_level``
-False) works too, with a warning, since it cannot follow the schedule.
+``rho_k = rho * sigma^2 / sigma_k^2`` (DPIR's schedule; ``schedule.py``);
+iteration ``k`` denoises the ``k % 8``-th flip or rotation of the image
+(``ensemble``, on by default; ``ensemble.py``). The denoiser is found by name
+in the registry that builds ``pnp``, so a third party's denoiser installed by
+entry point, or one in a private registry, works unchanged; a blind one
+(``uses_noise_level`` False) works too, with a warning, since it cannot follow
+the schedule. On the reflect border the data step pads, solves in closed form
+and crops (``datastep.py``).
 
 Registration is lazy: this file imports no torch; ``restorer.py`` is imported
 when the restorer is first built.
