@@ -445,26 +445,30 @@ def test_reflect_data_step_pads_and_crops_close_to_the_exact_one():
     assert margin % 2 == 0 and twin.scale == 2
 
 
-def test_pnp_on_the_reflect_border_uses_pad_and_crop_unless_asked_for_cg(smoother, monkeypatch):
+def test_pnp_on_the_reflect_border_caps_cg_or_pads_when_asked(smoother, monkeypatch):
     from restorekit.degrade import blur as blur_module
 
     d = Compose(Blur(load_kernel("gaussian:1.0:5"), "reflect"), Noise(0.01))
     y = d.apply(photo(32), seed=0)
     cg_calls = []
     real = blur_module.Blur._prox_cg
-    monkeypatch.setattr(blur_module.Blur, "_prox_cg", lambda self, *a: cg_calls.append(1) or real(self, *a))
-    fast = quiet_pnp(denoiser=smoother, iterations=3)(y, d)
+    monkeypatch.setattr(blur_module.Blur, "_prox_cg", lambda self, y, z, rho, iterations, tol: cg_calls.append(
+        iterations) or real(self, y, z, rho, iterations, tol))
+    capped = quiet_pnp(denoiser=smoother, iterations=3)(y, d)
+    assert cg_calls == [20, 20, 20]  # cg_iterations, the default cap per data step
+    exact = quiet_pnp(denoiser=smoother, iterations=3, cg_iterations=100)(y, d)
+    assert cg_calls[3:] == [100, 100, 100]
+    del cg_calls[:]
+    fast = quiet_pnp(denoiser=smoother, iterations=3, reflect_step="pad")(y, d)
     assert cg_calls == []
-    exact = quiet_pnp(denoiser=smoother, iterations=3, reflect_step="cg")(y, d)
-    assert len(cg_calls) == 3
-    assert psnr(fast, exact) > 35
+    assert psnr(capped, exact) > 40 and psnr(fast, exact) > 35
 
 
 def test_reflect_superresolution_pads_and_crops_too(smoother):
     d = Compose(Downsample(2, boundary="reflect"), Noise(0.0))
     x = photo(48)
     y = d.apply(x, seed=0)
-    fast = quiet_pnp(denoiser=smoother, iterations=4)(y, d)
-    exact = quiet_pnp(denoiser=smoother, iterations=4, reflect_step="cg")(y, d)
+    fast = quiet_pnp(denoiser=smoother, iterations=4, reflect_step="pad")(y, d)
+    exact = quiet_pnp(denoiser=smoother, iterations=4, cg_iterations=100)(y, d)
     assert fast.shape == exact.shape == x.shape
     assert psnr(fast, exact) > 30 and abs(psnr(fast, x) - psnr(exact, x)) < 0.5

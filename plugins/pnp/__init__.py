@@ -13,8 +13,9 @@ iteration ``k`` denoises the ``k % 8``-th flip or rotation of the image
 in the registry that builds ``pnp``, so a third party's denoiser installed by
 entry point, or one in a private registry, works unchanged; a blind one
 (``uses_noise_level`` False) works too, with a warning, since it cannot follow
-the schedule. On the reflect border the data step pads, solves in closed form
-and crops (``datastep.py``).
+the schedule. On the reflect border the data step runs at most
+``cg_iterations`` conjugate-gradient iterations (or pads, solves in closed
+form and crops: ``reflect_step=pad``, ``datastep.py``).
 
 Registration is lazy: this file imports no torch; ``restorer.py`` is imported
 when the restorer is first built.

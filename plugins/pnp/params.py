@@ -67,10 +67,13 @@ PARAMS = (
           "extra cost; +0.2 to +0.5 dB measured with ffdnet); false: the image as it is every time"),
     Param("progress", "auto", "progress bar over the iterations: true, false, or 'auto' (when stderr is a terminal)",
           parse=bool_or_auto),
-    Param("reflect_step", "pad",
-          "data step on a reflect border: 'pad' (mirror by the kernel size, closed form, crop: fast), 'cg' "
-          "(exact, conjugate gradients: about 8x slower) or 'hybrid' (pad while rho < 0.01, then exact)",
-          choices=("pad", "hybrid", "cg")),
+    Param("reflect_step", "cg",
+          "data step on a reflect border: 'cg' (conjugate gradients, at most cg_iterations a step) or 'pad' "
+          "(mirror by the kernel size, closed form, crop: fastest, but loses 0.3 to 3 dB near the border with "
+          "large kernels)", choices=("cg", "pad")),
+    Param("cg_iterations", 20, "most conjugate-gradient iterations per data step where it has no closed form "
+          "(reflect border, a mask after a blur); the exact solve needs up to 100 (about 2.5x the time)",
+          low=1, high=1000),
     Param("tile", 0, "tile side for the denoiser (0: chosen from max_memory); refused for a denoiser that does "
           "not tile", parse=parse_tile, high=MAX_TILE),
     Param("max_memory", "auto", "working memory, e.g. 2GiB: the denoiser's per tile, and the bound of the "

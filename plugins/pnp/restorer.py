@@ -20,8 +20,11 @@ own denoisers works without touching the process-wide one. ``tile`` and
 ``max_memory`` go to the denoiser when it takes them (``--tile`` for one that
 does not is refused); ``max_memory`` also bounds the data step, which works
 on the whole image and cannot be tiled (:meth:`PnPRestorer.check_memory`). On
-the reflect border the data step pads, solves in closed form and crops
-(:mod:`.datastep`) unless ``reflect_step=cg`` asks for the exact, slower one.
+the reflect border the data step runs at most ``cg_iterations`` (20)
+conjugate-gradient iterations, where the exact solve needs up to 100 in the
+first iterations (small ``rho_k``, the prior dominating anyway);
+``reflect_step=pad`` pads, solves in closed form and crops (:mod:`.datastep`):
+faster still, but less accurate near the border.
 """
 
 from __future__ import annotations
@@ -84,10 +87,6 @@ def data_step_memory(shape: tuple[int, ...], kind: str) -> int:
     """
     n, c, h, w = shape
     return int(n * c * h * w * DATA_STEP_BYTES_PER_VALUE[kind])
-
-
-#: ``reflect_step=hybrid`` solves the data step exactly (conjugate gradients) from this penalty on.
-HYBRID_RHO = 0.01
 
 
 class PnPRestorer(Restorer):
@@ -221,18 +220,15 @@ class PnPRestorer(Restorer):
         denoiser = self.denoiser_for(y.device)
         use_ensemble = self.config["ensemble"]
         height, width = y.shape[-2] * scale_of(degradation), y.shape[-1] * scale_of(degradation)
-        how = self.config["reflect_step"]
-        padded = padded_step(degradation, y, (height, width)) if how != "cg" else None
-        kind = "padded" if padded is not None and how == "pad" else ("cg" if _needs_cg(degradation) else "closed")
+        padded = padded_step(degradation, y, (height, width)) if self.config["reflect_step"] == "pad" else None
+        kind = "padded" if padded is not None else ("cg" if _needs_cg(degradation) else "closed")
         self.check_memory((y.shape[0], y.shape[1], height, width), kind, y.device)
-        # "hybrid": pad-and-crop while the prior dominates (small rho, where conjugate gradients need
-        # the most iterations), the exact step once rho reaches HYBRID_RHO (few iterations there).
-        exact_from = HYBRID_RHO if how == "hybrid" else float("inf")
+        cg_iterations = self.config["cg_iterations"]
 
         def data_step(v: torch.Tensor, rho: float) -> torch.Tensor:
-            if padded is not None and rho < exact_from:
+            if padded is not None:
                 return padded(v, rho)
-            return degradation.prox(y, v, rho)
+            return degradation.prox(y, v, rho, iterations=cg_iterations)
 
         def denoise(v: torch.Tensor, k: int) -> torch.Tensor:
             v = v.clamp(0, 1)
