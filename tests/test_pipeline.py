@@ -134,7 +134,7 @@ def test_restorekit_pipeline_with_wiener_and_step_params():
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_check_batch_refuses_nan_and_inf(bad):
-    from restorekit.restorer import check_batch
+    from restorekit.checks import check_batch
 
     x = torch.rand(1, 3, 8, 8)
     x[0, 1, 4, 5] = bad
@@ -145,7 +145,7 @@ def test_check_batch_refuses_nan_and_inf(bad):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
 def test_check_batch_accepts_finite_values_whose_sum_overflows(dtype):
     """The quick finite-sum test falls back to the element-wise one when the sum overflows."""
-    from restorekit.restorer import check_batch
+    from restorekit.checks import check_batch
 
     x = torch.full((1, 1, 4, 4), torch.finfo(dtype).max / 2, dtype=dtype)
     assert not torch.isfinite(x.sum())
@@ -188,3 +188,11 @@ def test_step_params_list_what_a_pipeline_lets_one_override(reg):
     params = {p.name: p.default for p in reg.step_params("add-three")}
     assert params == {"add.amount": 3.0, "scale.factor": 2.0}
     assert reg.step_params("add") == ()
+
+
+def test_check_batch_lives_in_checks_and_restorer_re_exports_it():
+    import restorekit.checks
+    import restorekit.restorer
+
+    assert restorekit.restorer.check_batch is restorekit.checks.check_batch
+    assert "check_batch" in restorekit.checks.__all__
