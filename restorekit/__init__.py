@@ -41,7 +41,7 @@ _SUBMODULES = {
 
 
 #: Public functions imported on first use: name -> submodule.
-_FUNCTIONS = {"estimate_kernel": "estimate.kernel"}
+_FUNCTIONS = {"estimate_kernel": "estimate.kernel", "estimate_noise": "estimate.noise"}
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: lazy submodules
@@ -76,5 +76,5 @@ def list_restorers(task: str | None = None) -> list[RestorerSpec]:
 __all__ = [
     "ExtensionMissingError", "InputError", "Param", "ParameterError", "Pipeline", "PluginError",
     "Restorer", "RestorerSpec", "RestorekitError", "UnknownRestorerError", "WeightsError",
-    "create", "estimate_kernel", "hookimpl", "list_restorers", "pipeline", "pipeline_spec", "__version__",
+    "create", "estimate_kernel", "estimate_noise", "hookimpl", "list_restorers", "pipeline", "pipeline_spec", "__version__",
 ]

@@ -72,15 +72,15 @@ def parse_sigma(value: Any) -> float | str:
 def estimate_noise_sigma(image: Any) -> list[float]:
     """Per-image Gaussian noise sigma estimates of a batch (N, C, H, W), as a float list ([0, 1] scale).
 
-    Uses :func:`restorekit.estimate_noise` when the installed restorekit has it,
-    else scikit-image's wavelet estimate, averaged over the channels.
+    :func:`restorekit.estimate_noise` (PCA of patches, Chen et al. 2015) with
+    patches of up to 7x7; images under 9 pixels on a side, too small for it,
+    fall back to scikit-image's wavelet estimate.
     """
-    try:
-        from .estimate import estimate_noise
-    except ImportError:
-        estimate_noise = None
-    if estimate_noise is not None:
-        return [float(estimate_noise(image[i:i + 1]).sigma) for i in range(image.shape[0])]
+    side = min(image.shape[-2:])
+    if side >= 9:
+        from .estimate.noise import estimate_noise
+
+        return list(estimate_noise(image, patch=min(7, side // 3)).sigmas)
     import numpy as np
     from skimage.restoration import estimate_sigma
 
@@ -182,25 +182,25 @@ def pure_noise(degradation: Any) -> bool:
     return int(getattr(degradation, "scale", 1) or 1) == 1
 
 
-def guarded_run(net: Any, x: Any, degradation: Any, guard: str) -> Any:
-    """``net(x)`` for a blind denoiser, blended by :func:`sure_blend` when the noise is pure and low.
+def guarded_restore(restore: Any, image: Any, degradation: Any, levels: Any, guard: str,
+                    clip: bool = True) -> Any:
+    """``restore(image)``, blended with ``image`` by :func:`sure_blend` when the noise is pure and low.
 
-    The level is the degradation's (its sigma map, else its sigma) or, with no
-    degradation, estimated from ``x`` (:func:`estimate_noise_sigma`); a
-    degradation with blur, a mask or downsampling leaves the output as it is
-    (its noise is not what reaches a denoiser in a pipeline).
+    The blend wraps the whole restoration (gray images through a colour
+    network, tiles, clipping), so SURE sees the function the user gets; its
+    result is clipped to [0, 1] again when ``clip`` (clipping toward the range
+    of a clean image never adds error). ``levels``: one sigma per image or a
+    map; a degradation with blur, a mask or downsampling leaves the output as
+    it is (its noise is not what reaches a denoiser in a pipeline).
     """
-    if guard == "off" or not pure_noise(degradation):
-        return net(x)
-    if degradation is None:
-        levels = estimate_noise_sigma(x)
-    else:
-        sigma_map = getattr(degradation, "sigma_map", None)
-        levels = sigma_map(x) if callable(sigma_map) else [float(degradation.sigma)] * x.shape[0]
-    variance = low_noise_variance(levels, guard)
+    variance = low_noise_variance(levels, guard if pure_noise(degradation) else "off")
     if variance is None:
-        return net(x)
-    return sure_blend(net, x, variance.to(x.device, x.dtype))
+        return restore(image)
+    import torch
+
+    work = image if image.dtype in (torch.float32, torch.float64) else image.float()  # the probe needs precision
+    out = sure_blend(restore, work, variance.to(work.device, work.dtype))
+    return (out.clamp(0, 1) if clip else out).to(image.dtype)
 
 
 #: The parameter every learned denoiser shares (the guard of :func:`sure_blend`).
@@ -239,14 +239,20 @@ class NoiseLevelDenoiser(LearnedRestorer):
         from .degrade import Noise
 
         levels = self.noise_levels(image, degradation)
-        self._levels = levels
+        told = degradation
         if degradation is None or self.config["sigma"] != "auto":
             top = float(levels.max()) if hasattr(levels, "max") else max(levels)
             degradation = Noise(top)  # what the trained-range guard reads
-        try:
-            return super().restore(image, degradation)
-        finally:
-            self._levels = None
+
+        def run(batch: Any) -> Any:
+            self._levels = levels
+            try:
+                return LearnedRestorer.restore(self, batch, degradation)
+            finally:
+                self._levels = None
+
+        return guarded_restore(run, image, told if self.config["sigma"] == "auto" else None, levels,
+                               self.config["low_noise_guard"], clip=self.clip_output)
 
     def run_network(self, net: Any, x: Any, degradation: Any) -> Any:
         import torch
@@ -262,11 +268,7 @@ class NoiseLevelDenoiser(LearnedRestorer):
             if levels is None or len(levels) != x.shape[0]:
                 levels = [float(degradation.sigma)] * x.shape[0]
             sigma = torch.tensor(levels, dtype=x.dtype, device=x.device)
-        guard = self.config["low_noise_guard"] if pure_noise(degradation) else "off"
-        variance = low_noise_variance(sigma, guard)
-        if variance is None:
-            return net.denoise(x, sigma)
-        return sure_blend(lambda t: net.denoise(t, sigma), x, variance)
+        return net.denoise(x, sigma)
 
     def _map_piece(self, sigma: Any, x: Any) -> Any:
         """A map that does not match the piece being run (a tile, when tiling): its mean level, per image.

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from restorekit.learned import LearnedRestorer
-from restorekit.learned_denoiser import GUARD_PARAM, guarded_run
+from restorekit.learned_denoiser import GUARD_PARAM, estimate_noise_sigma, guarded_restore
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED = "dncnn-color"
@@ -49,5 +49,15 @@ class DnCNNRestorer(LearnedRestorer):
 
         return DnCNN(**arch)
 
-    def run_network(self, net, x, degradation):
-        return guarded_run(net, x, degradation, self.config["low_noise_guard"])
+    def restore(self, image, degradation=None):
+        if self.config["low_noise_guard"] == "off":
+            return super().restore(image, degradation)
+        sigma_map = getattr(degradation, "sigma_map", None)
+        if degradation is None:
+            levels = estimate_noise_sigma(image)
+        elif callable(sigma_map):
+            levels = sigma_map(image)
+        else:
+            levels = [float(degradation.sigma)] * image.shape[0]
+        return guarded_restore(lambda batch: super(DnCNNRestorer, self).restore(batch, degradation), image,
+                               degradation, levels, self.config["low_noise_guard"], clip=self.clip_output)

@@ -56,7 +56,7 @@ class DRUNetOptions(TrainOptions):
     low_sigma: float = option(0.01, "upper end of the low-noise draws", minimum=0, maximum=1)
     patch: int = option(64, "crop side in pixels (a multiple of 8)", minimum=8)
     crops_per_epoch: int = option(3200, "random crops per epoch", minimum=1)
-    epochs: int = option(15, "passes of --crops-per-epoch crops", minimum=1)
+    epochs: int = option(18, "passes of --crops-per-epoch crops", minimum=1)
     batch_size: int = option(16, "samples per step and per process", minimum=1)
     lr: float = option(1e-3, "Adam learning rate", above=0)
     lr_drop_at: float = option(0.8, "fraction of the run after which the rate is divided by 10", above=0, below=1)

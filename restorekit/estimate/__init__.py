@@ -2,6 +2,8 @@
 
 * :func:`estimate_kernel` (:mod:`restorekit.estimate.kernel`): the blur kernel of a blurred photo
   (blind deblurring; Xu et al. 2013, Pan et al. 2014), also ``restorekit.estimate_kernel``.
+* :func:`estimate_noise` (:mod:`restorekit.estimate.noise`): the sigma of additive white Gaussian
+  noise (PCA of patches, Chen et al. 2015), also ``restorekit.estimate_noise``.
 
 Nothing heavy is imported here: each estimator loads on first use.
 """
@@ -12,7 +14,7 @@ import importlib
 from typing import Any
 
 #: Public functions: name -> submodule that defines it.
-_EXPORTS = {"estimate_kernel": "kernel"}
+_EXPORTS = {"estimate_kernel": "kernel", "estimate_noise": "noise", "NoiseEstimate": "noise"}
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: lazy exports
