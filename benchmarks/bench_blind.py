@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                      limit=args.limit, checkpoint=args.out + ".json", progress=False, report=report)
     result.write_json(args.out + ".json")
     result.write_markdown(args.out + ".md")
-    result.figure(args.figure)
+    result.figure(args.figure, images=8)
     print(result.to_markdown())
     seconds = [c.cpu_seconds_blind if c.cpu_seconds_blind == c.cpu_seconds_blind else c.seconds_blind
                for c in result.cases]  # CPU time where recorded: one unshared thread
