@@ -202,7 +202,7 @@ class BlindResult:
     def write_json(self, path: str | os.PathLike) -> Path:
         from .atomic import write_text_atomic
 
-        return write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        return write_text_atomic(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")  # compact: the kernels are most of it
 
     def write_markdown(self, path: str | os.PathLike) -> Path:
         from .atomic import write_text_atomic
