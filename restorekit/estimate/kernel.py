@@ -383,26 +383,14 @@ def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8,
 def estimate_sigma(y: Any) -> float:
     """The Gaussian noise level of ``y`` (one image, [0, 1] scale), as the blind deblurring path uses it.
 
-    :func:`restorekit.estimate_noise` when it is installed, else the wavelet
-    median-absolute-deviation estimate of Donoho and Johnstone (1994)
-    (``skimage.restoration.estimate_sigma``), averaged over the channels.
+    :func:`restorekit.estimate_noise` (PCA of weak-texture patches, Chen, Zhu
+    and Heng 2015), averaged over the channels. (The first blind benchmark in
+    ``benchmarks/RESULTS.md`` predates it and used scikit-image's wavelet
+    estimate.)
     """
-    try:
-        from . import noise as _noise  # engineer H3's estimator, when present
-    except ImportError:
-        _noise = None
-    if _noise is not None and hasattr(_noise, "estimate_noise"):
-        found = _noise.estimate_noise(y)
-        sigma = found["sigma"] if isinstance(found, dict) else getattr(found, "sigma", found)
-        return float(sigma)
-    from skimage.restoration import estimate_sigma as _mad_sigma
+    from .noise import estimate_noise
 
-    array = y.detach().to("cpu").double().numpy() if hasattr(y, "detach") else np.asarray(y, np.float64)
-    while array.ndim > 3:
-        array = array[0]
-    if array.ndim == 2:
-        return float(_mad_sigma(array, channel_axis=None))
-    return float(_mad_sigma(array, channel_axis=0, average_sigmas=True))
+    return float(estimate_noise(y).sigma)
 
 
 def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigma: float | None = None,
