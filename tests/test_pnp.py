@@ -353,7 +353,7 @@ def test_pnp_finds_its_denoiser_in_the_registry_that_builds_it():
     alone.add_plugin(pnp_plugin, name="pnp")
     with pytest.raises(ParameterError, match="no restorer named 'test-smoother'"):
         alone.create("pnp", denoiser="test-smoother")
-    with pytest.raises(ParameterError, match="no restorer named 'ffdnet'"):
+    with pytest.raises(ParameterError, match="no restorer named 'drunet'"):
         alone.create("pnp")
 
 
@@ -396,7 +396,7 @@ def test_tile_is_refused_for_a_denoiser_that_does_not_tile(smoother):
     assert "\n" not in str(info.value)
 
 
-def test_ffdnet_gets_the_tile_of_pnp():
+def test_the_default_denoiser_gets_the_tile_of_pnp():
     built = quiet_pnp(tile=96, max_memory="300MiB")
     assert built.denoiser.config["tile"] == 96 and built.denoiser.config["max_memory"] == 300 * 1024**2
 

@@ -19,7 +19,7 @@ DEFAULT_ITERATIONS = {"deblur": 8, "superresolve": 24, "inpaint": 40}
 #: 4.95 s per 481x321 image on one thread, so 1000 take about 10 minutes), 25x DPIR's longest schedule.
 MAX_ITERATIONS = 1000
 #: The denoiser used when none is named.
-DEFAULT_DENOISER = "ffdnet"  # noise-level-aware (it reads Noise(sigma_k)), so it follows the schedule
+DEFAULT_DENOISER = "drunet"  # noise-level-aware (it reads Noise(sigma_k)), so it follows the schedule; RESULTS.md: above ffdnet
 
 
 def optional_positive_int(value) -> int | None:

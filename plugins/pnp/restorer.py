@@ -137,7 +137,7 @@ class PnPRestorer(Restorer):
                 raise ParameterError(
                     f"pnp: tile={value} was given but the denoiser {self.config['denoiser']!r} does not restore in "
                     "tiles (it has no 'tile' parameter); drop --tile, or choose a denoiser that tiles (dncnn, "
-                    "ffdnet); pnp's own data step works on the whole image (its FFTs cannot be tiled)")
+                    "drunet, ffdnet); pnp's own data step works on the whole image (its FFTs cannot be tiled)")
         return out
 
     def denoiser_for(self, device: torch.device) -> Restorer:
