@@ -135,7 +135,8 @@ def sure_blend(run: Any, y: Any, variance: Any, seed: int = 0) -> Any:
     if not bool((total > 0).any()):
         return y.clone()
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    probe = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
+    # One probe for every image of the batch: an image gets the same result alone or in a batch.
+    probe = torch.randn((1, *y.shape[1:]), generator=generator, dtype=y.dtype).to(y.device).expand_as(y)
     moved = run(y + PROBE_STEP * probe)
     divergence = (probe * variance * (moved - out)).flatten(1).sum(dim=1) / PROBE_STEP
     residual = (out - y).flatten(1).pow(2).sum(dim=1)
