@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,8 @@ sys.path.insert(0, str(ROOT / "plugins"))
 from drunet.model import DRUNet  # noqa: E402
 from ffdnet.model import FFDNet  # noqa: E402
 
+from restorekit.training.machine import cpu_name  # noqa: E402
+
 CANDIDATES = {
     "ffdnet 10x32": lambda: FFDNet(3, 10, 32),
     "drunet 16-128 b2": lambda: DRUNet(3, (16, 32, 64, 128), 2),
@@ -37,11 +38,6 @@ CANDIDATES = {
 }
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def draw_sigmas(n: int, g: torch.Generator) -> torch.Tensor:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from restorekit.training.machine import bf16_autocast, cpu_has_amx_bf16, cpu_name, use_bf16
 from restorekit.training.options import TrainOptions, TrainRun, check_sigma_option, option, trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -85,26 +86,6 @@ def parse_widths(text: str) -> tuple[int, ...]:
         raise InputError(f"--widths {text!r}: give four comma-separated feature counts in 1-512, "
                          "e.g. 16,32,64,128")
     return widths
-
-
-def cpu_name() -> str:
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_has_amx_bf16() -> bool:
-    """Whether this CPU lists ``amx_bf16`` in ``/proc/cpuinfo`` (Linux; False elsewhere)."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
 
 
 class NoiseWithMap:
@@ -188,11 +169,11 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
     if opts.threads:
         torch.set_num_threads(opts.threads)
     widths = parse_widths(opts.widths)
-    bf16 = opts.bf16 == "on" or (opts.bf16 == "auto" and opts.device == "cpu" and cpu_has_amx_bf16())
+    bf16 = use_bf16(opts.bf16, opts.device)
     train, val, described = build_datasets(opts, progress)
     seed_everything(opts.seed)
     net = DRUNet(channels=3, widths=widths, blocks=opts.blocks)
-    model = _autocast(net) if bf16 else net
+    model = bf16_autocast(net) if bf16 else net
     cfg = TrainConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, lr_drop_at=opts.lr_drop_at,
                       seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
                       progress=progress, log_every=25)
@@ -204,28 +185,6 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
     if export and result.is_main:
         export_weights(result, net, opts, described, export, command)
     return result
-
-
-def _autocast(net):
-    """``net`` wrapped to run under CPU bfloat16 autocast; its state dict stays the network's."""
-    import torch
-
-    class Autocast(torch.nn.Module):
-        def __init__(self, inner) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return self.inner(x).float()
-
-        def state_dict(self, *args, **kwargs):
-            return self.inner.state_dict(*args, **kwargs)
-
-        def load_state_dict(self, state, *args, **kwargs):
-            return self.inner.load_state_dict(state, *args, **kwargs)
-
-    return Autocast(net)
 
 
 def _jsonable(d: dict) -> dict:

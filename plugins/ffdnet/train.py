@@ -25,12 +25,12 @@ default, turns it on only where ``/proc/cpuinfo`` lists ``amx_bf16``).
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from restorekit.training.machine import bf16_autocast, cpu_has_amx_bf16, cpu_name, use_bf16
 from restorekit.training.options import TrainOptions, TrainRun, check_sigma_option, option, trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -71,24 +71,6 @@ class FFDNetOptions(TrainOptions):
 
 
 PRESETS = FFDNetOptions.presets
-
-
-def cpu_has_amx_bf16() -> bool:
-    """Whether this CPU lists ``amx_bf16`` in ``/proc/cpuinfo`` (Linux; False elsewhere)."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class WithSigmaMap:
@@ -151,14 +133,14 @@ def train_ffdnet(opts: FFDNetOptions, out: str | os.PathLike, resume: bool = Fal
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    bf16 = opts.bf16 == "on" or (opts.bf16 == "auto" and opts.device == "cpu" and cpu_has_amx_bf16())
+    bf16 = use_bf16(opts.bf16, opts.device)
     train, val, described = build_datasets(opts, progress)
     seed_everything(opts.seed)
     net = FFDNet(channels=3, hidden_layers=opts.hidden_layers, hidden_channels=opts.hidden_channels,
                  downscale=opts.downscale)
     if opts.init_from:
         described["initialised_from"] = initialise_from(net, opts.init_from)
-    model = _autocast(net) if bf16 else net
+    model = bf16_autocast(net) if bf16 else net
     cfg = TrainConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, lr_drop_at=opts.lr_drop_at,
                       seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
                       progress=progress, log_every=25)
@@ -201,28 +183,6 @@ def initialise_from(net, name: str) -> str:
     net.load_state_dict(own)
     sha = (getattr(donor, "metadata", {}) or {}).get("sha256", "")
     return f"{name} ({donor.config.get('weights', '')}, sha256 {sha[:16]}), sigma-map input weights zero"
-
-
-def _autocast(net):
-    """``net`` wrapped to run under CPU bfloat16 autocast; its state dict stays the network's."""
-    import torch
-
-    class Autocast(torch.nn.Module):
-        def __init__(self, inner) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return self.inner(x).float()
-
-        def state_dict(self, *args, **kwargs):
-            return self.inner.state_dict(*args, **kwargs)
-
-        def load_state_dict(self, state, *args, **kwargs):
-            return self.inner.load_state_dict(state, *args, **kwargs)
-
-    return Autocast(net)
 
 
 def _jsonable(d: dict) -> dict:

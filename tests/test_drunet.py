@@ -1,0 +1,76 @@
+"""drunet: the DRUNet-style prior (model, restorer, trainer and its stop-and-ship path, shipped weights)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import restorekit
+from restorekit.degrade import Noise
+from restorekit.metrics import psnr
+from restorekit_plugins.drunet.model import DRUNet
+from restorekit_plugins.drunet.restorer import WEIGHTS_DIR
+
+
+def test_model_keeps_any_size_starts_as_identity_and_reads_a_map():
+    net = DRUNet(channels=3, widths=(4, 4, 8, 8), blocks=1)
+    x = torch.rand(2, 3, 13, 30)
+    assert torch.equal(net.denoise(x, torch.tensor([0.05, 0.1])), x)  # zero tail: the identity
+    torch.nn.init.normal_(net.tail.weight, std=0.1)
+    flat = net.denoise(x, 0.1)
+    mapped = net.denoise(x, torch.full((2, 1, 13, 30), 0.1))
+    assert flat.shape == x.shape and torch.allclose(flat, mapped)
+    assert not torch.allclose(net.denoise(x, 0.0), net.denoise(x, 0.2))  # the level is read
+    assert net.arch() == {"channels": 3, "widths": [4, 4, 8, 8], "blocks": 1}
+
+
+def test_model_refuses_bad_shapes():
+    with pytest.raises(ValueError, match="widths"):
+        DRUNet(widths=(8, 8, 8))
+    with pytest.raises(ValueError, match="image \\+ sigma map"):
+        DRUNet(widths=(4, 4, 4, 4), blocks=0)(torch.rand(1, 3, 8, 8))
+
+
+def test_shipped_weights_denoise_better_than_ffdnet_at_sigma_0_1():
+    import numpy as np
+    import skimage.data as data
+
+    x = torch.from_numpy(data.astronaut()[100:228, 100:228].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    y = Noise(0.1).apply(x, seed=0)
+    ours = float(psnr(restorekit.create("drunet")(y, Noise(0.1)), x))
+    assert ours > float(psnr(y, x)) + 8
+    assert ours > float(psnr(restorekit.create("ffdnet")(y, Noise(0.1)), x))
+
+
+def test_the_sidecar_says_how_the_run_ended_and_how_to_rerun_it():
+    meta = json.loads((WEIGHTS_DIR / "drunet-color.json").read_text())["metadata"]
+    assert meta["finished"] is True and meta["steps"] == meta["epochs"] * 266
+    assert meta["trained_for"]["noise_sigma_range"] == [0.0, 0.21]
+    assert meta["command"].startswith("python -m restorekit_plugins.drunet.train")
+    assert meta["machine"]["cpu"] and meta["precision"] in ("float32", "bfloat16 autocast")
+
+
+def test_a_run_is_shipped_from_its_checkpoint_and_resumes_with_more_epochs(tmp_path):
+    from restorekit_plugins.drunet import train
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    from restorekit.imageio import write_image
+
+    for i in range(3):
+        write_image(folder / f"{i}.png", torch.rand(1, 3, 40, 40))
+    args = ["--data", str(folder), "--gray-fraction", "0", "--widths", "4,4,8,8", "--blocks", "1", "--patch", "16",
+            "--crops-per-epoch", "8", "--batch-size", "4", "--epochs", "3", "--val-crop", "16", "--no-progress",
+            "--out", str(tmp_path / "run")]
+    assert train.run_request.main(args[:-2] + ["--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    shipped = tmp_path / "w.pt"
+    assert train.run_request.main(args + ["--resume", "--export", str(shipped), "--export-checkpoint"]) == 0
+    meta = json.loads(shipped.with_suffix(".json").read_text())["metadata"]
+    assert meta["finished"] is True and meta["steps"] == 2 and meta["epochs_planned"] == 1  # its own plan
+    assert train.run_request.main(args + ["--resume"]) == 0  # continues to 3 epochs
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["epoch_loss"]) == 3
+    built = restorekit.create("drunet", weights=str(shipped))
+    assert built(torch.rand(1, 3, 20, 20), Noise(0.05)).shape == (1, 3, 20, 20)
