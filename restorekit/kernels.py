@@ -8,7 +8,7 @@ kernel's centre, as everywhere in restorekit, is index ``(kh // 2, kw // 2)``.
 spec                   kernel
 =====================  =========================================================
 ``course``             the course kernel: MNIST digit 0 at 7x7, sum 1 (shipped)
-``levin:N``            Levin et al. (2009) motion blur N = 1..8, from the data root
+``levin:N``            Levin et al. (2009) motion blur N = 1..8 (shipped in restorekit/data; a given data root's copy wins)
 ``gaussian:S[:K]``     Gaussian with sigma S pixels, K x K (odd; default 2*ceil(3S)+1);
                        ``gauss:S[:K]`` is the same
 ``box:K``              K x K uniform
@@ -222,8 +222,15 @@ def course_kernel() -> torch.Tensor:
 
 
 def _levin(n: int, data_root: str | os.PathLike | None) -> torch.Tensor:
+    """Levin's kernel ``n``: from ``data_root``'s ``kernels/`` when one is given, else the copy restorekit ships."""
     if not 1 <= n <= LEVIN_COUNT:
         raise InputError(f"Levin kernels are numbered 1 to {LEVIN_COUNT}, got levin:{n}")
+    if data_root is None:
+        from importlib import resources
+
+        with resources.as_file(resources.files("restorekit") / "data" / f"levin09_{n}.npy") as path:
+            if path.is_file():
+                return _from_npy(path)
     root = _data_root(data_root, f"levin:{n}")
     path = root / "kernels" / f"levin09_{n}.npy"
     if not path.is_file():

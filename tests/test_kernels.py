@@ -76,10 +76,27 @@ def test_levin_kernels(monkeypatch):
     assert torch.equal(load_kernel(str(DATA / "kernels" / "levin09_3.npy")), load_kernel("levin:3"))
 
 
+def test_levin_kernels_ship_with_restorekit(monkeypatch, tmp_path):
+    # The newcomer's case: no data folder at all, and levin:N still works (issue 16).
+    import hashlib
+    import json
+    from importlib import resources
+
+    monkeypatch.setenv("RESTOREKIT_DATA", str(tmp_path / "nowhere"))
+    shapes = []
+    for n in range(1, 9):
+        k = load_kernel(f"levin:{n}")
+        assert k.dtype == torch.float64 and float(k.sum()) == pytest.approx(1.0, abs=1e-6) and float(k.min()) >= 0
+        shapes.append(tuple(k.shape))
+        data = resources.files("restorekit") / "data"
+        meta = json.loads((data / f"levin09_{n}.json").read_text())
+        assert meta["sha256"] == hashlib.sha256((data / f"levin09_{n}.npy").read_bytes()).hexdigest()
+        assert "Levin" in meta["what"] and "CVPR 2009" in meta["what"]
+    assert shapes[0] == (19, 19) and shapes[3] == (27, 27)
+
+
 def test_levin_without_data_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("RESTOREKIT_DATA", str(tmp_path / "nowhere"))
-    with pytest.raises(InputError, match="RESTOREKIT_DATA"):
-        load_kernel("levin:1")
     with pytest.raises(InputError, match="RESTOREKIT_DATA"):
         load_kernel("mnist:0")
     (tmp_path / "kernels").mkdir()
@@ -220,12 +237,12 @@ def test_bad_kernel_sets(spec, message):
         load_kernel_set(spec)
 
 
-def test_levin_all_without_data_names_the_folder(monkeypatch, tmp_path):
+def test_levin_all_without_data_is_the_shipped_eight(monkeypatch, tmp_path):
     from restorekit.kernels import load_kernel_set
 
     monkeypatch.setenv("RESTOREKIT_DATA", str(tmp_path / "nowhere"))
-    with pytest.raises(InputError, match="RESTOREKIT_DATA"):
-        load_kernel_set("levin:all")
+    kernels = load_kernel_set("levin:all")
+    assert len(kernels) == 8
 
 
 @pytest.mark.data
