@@ -73,8 +73,9 @@ LEVIN_COUNT = 8
 SUM_TOLERANCE = 1e-6
 
 SPEC_HELP = (
-    "kernel specs: 'course', 'levin:N' (N = 1..8), 'gaussian:SIGMA[:SIZE]' (or 'gauss:'), 'box:K', "
-    "'mnist:INDEX[:SIZE]', or a path to a .npy array or a gray image"
+    "kernel specs: 'course', 'levin:N' (N = 1..8, shipped), 'gaussian:SIGMA[:SIZE]' (or 'gauss:'), 'box:K', "
+    "'mnist:INDEX[:SIZE]' (MNIST read from $RESTOREKIT_DATA, else ../shared/data), or a path to a .npy array or "
+    "a gray image"
 )
 SET_HELP = "kernel sets: 'levin:all' (Levin's 8) or a comma list of specs such as 'levin:1,levin:3,gauss:1.6'"
 
