@@ -3,8 +3,15 @@
 Build with ``make docs`` (warnings are errors); the HTML lands in ``docs/_build/html``.
 """
 
+import sys
+from pathlib import Path
+
 import restorekit
 from restorekit.nn import extension
+
+# docs/_ext: the directives {restorekit-help} (a command's --help, produced by the build) and
+# {gallery-figure} (figures of restorations run by the build; restorekit_gallery.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
 # restorekit.nn.ops registers the fake kernels of the compiled ops, so it imports only once the
 # extension is loaded: load it (built by `make install`) before autodoc imports the module.
@@ -20,10 +27,11 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "myst_parser",
+    "restorekit_docs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_ext"]
 
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
