@@ -15,7 +15,9 @@ Temporary files are hidden and recognisable:
 ``.<stem>.<pid>-<token>.rk-tmp<suffix>``. A process killed while writing
 (``SIGKILL``, a power cut) cannot delete its own; the next write into that
 folder removes those whose process is gone and that have not changed for
-:data:`STALE_AFTER_S` seconds (see :func:`remove_stale_temporaries`).
+:data:`STALE_AFTER_S` seconds (see :func:`remove_stale_temporaries`). ``SIGINT``
+(Ctrl-C) and, once :func:`terminate_as_interrupt` is installed (the CLI does),
+``SIGTERM`` delete the temporary file at once.
 
 Examples
 --------
@@ -280,10 +282,54 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise write_error(target, exc) from None
+    except RuntimeError as exc:
+        # torch.save reports a failed write as a RuntimeError from its C++ zip writer ("unexpected pos"),
+        # without an error number: when the disk or the file-size limit explains it, say so in one line.
+        cause = _diagnose(OSError(str(exc)), tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if cause.errno is None:
+            raise
+        raise write_error(target, cause) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on ``SIGTERM`` once :func:`terminate_as_interrupt` is installed.
+
+    A :class:`KeyboardInterrupt`, so everything that cleans up after Ctrl-C
+    (an :func:`atomic_output` block deletes its temporary file) does so
+    after ``kill`` or ``timeout`` too.
+    """
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def terminate_as_interrupt() -> bool:
+    """Make ``SIGTERM`` (what ``kill`` and ``timeout`` send) raise :class:`Terminated`, as ``SIGINT`` does.
+
+    Only in the main thread and only while ``SIGTERM`` has its default
+    action (a handler set by the embedding application is left alone).
+
+    Returns
+    -------
+    bool
+        True if the handler is installed.
+    """
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, _raise_terminated):
+            return False
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM on this platform
+        return False
+    return True
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -301,12 +347,14 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8
 __all__ = [
     "STALE_AFTER_S",
     "TEMP_MARK",
+    "Terminated",
     "WriteFailedError",
     "atomic_output",
     "check_name_length",
     "is_temporary",
     "remove_stale_temporaries",
     "temporary_name",
+    "terminate_as_interrupt",
     "write_bytes_atomic",
     "write_error",
     "write_text_atomic",

@@ -506,6 +506,12 @@ def write_image(
     >>> write_image(out, torch.randn(1, 3, 8, 8)).suffix
     '.npy'
     """
+    if not isinstance(path, (str, os.PathLike)):
+        if isinstance(tensor, (str, os.PathLike)):
+            raise InputError(f"write_image takes the path first, then the image: call write_image({str(tensor)!r}, "
+                             "image), not write_image(image, path)")
+        raise InputError(f"write_image's path must be a str or path-like, not {type(path).__name__}; "
+                         "call write_image('out.png', image)")
     p = Path(path)
     fmt = format_of(p)
     color = _as_hwc(tensor, p)

@@ -206,6 +206,9 @@ def read_metadata(path: str | os.PathLike) -> dict:
         info = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WeightsError(f"weights metadata {side} is unreadable ({exc}); {_fix(path)}") from None
+    except RecursionError:  # nesting deeper than Python's recursion limit: no sidecar of ours looks like that
+        raise WeightsError(f"weights metadata {side} is nested too deeply to be a restorekit sidecar; "
+                           f"{_fix(path)}") from None
     if not isinstance(info, dict) or not isinstance(info.get("sha256"), str) or not isinstance(info.get("arch"), dict):
         raise WeightsError(f"weights metadata {side} lacks 'sha256' or 'arch'; it was not written by "
                            f"restorekit.weights.save_model; {_fix(path)}")

@@ -9,6 +9,7 @@ import sys
 import traceback
 from typing import Sequence
 
+from ..atomic import Terminated, terminate_as_interrupt
 from ..errors import InputError, RestorekitError
 from ._files import out_of_memory
 
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _ignore_file_size_signal()
+    terminate_as_interrupt()  # SIGTERM (kill, timeout) cleans up like Ctrl-C: no partial file is left behind
     try:
         code = int(args._run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
@@ -92,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not out_of_memory(exc):
             raise
         return _report_memory(args.command, exc)
+    except Terminated:
+        print(f"restorekit {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"restorekit {args.command}: interrupted", file=sys.stderr)
         return 130

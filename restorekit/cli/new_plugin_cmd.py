@@ -20,7 +20,8 @@ restorekit.testing.parametrize_with_checks (one test per contract check).
              register_op_checks, and tests built on restorekit.testing.check_op
 
 NAME is a letter then letters, digits, '_' or '-'; the import package is its lower-case
-form with '_' for '-'. An existing DIR/NAME is never overwritten (exit status 2).
+form with '_' for '-'. An existing DIR/NAME is never overwritten (exit status 2); a name
+too long for the file system or a folder that cannot be written is one line, exit status 2.
 
 Examples:
   restorekit new-plugin my-filter
@@ -38,9 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..atomic import check_name_length, write_error
     from ..scaffold import write_plugin
 
-    dest = write_plugin(args.name, args.out, learned=args.learned, op=args.op)
+    target = Path(args.out) / args.name
+    check_name_length(target)  # a name too long for the file system: one line, before anything is written
+    try:
+        dest = write_plugin(args.name, args.out, learned=args.learned, op=args.op)
+    except OSError as exc:  # read-only or full disk, no permission: one line naming the cause and the fix
+        raise write_error(target, exc) from None
     print(f"wrote {dest}")
     print(f"next: cd {dest} && pip install --no-build-isolation -e . && python -m pytest")
     return 0

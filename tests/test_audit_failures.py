@@ -1,0 +1,188 @@
+"""Issue 16's clean failures: a full disk, a file-size limit, SIGTERM mid-write, bad names, deep JSON, swapped arguments.
+
+Each case was a traceback or a left-over file before; now it is one line naming the cause and the fix
+(CLI exit status 2) and nothing half-written stays behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from restorekit.atomic import Terminated, atomic_output, is_temporary, terminate_as_interrupt
+from restorekit.cli.main import main
+from restorekit.errors import InputError
+
+TINY = ["--epochs", "1", "--batch-size", "4", "--no-progress", "--", "--hidden-layers", "1", "--hidden-channels", "4"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    return data
+
+
+def _one_error_line(err: str, command: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert lines and lines[-1].startswith(f"restorekit {command}: error: "), err
+    return lines[-1]
+
+
+def test_train_under_a_file_size_limit_is_one_line_exit_2(folder, tmp_path):
+    """torch.save's RuntimeError ('unexpected pos') under ``ulimit -f`` was a traceback with exit status 1."""
+    out = tmp_path / "run"
+    script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192)); "
+              "from restorekit.cli.main import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", script, "train", "dncnn", "--data", str(folder), "--out", str(out)]
+                          + TINY, capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode == 2, proc.stderr
+    line = _one_error_line(proc.stderr, "train")
+    assert "checkpoint.pt" in line and "file-size limit" in line and "ulimit -f" in line
+    assert not [p for p in out.iterdir() if is_temporary(p.name)]
+
+
+def test_torch_save_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    """A full disk: torch's zip writer fails without an error number; the free space tells the cause."""
+    import restorekit.atomic as atomic
+
+    class Full:
+        f_bavail = 0
+
+    monkeypatch.setattr(atomic.os, "statvfs", lambda path: Full())
+
+    def failing_save(obj, f):
+        with open(f, "wb") as handle:
+            handle.write(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 128 vs 0")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    from restorekit.training.checkpoint import save_checkpoint
+
+    with pytest.raises(InputError, match="no space left on the disk"):
+        save_checkpoint(tmp_path / "checkpoint.pt", {"model": {}})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_runtime_errors_inside_a_write_pass_through(tmp_path):
+    with pytest.raises(RuntimeError, match="not a disk problem"):
+        with atomic_output(tmp_path / "x.pt"):
+            raise RuntimeError("not a disk problem")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_new_plugin_with_a_300_character_name(tmp_path, capsys):
+    assert main(["new-plugin", "a" * 300, "-o", str(tmp_path)]) == 2
+    line = _one_error_line(capsys.readouterr().err, "new-plugin")
+    assert "too long for the file system" in line and "choose a shorter name" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("code, words", [
+    (30, "choose a writable output folder"),        # EROFS: a read-only -o
+    (28, "no space left on the disk"),              # ENOSPC: a full disk
+])
+def test_new_plugin_on_a_read_only_or_full_disk(tmp_path, capsys, monkeypatch, code, words):
+    """Root ignores chmod, so the failing write is simulated where the scaffold writes its files."""
+    import restorekit.scaffold as scaffold
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(scaffold, "_lay_down", refuse)
+    assert main(["new-plugin", "my-filter", "-o", str(tmp_path / "out")]) == 2
+    line = _one_error_line(capsys.readouterr().err, "new-plugin")
+    assert words in line
+    assert not (tmp_path / "out" / "my-filter").exists()
+
+
+def test_deeply_nested_sidecar_is_a_weights_error(tmp_path):
+    from restorekit.weights import WeightsError, read_metadata
+
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    (tmp_path / "w.json").write_text('{"arch": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(WeightsError, match="nested too deeply"):
+        read_metadata(weights)
+
+
+def test_write_image_with_the_arguments_swapped(tmp_path):
+    from restorekit.imageio import write_image
+
+    target = tmp_path / "x.png"
+    with pytest.raises(InputError, match=r"takes the path first.*write_image\('.*x\.png', image\)"):
+        write_image(torch.zeros(3, 4, 4), target)
+    with pytest.raises(InputError, match="must be a str or path-like"):
+        write_image(3, torch.zeros(3, 4, 4))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_a_cli_write_leaves_no_partial_file(tmp_path):
+    """``timeout`` sends SIGTERM: the hidden temporary file used to stay until the 600 s sweep."""
+    source = tmp_path / "in.npy"
+    np.save(source, np.zeros((16, 16, 3), np.float32))
+    out = tmp_path / "out"
+    out.mkdir()
+    script = textwrap.dedent(f"""
+        import sys, time
+        import numpy as np
+        real_save = np.save
+        def slow_save(file, *args, **kwargs):
+            real_save(file, *args, **kwargs)
+            print("writing", flush=True)
+            time.sleep(120)
+        np.save = slow_save
+        from restorekit.cli.main import main
+        sys.exit(main(["degrade", {str(source)!r}, "-o", {str(out / "noisy.npy")!r}, "--noise", "0.1"]))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        assert [p for p in out.iterdir() if is_temporary(p.name)]  # the partial file exists mid-write
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "restorekit degrade: terminated" in err
+    assert list(out.iterdir()) == []
+
+
+def test_terminate_as_interrupt_raises_in_the_main_thread(tmp_path):
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert terminate_as_interrupt()
+        with pytest.raises(Terminated):
+            with atomic_output(tmp_path / "x.bin") as tmp:
+                tmp.write_bytes(b"partial")
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+        assert list(tmp_path.iterdir()) == []
+        assert isinstance(Terminated(), KeyboardInterrupt)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_terminate_as_interrupt_leaves_an_application_handler_alone():
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, lambda *a: None)
+        assert not terminate_as_interrupt()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
