@@ -74,7 +74,9 @@ def run_everywhere(work: Callable[[], T], ctx: DistContext) -> list[T]:
 
     If ``work`` raises a :class:`~restorekit.errors.RestorekitError` in any
     process, every process raises one (its own, or the lowest failing
-    rank's message), instead of the others waiting for it forever.
+    rank's message), instead of the others waiting for it forever. The
+    error carries ``failed_rank`` and ``reported_by_rank_0 = True``: the CLI
+    reports it once, from rank 0, naming the rank.
     """
     try:
         value, error = work(), None
@@ -85,11 +87,13 @@ def run_everywhere(work: Callable[[], T], ctx: DistContext) -> list[T]:
             raise error
         return [value]
     parts = gather((error is None, value if error is None else str(error)), ctx)
-    for ok, payload in parts:
+    for rank, (ok, payload) in enumerate(parts):
         if not ok:
-            if error is not None:
-                raise error
-            raise RestorekitError(payload)
+            # Every process raises; only rank 0 reports it (``failed_rank`` names where it happened).
+            raised = error if error is not None else RestorekitError(payload)
+            raised.failed_rank = ctx.rank if error is not None else rank
+            raised.reported_by_rank_0 = True
+            raise raised
     return [payload for _, payload in parts]
 
 

@@ -186,3 +186,101 @@ def test_terminate_as_interrupt_leaves_an_application_handler_alone():
         assert not terminate_as_interrupt()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# --------------------------------------------------------------------------- torchrun: a failing rank
+def _torchrun_script(tmp_path, body: str, *argv):
+    """Run ``body`` (which may patch restorekit) then the CLI with ``argv`` in 2 gloo processes under torchrun."""
+    import socket
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed next to this Python")
+    script = tmp_path / "launch.py"
+    script.write_text("import os, sys\n" + textwrap.dedent(body)
+                      + "\nfrom restorekit.cli.main import main\nsys.exit(main(sys.argv[1:]))\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", str(port), str(script), *map(str, argv)]
+    env = {**ENV, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+
+
+def _worker_output(stderr: str) -> str:
+    """The workers' part of torchrun's stderr (torchrun's own report of failed workers starts at its traceback)."""
+    return stderr.split("torch.distributed.elastic.multiprocessing.errors.ChildFailedError")[0].rsplit(
+        "Traceback (most recent call last):\n  File", 1)[0] if "ChildFailedError" in stderr else stderr
+
+
+@pytest.fixture
+def two_images(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        np.save(src / f"{i}.npy", np.full((32, 32, 3), 0.5, np.float32))
+    return src
+
+
+@pytest.mark.slow  # two fresh interpreters import torch
+def test_torchrun_a_rank_that_dies_gives_one_line_on_rank_0(tmp_path, two_images):
+    """Rank 1 dies before the gather: rank 0 printed gloo's 'Connection reset by peer' traceback (exit 1)."""
+    body = """
+        import restorekit.scaleout as scaleout
+        real = scaleout.gather
+        def gather(obj, ctx):
+            if ctx.rank == 1:
+                os._exit(3)
+            return real(obj, ctx)
+        scaleout.gather = gather
+    """
+    proc = _torchrun_script(tmp_path, body, "restore", two_images, "-o", tmp_path / "out", "--method", "dncnn")
+    assert proc.returncode != 0  # torchrun's own status (1) whenever a worker fails
+    workers = _worker_output(proc.stderr)
+    assert "Traceback" not in workers and "pair.cc" not in workers, workers
+    assert "restorekit restore: error: rank 0: another process of the torchrun group stopped" in workers
+
+
+@pytest.mark.slow
+def test_torchrun_an_error_on_one_rank_only_names_that_rank(tmp_path, two_images):
+    """An error met by rank 1 alone was silent (only rank 0 printed errors): now rank 1 says it, with its rank."""
+    body = """
+        import restorekit.scaleout as scaleout
+        from restorekit.errors import InputError
+        real = scaleout.gather
+        def gather(obj, ctx):
+            if ctx.rank == 1:
+                raise InputError("image 1.npy is damaged; replace it")
+            return real(obj, ctx)
+        scaleout.gather = gather
+    """
+    proc = _torchrun_script(tmp_path, body, "restore", two_images, "-o", tmp_path / "out", "--method", "dncnn")
+    assert proc.returncode != 0
+    workers = _worker_output(proc.stderr)
+    assert "Traceback" not in workers, workers
+    assert "restorekit restore: error: rank 1: image 1.npy is damaged; replace it" in proc.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_an_error_everywhere_is_reported_once_naming_the_rank(tmp_path):
+    """scaleout.run_everywhere: every rank raises, rank 0 alone reports, naming where it happened."""
+    body = """
+        import restorekit.bench as bench
+        from restorekit.errors import InputError
+        def run_benchmark(*args, **kwargs):
+            if int(os.environ["RANK"]) == 1:
+                raise InputError("method x failed on rank 1's images")
+            return real(*args, **kwargs)
+        real = bench.run_benchmark
+        bench.run_benchmark = run_benchmark
+    """
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        np.save(data / f"{i}.npy", np.full((16, 16, 3), 0.5, np.float32))
+    proc = _torchrun_script(tmp_path, body, "bench", "--data", data, "--task", "denoise", "--methods", "wiener",
+                            "--sigmas", "0.05", "--no-progress")
+    assert "Traceback" not in _worker_output(proc.stderr), proc.stderr
+    assert proc.stderr.count("method x failed on rank 1's images") == 1, proc.stderr
+    assert "error: rank 1: method x failed" in proc.stderr

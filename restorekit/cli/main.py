@@ -80,17 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
         return code
     except RestorekitError as exc:
-        if _other_rank():
-            return 2  # under torchrun every process meets the same error; rank 0 reports it
+        if _other_rank() and getattr(exc, "reported_by_rank_0", False):
+            return 2  # under torchrun every process met this error (scaleout.run_everywhere); rank 0 reports it
         if out_of_memory(exc) and not isinstance(exc, InputError):  # InputError: already says so, with the file
             return _report_memory(args.command, exc)
         debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
         if debug:
             traceback.print_exception(exc, file=sys.stderr)
         hint = "" if debug or exc.__cause__ is None else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
-        print(f"restorekit {args.command}: error: {exc}{hint}", file=sys.stderr)
+        print(f"restorekit {args.command}: error: {_rank_prefix(exc)}{exc}{hint}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:  # RuntimeError: torch.OutOfMemoryError's base
+        if _lost_peer(exc):
+            return _report_lost_peer(args.command, exc)
         if not out_of_memory(exc):
             raise
         return _report_memory(args.command, exc)
@@ -125,6 +127,46 @@ def _ignore_file_size_signal() -> None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         except ValueError:  # not the main thread (an embedding application): leave its signals alone
             pass
+
+
+def _rank() -> int | None:
+    """This process's rank in a ``torchrun`` group, or None outside one."""
+    if os.environ.get("WORLD_SIZE", "1") in ("", "1"):
+        return None
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return None
+
+
+def _rank_prefix(exc: BaseException) -> str:
+    """``"rank N: "`` under ``torchrun`` (N: where the error happened), else nothing."""
+    rank = _rank()
+    if rank is None:
+        return ""
+    return f"rank {getattr(exc, 'failed_rank', rank)}: "
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    """True for the error a collective raises when another process of the group died (gloo, nccl)."""
+    if _rank() is None:
+        return False
+    text = str(exc)
+    # gloo raises a plain RuntimeError ("[.../gloo/transport/tcp/pair.cc:545] Read error ...: Connection reset
+    # by peer"), newer collectives a torch.distributed.DistError: judge by the message.
+    return isinstance(exc, RuntimeError) and any(
+        word in text for word in ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
+                                  "Socket Timeout", "timed out", "NCCL communicator was aborted", "ECONNRESET"))
+
+
+def _report_lost_peer(command: str, exc: BaseException) -> int:
+    """One line for a collective that failed because another process of the group stopped."""
+    first = next((line.strip() for line in str(exc).splitlines() if "peer" in line or "imeout" in line), "")
+    cause = first.split("] ")[-1][:120] if first else type(exc).__name__
+    print(f"restorekit {command}: error: rank {_rank()}: another process of the torchrun group stopped "
+          f"({cause}); its own message names the cause (look for 'rank N:' above, or in torchrun's error report)",
+          file=sys.stderr)
+    return 2
 
 
 def _other_rank() -> bool:
