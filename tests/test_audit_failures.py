@@ -284,3 +284,33 @@ def test_torchrun_an_error_everywhere_is_reported_once_naming_the_rank(tmp_path)
     assert "Traceback" not in _worker_output(proc.stderr), proc.stderr
     assert proc.stderr.count("method x failed on rank 1's images") == 1, proc.stderr
     assert "error: rank 1: method x failed" in proc.stderr
+
+
+# --------------------------------------------------------------------------- training: damaged checkpoints, history
+def _flip_bytes_in_largest_tensor(path, count=16):
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little"), \
+        int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+    for i in range(count):
+        data[start + i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_resume_from_a_corrupted_checkpoint_is_refused(folder, tmp_path, capsys):
+    """16 flipped bytes inside a tensor: torch.load does not check the zip CRC and the run resumed silently."""
+    out = tmp_path / "run"
+    args = ["train", "dncnn", "--data", str(folder), "--out", str(out), "--seed", "1"]
+    assert main(args + TINY) == 0
+    checkpoint = out / "checkpoint.pt"
+    _flip_bytes_in_largest_tensor(checkpoint)
+    capsys.readouterr()
+    args[args.index("--seed")] = "--resume"
+    args.remove("1")
+    assert main(args + ["--epochs", "2"] + TINY[2:]) == 2
+    line = _one_error_line(capsys.readouterr().err, "train")
+    assert str(checkpoint) in line and "corrupted" in line and "CRC-32" in line and "without --resume" in line

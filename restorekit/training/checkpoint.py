@@ -55,6 +55,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise InputError(f"no checkpoint at {path} to resume from; start without --resume, or pass the --out "
                          "folder of an earlier run")
+    _check_crc(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
@@ -63,6 +64,24 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict) or "model" not in state:
         raise InputError(f"{path} is not a restorekit training checkpoint; pass the --out folder of a run")
     return state
+
+
+def _check_crc(path: Path) -> None:
+    """Refuse a checkpoint whose zip CRC-32s do not match (``torch.load`` does not check them: flipped bytes
+    in a tensor load silently as wrong weights)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        bad = f"({type(exc).__name__}: {exc})"
+    except Exception as exc:  # noqa: BLE001 - zlib and struct errors of a mangled archive
+        bad = f"({type(exc).__name__})"
+    if bad is not None:
+        where = bad if bad.startswith("(") else f"(the CRC-32 of its part {bad.split('/', 1)[-1]} does not match)"
+        raise InputError(f"checkpoint {path} is corrupted {where}; delete it, or "
+                         "restore it from a backup, and start again without --resume") from None
 
 
 __all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
