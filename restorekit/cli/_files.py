@@ -318,24 +318,31 @@ def batch_error(outcome: BatchOutcome, verb: str, where: Path) -> Exception | No
     A batch stopped early (``--fail-fast``, a full disk) raises its last
     failure (the earlier ones were printed); otherwise one summary line
     counts the failures printed above and the files written to ``where``.
+    Under ``torchrun`` the outcome is the merged one of all ranks, the same
+    everywhere: the error is marked ``reported_by_rank_0`` so that the CLI
+    prints it once.
     """
     from ..errors import InputError, RestorekitError
 
+    def everywhere(error: Exception) -> Exception:
+        error.reported_by_rank_0 = True
+        return error
+
     if outcome.stopped is not None:
         if outcome.total == 1 and isinstance(outcome.error, RestorekitError) and not out_of_memory(outcome.error):
-            return outcome.error  # as raised: --debug shows its traceback
+            return everywhere(outcome.error)  # as raised: --debug shows its traceback
         left = outcome.total - outcome.done - len(outcome.failures)
         more = f" ({outcome.done} {verb}, {left} not tried)" if outcome.total > 1 else ""
         error = InputError(outcome.stopped + more)
         error.__cause__ = outcome.error
-        return error
+        return everywhere(error)
     if not outcome.failures:
         return None
     n = len(outcome.failures)
-    return InputError(
+    return everywhere(InputError(
         f"{n} of {outcome.total} image{'s' if outcome.total != 1 else ''} failed (each named above); "
         f"{outcome.done} {verb} -> {where}; fix or remove the failed files and run again for them"
-    )
+    ))
 
 
 def clips_values(target: Path, source_bit_depth: int | None) -> bool:

@@ -144,7 +144,9 @@ def _rank_prefix(exc: BaseException) -> str:
     rank = _rank()
     if rank is None:
         return ""
-    return f"rank {getattr(exc, 'failed_rank', rank)}: "
+    if hasattr(exc, "failed_rank"):
+        return f"rank {exc.failed_rank}: "
+    return "" if getattr(exc, "reported_by_rank_0", False) else f"rank {rank}: "  # the same on every rank
 
 
 def _lost_peer(exc: BaseException) -> bool:
