@@ -313,4 +313,39 @@ def test_resume_from_a_corrupted_checkpoint_is_refused(folder, tmp_path, capsys)
     args.remove("1")
     assert main(args + ["--epochs", "2"] + TINY[2:]) == 2
     line = _one_error_line(capsys.readouterr().err, "train")
-    assert str(checkpoint) in line and "corrupted" in line and "CRC-32" in line and "without --resume" in line
+    assert str(checkpoint) in line and "damaged" in line and "CRC-32" in line and "without --resume" in line
+
+
+def test_history_after_a_crash_mid_epoch_and_resume_matches_an_uninterrupted_run(tmp_path):
+    """The interrupted epoch's loss was the mean of the steps after the resume only."""
+    from restorekit.training import AddNoise, DegradedPairs, Patches, TrainConfig, fit, seed_everything
+
+    def pairs():
+        gen = torch.Generator().manual_seed(0)
+        coarse = torch.rand(3, 1, 6, 6, generator=gen)
+        images = list(torch.nn.functional.interpolate(coarse, size=(48, 48), mode="bilinear", align_corners=False))
+        return DegradedPairs(Patches(images, size=16), AddNoise(sigma_range=(0.05, 0.15)), seed=0)
+
+    def net():
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                                   torch.nn.Conv2d(8, 1, 3, padding=1))
+
+    cfg = dict(epochs=1, batch_size=4, lr=3e-3, progress=False, log_every=2, checkpoint_every=2)
+    seed_everything(0)
+    straight = fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "straight")
+    calls = {"n": 0}
+
+    def crashing_loss(out, ref):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # as a kill mid-epoch: the last checkpoint is at step 4 of 6
+        return torch.nn.functional.mse_loss(out, ref)
+
+    seed_everything(0)
+    with pytest.raises(KeyboardInterrupt):
+        fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "killed", loss_fn=crashing_loss)
+    resumed = fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "killed", resume=True)
+    assert resumed.history["epoch_loss"] == pytest.approx(straight.history["epoch_loss"], rel=1e-5)
+    assert resumed.history["loss"] == pytest.approx(straight.history["loss"], rel=1e-5)
+    written = json.loads((tmp_path / "killed" / "history.json").read_text())
+    assert written["epoch_loss"] == pytest.approx(straight.history["epoch_loss"], rel=1e-5)

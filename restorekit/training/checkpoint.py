@@ -71,6 +71,8 @@ def _check_crc(path: Path) -> None:
     in a tensor load silently as wrong weights)."""
     import zipfile
 
+    if not zipfile.is_zipfile(path):
+        return  # not a zip (truncated, or torch's legacy format): torch.load judges it
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
@@ -80,7 +82,7 @@ def _check_crc(path: Path) -> None:
         bad = f"({type(exc).__name__})"
     if bad is not None:
         where = bad if bad.startswith("(") else f"(the CRC-32 of its part {bad.split('/', 1)[-1]} does not match)"
-        raise InputError(f"checkpoint {path} is corrupted {where}; delete it, or "
+        raise InputError(f"checkpoint {path} is damaged {where}; delete it, or "
                          "restore it from a backup, and start again without --resume") from None
 
 

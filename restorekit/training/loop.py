@@ -424,6 +424,9 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
             loader = DataLoader(train_set, batch_sampler=batches[first:], num_workers=cfg.num_workers,
                                 generator=torch.Generator().manual_seed((cfg.seed * 7919 + epoch) % (1 << 63)))
             interval, epoch_sum, epoch_count = [], 0.0, 0
+            if first:  # resumed mid-epoch: the loss summed over the steps before the checkpoint
+                epoch_sum, epoch_count = (float(v) for v in history.get("partial_epoch_loss", (0.0, 0)))
+                epoch_count = int(epoch_count)
             for step, (degraded, clean) in enumerate(loader, start=first):
                 global_step = epoch * steps_per_epoch + step
                 set_lr(global_step)
@@ -447,7 +450,11 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
                     bar.set_postfix(loss=f"{mean:.3g}")
                 if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps_per_epoch:
                     history["seconds"] = time.time() - started
+                    # The epoch's loss so far (sum over this process's steps, the mean over processes), so a
+                    # run resumed from here records the whole epoch's mean loss, not that of its last steps.
+                    history["partial_epoch_loss"] = [distributed.mean_over_processes(epoch_sum, ctx), epoch_count]
                     checkpoint(epoch, step + 1)
+            history.pop("partial_epoch_loss", None)
             history["epoch_loss"].append(
                 distributed.mean_over_processes(epoch_sum / max(epoch_count, 1), ctx) if epoch_count else float("nan"))
             if val_pairs:
