@@ -218,10 +218,42 @@ class BenchResult(ReportFiles):
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
 
+    def _metric_figure(self, plt: Any) -> Any:
+        """PSNR and SSIM against sigma (one line per method), or bars when there is one sigma."""
+        sigmas = [b.sigma for b in self.baseline]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
+            if len(sigmas) == 1:  # a line over one sigma is a dot on an axis of +-4% around it: bars instead
+                names = [INPUT_LABEL] + [m for m in self.methods()]
+                values = [getattr(self.baseline[0], metric)] + [
+                    next((getattr(r, metric) for r in self.rows if r.method == m), math.nan) for m in self.methods()]
+                bars = ax.barh(range(len(names)), values, color=["0.6"] + [f"C{i}" for i in range(len(names) - 1)])
+                ax.bar_label(bars, fmt="%.3f" if metric == "ssim" else "%.2f", fontsize=8, padding=2)
+                ax.set_yticks(range(len(names)), names, fontsize=8)
+                ax.invert_yaxis()
+                ax.set_xlabel(f"{label} at noise sigma {sigmas[0]:g} ([0, 1] scale)")
+                finite = [v for v in values if math.isfinite(v)]
+                if finite:
+                    ax.set_xlim(0, max(finite) * 1.15)
+                ax.grid(axis="x", alpha=0.3)
+                continue
+            ax.plot(sigmas, [getattr(b, metric) for b in self.baseline], "k--", marker="x", label=INPUT_LABEL)
+            for method in self.methods():
+                pts = [(r.sigma, getattr(r, metric)) for r in self.rows if r.method == method]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+            ax.set_xlabel("noise sigma ([0, 1] scale)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        if len(sigmas) != 1:
+            axes[1].legend(fontsize=8, loc="best")
+        return fig
+
     def figure(self, path: str | os.PathLike) -> Path:
         """Plot PSNR and SSIM against sigma, one line per method; write it atomically.
 
-        The format follows the suffix (``.png``, ``.pdf``, ``.svg``).
+        With a single sigma the figure shows one bar per method (and the
+        degraded input) instead. The format follows the suffix (``.png``,
+        ``.pdf``, ``.svg``).
         """
         import matplotlib
 
@@ -230,17 +262,7 @@ class BenchResult(ReportFiles):
 
         from .atomic import atomic_output
 
-        sigmas = [b.sigma for b in self.baseline]
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-        for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
-            ax.plot(sigmas, [getattr(b, metric) for b in self.baseline], "k--", marker="x", label=INPUT_LABEL)
-            for method in self.methods():
-                pts = [(r.sigma, getattr(r, metric)) for r in self.rows if r.method == method]
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
-            ax.set_xlabel("noise sigma ([0, 1] scale)")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=8, loc="best")
+        fig = self._metric_figure(plt)
         s = self.settings
         fig.suptitle(f"{s['task']}: {s['images']} image(s) from {s['source']}; {s['degradation']}", fontsize=10)
         fig.tight_layout()

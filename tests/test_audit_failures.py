@@ -349,3 +349,27 @@ def test_history_after_a_crash_mid_epoch_and_resume_matches_an_uninterrupted_run
     assert resumed.history["loss"] == pytest.approx(straight.history["loss"], rel=1e-5)
     written = json.loads((tmp_path / "killed" / "history.json").read_text())
     assert written["epoch_loss"] == pytest.approx(straight.history["epoch_loss"], rel=1e-5)
+
+
+# --------------------------------------------------------------------------- bench's figure with one sigma
+def test_bench_figure_with_one_sigma_draws_bars_not_dots(tmp_path):
+    """One sigma drew dots on an x axis of 0.0096-0.0104; now one bar per method beside the degraded input."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from restorekit.bench import INPUT_LABEL, run_benchmark
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4, generator=gen), size=(16, 16), mode="bilinear")
+    result = run_benchmark(images, "deblur", methods=["wiener", "wiener:snr=100"], sigmas=[0.01], progress=False)
+    fig = result._metric_figure(plt)
+    try:
+        for ax in fig.axes:
+            assert len(ax.patches) == 3  # the degraded input and two methods
+            assert [t.get_text() for t in ax.get_yticklabels()] == [INPUT_LABEL, "wiener", "wiener:snr=100"]
+            assert ax.get_xlim()[0] == 0
+    finally:
+        plt.close(fig)
+    assert result.figure(tmp_path / "one.png").stat().st_size > 0
