@@ -85,7 +85,6 @@ torch.Size([2, 1, 20, 24])
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import warnings
@@ -164,17 +163,19 @@ def resolve_device(value: str, owner: str) -> "torch.device":
 def kernel_sha256(kernel: Any) -> str:
     """SHA-256 of a blur kernel's values as float64 in C order (what ``trained_for.kernel_sha256`` records).
 
+    The one definition is :func:`restorekit.degrade.kernel_sha256` (what
+    :class:`~restorekit.degrade.DegradationSampler` records); this imports it
+    on first use, so importing this module costs no torch.
+
     Examples
     --------
     >>> from restorekit.kernels import load_kernel
     >>> kernel_sha256(load_kernel("course"))[:12]
     'd2c893d9d169'
     """
-    import numpy as np
-    import torch
+    from .degrade.blur import kernel_sha256 as sha
 
-    array = torch.as_tensor(kernel).detach().to("cpu", torch.float64).contiguous().numpy()
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+    return sha(kernel)
 
 
 class LearnedRestorer(Restorer):
@@ -214,10 +215,10 @@ class LearnedRestorer(Restorer):
         cls._own_params = own
         cls.params = learned_params(cls) + own
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, *, _network: tuple | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.device = resolve_device(self.config["device"], self.name)
-        self.net, self.metadata = self.load_network(self.config["weights"])
+        self.net, self.metadata = _network if _network is not None else self.load_network(self.config["weights"])
         self.net.to(self.device).eval()
         self._gray: Any = None
         self.gray_metadata: dict | None = None
@@ -226,6 +227,29 @@ class LearnedRestorer(Restorer):
         # What this instance promises (Restorer's attributes, read by restorekit.testing.check_restorer).
         self.min_size = max(type(self).min_size, self.min_input_size(self.net)[0])
         self.output_range = type(self).output_range if self.clip_output else None
+
+    @classmethod
+    def from_network(cls, net: "torch.nn.Module", sidecar: dict | None = None, **params: Any) -> "LearnedRestorer":
+        """This restorer around ``net`` (e.g. a network being trained) instead of a weights file.
+
+        ``sidecar`` stands for the weights' ``.json`` (``arch``, ``metadata``;
+        default: ``net.arch()`` and no metadata, so no trained-for guard).
+        The restorer shares ``net``: :func:`restorekit.training.fit` trains
+        it through :meth:`forward`, and :meth:`restore` runs what it became.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from restorekit.degrade import Noise
+        >>> class Plain(LearnedRestorer):
+        ...     name, tasks, default_weights = "plain", frozenset({"denoise"}), "none"
+        >>> net = torch.nn.Conv2d(3, 3, 3, padding=1)
+        >>> r = Plain.from_network(net)
+        >>> r.net is net, r.forward(torch.rand(2, 3, 8, 8), Noise(0.1)).requires_grad
+        (True, True)
+        """
+        arch = net.arch() if callable(getattr(net, "arch", None)) else {}
+        return cls(_network=(net, sidecar if sidecar is not None else {"arch": arch, "metadata": {}}), **params)
 
     # ------------------------------------------------------------------ what a subclass defines
     def build_network(self, arch: dict) -> "torch.nn.Module":
@@ -385,11 +409,13 @@ class LearnedRestorer(Restorer):
         diffs = []
         tasks = set(found.get("tasks") or ())
         expected_kernel = found.get("kernel_sha256")
+        kernel_set = found.get("kernel_sha256_set") or ([expected_kernel] if expected_kernel else [])
         kernel = getattr(degradation, "kernel", None)
         if kernel is not None:
-            if expected_kernel is None:
+            if not kernel_set:
                 diffs.append("a blur kernel (trained without blur)")
-            elif kernel_sha256(kernel) != expected_kernel:
+            elif kernel_sha256(kernel) not in kernel_set:
+                expected_kernel = expected_kernel or kernel_set[0]
                 diffs.append(f"another blur kernel (SHA-256 {kernel_sha256(kernel)[:12]}...; trained for "
                              f"{expected_kernel[:12]}...)")
         sigma_range = found.get("noise_sigma_range")
@@ -446,15 +472,7 @@ class LearnedRestorer(Restorer):
         self.check_input(net, image, degradation)
 
         def run(piece: "torch.Tensor") -> "torch.Tensor":
-            x = piece.to(self.device, torch.float32)
-            if self.clip_input:
-                x = x.clamp(0, 1)
-            if repeat:
-                x = x.expand(-1, 3, -1, -1)
-            out = self.run_network(net, x, degradation)
-            if repeat:
-                out = out.mean(dim=1, keepdim=True)
-            return out
+            return self.forward(piece.to(self.device, torch.float32), degradation, net)
 
         with torch.no_grad():
             tiles = self.plan(net, image, degradation)
@@ -471,6 +489,39 @@ class LearnedRestorer(Restorer):
         if self.clip_output:
             out = out.clamp(0, 1)
         return out.to(image.device, image.dtype)
+
+    def forward(self, y: "torch.Tensor", degradation: "Degradation | None" = None,
+                net: "torch.nn.Module | None" = None) -> "torch.Tensor":
+        """The restorer's differentiable forward pass: what :meth:`restore` runs on the image (or each tile).
+
+        ``y`` is on the network's device in its dtype; the input is clipped
+        when ``clip_input``, a gray batch goes through a colour network
+        repeated into its channels (the outputs averaged), and
+        :meth:`run_network` reads the degradation (e.g. its noise levels,
+        one per sample). No gradient is turned off, nothing is clipped after:
+        :func:`restorekit.training.fit` trains the network through this, on
+        ``y, degradation = sampler(x)`` (:class:`~restorekit.degrade.DegradationSampler`);
+        :meth:`restore` wraps it with ``no_grad``, the guard, tiling, dtype,
+        device and the output clip.
+
+        Parameters
+        ----------
+        y : torch.Tensor
+            The degraded batch (N, C, H, W).
+        degradation : Degradation, optional
+            What damaged it (the sampler's, with one noise level per sample).
+        net : torch.nn.Module, optional
+            The network to run (default :attr:`net`; the trainer passes its
+            distributed wrapper, or the gray network).
+        """
+        net = self.net if net is None else net
+        x = y.clamp(0, 1) if self.clip_input else y
+        channels = self.network_channels(net)
+        repeat = channels == 3 and x.shape[1] == 1
+        if repeat:
+            x = x.expand(-1, 3, -1, -1)
+        out = self.run_network(net, x, degradation)
+        return out.mean(dim=1, keepdim=True) if repeat else out
 
     def memory_budget(self) -> int:
         """Bytes one tile may use: ``max_memory``, or for ``auto`` 768 MiB on the CPU, half the free GPU memory."""

@@ -174,6 +174,21 @@ def low_noise_variance(levels: Any, guard: str) -> Any:
     return torch.tensor([float(s) ** 2 for s in levels])
 
 
+def degradation_levels(degradation: Any, image: Any) -> Any:
+    """The noise levels of ``degradation`` for the batch ``image``: a per-pixel map tensor, or one sigma per image.
+
+    The map is ``degradation.sigma_map(image)`` when the degradation has one
+    (Poisson-Gaussian noise, or a :class:`~restorekit.degrade.Noise` holding
+    one level per image, as a training sampler draws it); otherwise its
+    ``sigma``, repeated for each image, as a list.
+    """
+    sigma_map = getattr(degradation, "sigma_map", None)
+    found = sigma_map(image) if callable(sigma_map) else None
+    if found is not None:
+        return found
+    return [float(degradation.sigma)] * image.shape[0]
+
+
 def pure_noise(degradation: Any) -> bool:
     """Whether ``degradation`` is noise alone (no blur, mask or downsampling): None counts as unknown noise."""
     if degradation is None:
@@ -231,8 +246,9 @@ class NoiseLevelDenoiser(LearnedRestorer):
             return [float(given)] * image.shape[0]
         if degradation is not None:
             sigma_map = getattr(degradation, "sigma_map", None)
-            if callable(sigma_map):
-                return sigma_map(image)
+            found = sigma_map(image) if callable(sigma_map) else None
+            if found is not None:  # None: one sigma everywhere
+                return found
             return [float(degradation.sigma)] * image.shape[0]
         return estimate_noise_sigma(image)
 
@@ -266,8 +282,11 @@ class NoiseLevelDenoiser(LearnedRestorer):
             if sigma.dim() == 4 and sigma.shape[1] != 1:
                 sigma = sigma.mean(dim=1, keepdim=True)
         else:
-            if levels is None or len(levels) != x.shape[0]:
-                levels = [float(degradation.sigma)] * x.shape[0]
+            if levels is None or len(levels) != x.shape[0]:  # called by forward (training): the degradation's
+                found = degradation_levels(degradation, x)
+                if isinstance(found, torch.Tensor):
+                    return net.denoise(x, found.to(x.device, x.dtype).mean(dim=1, keepdim=True))
+                levels = found
             sigma = torch.tensor(levels, dtype=x.dtype, device=x.device)
         return net.denoise(x, sigma)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from restorekit.learned import LearnedRestorer
-from restorekit.learned_denoiser import GUARD_PARAM, estimate_noise_sigma, guarded_restore
+from restorekit.learned_denoiser import GUARD_PARAM, degradation_levels, estimate_noise_sigma, guarded_restore
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED = "dncnn-color"
@@ -55,9 +55,9 @@ class DnCNNRestorer(LearnedRestorer):
         sigma_map = getattr(degradation, "sigma_map", None)
         if degradation is None:
             levels = estimate_noise_sigma(image)
-        elif callable(sigma_map):
-            levels = sigma_map(image)
         else:
-            levels = [float(degradation.sigma)] * image.shape[0]
+            levels = sigma_map(image) if callable(sigma_map) else None
+            if levels is None:  # None: one sigma everywhere
+                levels = [float(degradation.sigma)] * image.shape[0]
         return guarded_restore(lambda batch: super(DnCNNRestorer, self).restore(batch, degradation), image,
                                degradation, levels, self.config["low_noise_guard"], clip=self.clip_output)

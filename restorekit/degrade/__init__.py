@@ -14,7 +14,8 @@ benchmarks and plug-and-play solvers::
 The package's modules: :mod:`~restorekit.degrade.base` (the base class and
 the data step), :mod:`~restorekit.degrade.blur`, :mod:`~restorekit.degrade.noise`,
 :mod:`~restorekit.degrade.mask`, :mod:`~restorekit.degrade.downsample`,
-:mod:`~restorekit.degrade.compose`, :mod:`~restorekit.degrade.fft` (transfer
+:mod:`~restorekit.degrade.compose`, :mod:`~restorekit.degrade.sampler` (training
+degradations drawn per sample), :mod:`~restorekit.degrade.fft` (transfer
 functions, the CPU FFT) and :mod:`~restorekit.degrade.solvers` (conjugate
 gradients). Every public name is importable from ``restorekit.degrade``.
 
@@ -49,12 +50,13 @@ Examples
 
 
 from .base import BOUNDARIES, Degradation, Identity
-from .blur import MIN_KERNEL_SUM, Blur, check_kernel
+from .blur import MIN_KERNEL_SUM, Blur, check_kernel, kernel_sha256
 from .compose import Compose
 from .downsample import BICUBIC_A, Downsample, bicubic_kernel, check_scale, crop_to_multiple
 from .fft import CPU_FFT_BACKENDS, cpu_fft_backend, half_spectrum_axis, psf2otf, psf2otf_full
 from .mask import Mask
 from .noise import Noise
+from .sampler import DegradationSampler
 from .solvers import CG_ITERATIONS, CG_TOL, conjugate_gradient
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "Blur",
     "Compose",
     "Degradation",
+    "DegradationSampler",
     "Downsample",
     "Identity",
     "Mask",
@@ -78,6 +81,7 @@ __all__ = [
     "cpu_fft_backend",
     "crop_to_multiple",
     "half_spectrum_axis",
+    "kernel_sha256",
     "psf2otf",
     "psf2otf_full",
 ]

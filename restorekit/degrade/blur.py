@@ -38,6 +38,22 @@ def check_kernel(kernel: Any, what: str = "kernel") -> torch.Tensor:
     return k
 
 
+def kernel_sha256(kernel: Any) -> str:
+    """SHA-256 of a blur kernel's values as float64 in C order (what a sidecar's ``trained_for.kernel_sha256`` records).
+
+    Examples
+    --------
+    >>> kernel_sha256(torch.ones(3, 3) / 9)[:12]
+    'f8dfb5a8217f'
+    """
+    import hashlib
+
+    import numpy as np
+
+    array = torch.as_tensor(kernel).detach().to("cpu", torch.float64).contiguous().numpy()
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
 class Blur(Degradation):
     """Convolution with ``kernel`` (2-D, any size up to the image's).
 
@@ -193,4 +209,4 @@ class Blur(Degradation):
 
 
 
-__all__ = ["MIN_KERNEL_SUM", "Blur", "check_kernel"]
+__all__ = ["MIN_KERNEL_SUM", "Blur", "check_kernel", "kernel_sha256"]

@@ -1,0 +1,230 @@
+"""Training degradations drawn per sample: ``y, degradation = sampler(x, generator)``.
+
+A :class:`DegradationSampler` is how a learned restorer's training inputs are
+made, with the operators restoration itself uses (:class:`Blur`,
+:class:`Downsample`, :class:`Mask`, :class:`Noise`): for a batch of clean
+images it draws each sample's noise level (uniform in a range, with an
+optional share of low levels), one blur kernel from a list, a mask, and
+applies them as one :class:`Degradation` (its :class:`Noise` holds one level
+per image). The degradation goes to the restorer's forward with ``y``, so a
+network told the noise level reads it exactly as it does when restoring.
+
+It also says what it draws, as a sidecar's ``trained_for``
+(:attr:`DegradationSampler.trained_for`), which the learned restorers' guard
+reads; :func:`restorekit.weights.export` records it.
+
+Gray samples: a sample whose channels are all equal (a gray image repeated
+into three channels for a colour network) gets the same noise in every
+channel, as a gray photo repeated into the channels reaches the network when
+it is restored.
+
+Examples
+--------
+>>> import torch
+>>> from restorekit.degrade import DegradationSampler
+>>> sampler = DegradationSampler(sigma_range=(0.0, 0.2), low_fraction=0.1, low_sigma=0.01)
+>>> x = torch.rand(4, 3, 16, 16)
+>>> y, degradation = sampler(x, torch.Generator().manual_seed(0))
+>>> y.shape, degradation.levels.shape
+(torch.Size([4, 3, 16, 16]), torch.Size([4]))
+>>> sampler.trained_for["noise_sigma_range"], sampler.trained_for["tasks"]
+([0.0, 0.2], ['denoise'])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from ..checks import check_batch, check_sigma
+from ..errors import InputError
+from .base import Degradation
+from .blur import Blur, check_kernel, kernel_sha256
+from .compose import Compose
+from .downsample import Downsample, check_scale
+from .mask import Mask
+from .noise import Noise
+
+
+class DegradationSampler:
+    """Draw a degradation for every sample of a batch and apply it with restorekit's operators.
+
+    Parameters
+    ----------
+    sigma : float, optional
+        A fixed noise level for every sample ([0, 1] scale; validation uses one).
+    sigma_range : (float, float), optional
+        Noise level drawn uniformly per sample in ``[low, high]``. Give
+        ``sigma`` or ``sigma_range``, not both; neither means no noise.
+    low_fraction : float
+        Share of samples whose level is drawn uniformly in ``[0, low_sigma]``
+        instead (so a network learns to leave clean images alone).
+    low_sigma : float
+        Upper end of those low levels.
+    kernels : array_like or sequence of array_like, optional
+        A blur kernel, or several: each batch is blurred by one of them drawn
+        at random (with ``scale`` > 1, the blur before decimation).
+    boundary : {"circular", "reflect"}
+        Border model of the blur or downsampling.
+    mask : str or float, optional
+        ``"lower-half"``, ``"random:FRACTION"`` or a missing fraction: each
+        sample's mask (a random one drawn per sample).
+    scale : int
+        Downsampling factor (1: none).
+    tasks : sequence of str, optional
+        The tasks recorded in :attr:`trained_for` (default: those of the
+        degradations drawn, e.g. ``deblur`` and ``denoise``).
+    """
+
+    def __init__(self, sigma: float | None = None, sigma_range: Sequence[float] | None = None,
+                 low_fraction: float = 0.0, low_sigma: float = 0.0, kernels: Any = None,
+                 boundary: str = "circular", mask: str | float | None = None, scale: int = 1,
+                 tasks: Sequence[str] | None = None) -> None:
+        if sigma is not None and sigma_range is not None:
+            raise InputError("give a fixed noise sigma or a sigma range (low, high), not both")
+        if sigma_range is not None:
+            if len(tuple(sigma_range)) != 2:
+                raise InputError(f"the sigma range must be two numbers (low, high), got {sigma_range!r}")
+            low, high = (check_sigma(v, "noise sigma") for v in sigma_range)
+            if low > high:
+                raise InputError(f"noise sigma range must satisfy low <= high on the [0, 1] scale, got {low}, {high}")
+        else:
+            low = high = check_sigma(sigma, "noise sigma") if sigma is not None else 0.0
+        if not 0 <= float(low_fraction) < 1:
+            raise InputError(f"the share of low noise levels must be in [0, 1), got {low_fraction}")
+        self.low, self.high = float(low), float(high)
+        self.low_fraction = float(low_fraction)
+        self.low_sigma = check_sigma(low_sigma, "low noise sigma") if self.low_fraction else 0.0
+        if kernels is None:
+            self.kernels: list[torch.Tensor] = []
+        elif isinstance(kernels, (list, tuple)) and kernels and not isinstance(kernels[0], (int, float)):
+            self.kernels = [check_kernel(k, "blur kernel") for k in kernels]
+        else:
+            self.kernels = [check_kernel(kernels, "blur kernel")]
+        self.boundary = boundary
+        self.scale = 1 if scale in (1, None) else check_scale(scale)
+        self.mask = _mask_fraction(mask)
+        self.mask_spec = None if mask is None else str(mask)
+        self._tasks = tuple(tasks) if tasks is not None else None
+
+    # ------------------------------------------------------------------ drawing
+    def draw_sigmas(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` noise levels: uniform in the range, a ``low_fraction`` share uniform in ``[0, low_sigma]``."""
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        sigmas = self.low + (self.high - self.low) * u
+        if self.low_fraction:
+            low = torch.rand(n, generator=generator, dtype=torch.float64) < self.low_fraction
+            sigmas = torch.where(low, u * self.low_sigma, sigmas)
+        return sigmas
+
+    def operators(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[Degradation]:
+        """The linear parts for the batch ``x`` (blur or downsampling, then the mask), drawn from ``generator``."""
+        parts: list[Degradation] = []
+        kernel = None
+        if self.kernels:
+            pick = int(torch.randint(0, len(self.kernels), (1,), generator=generator)) if len(self.kernels) > 1 else 0
+            kernel = self.kernels[pick]
+        if self.scale > 1:
+            parts.append(Downsample(self.scale, kernel, self.boundary))
+        elif kernel is not None:
+            parts.append(Blur(kernel, self.boundary))
+        if self.mask is not None:
+            n, _, h, w = x.shape
+            h, w = h // self.scale, w // self.scale
+            if self.mask == "lower-half":
+                parts.append(Mask.lower_half(h, w))
+            else:
+                parts.append(Mask(torch.rand(n, 1, h, w, generator=generator) >= self.mask))
+        return parts
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, Degradation]:
+        """``(y, degradation)`` for the clean batch ``x`` (N, C, H, W): ``y = degradation.apply(x)``.
+
+        The noise is drawn on the CPU from ``generator`` (same values on every
+        device); ``degradation`` holds one noise level per sample.
+        """
+        check_batch(x, "degradation sampler")
+        parts = self.operators(x, generator)
+        noisy = self.high > 0 or (self.low_fraction > 0 and self.low_sigma > 0)
+        if noisy:
+            parts.append(Noise(self.draw_sigmas(x.shape[0], generator)))
+        degradation = parts[0] if len(parts) == 1 else Compose(*parts)
+        y = degradation.apply(x, generator=generator)
+        if x.shape[1] > 1 and noisy:
+            gray = (x == x[:, :1]).flatten(1).all(dim=1)
+            if bool(gray.any()):  # a gray image repeated into the channels: its noise is repeated too
+                y = torch.where(gray.reshape(-1, 1, 1, 1), y[:, :1].expand_as(y), y)
+        return y, degradation
+
+    # ------------------------------------------------------------------ what it was trained for
+    @property
+    def tasks(self) -> list[str]:
+        """The restoration tasks of the degradations drawn (or those given)."""
+        if self._tasks is not None:
+            return sorted(self._tasks)
+        tasks = set()
+        if self.high > 0 or self.low_fraction:
+            tasks.add("denoise")
+        if self.kernels and self.scale == 1:
+            tasks.add("deblur")
+        if self.scale > 1:
+            tasks.add("superresolve")
+        if self.mask is not None:
+            tasks.add("inpaint")
+        return sorted(tasks)
+
+    @property
+    def noise_sigma_range(self) -> list[float]:
+        """``[lowest, highest]`` noise level drawn."""
+        low = min(self.low, 0.0) if self.low_fraction else self.low
+        return [low, self.high]
+
+    @property
+    def trained_for(self) -> dict:
+        """The sidecar's ``trained_for``: tasks, blur kernel SHA-256 (or None), noise range, and the rest drawn."""
+        found: dict[str, Any] = {"tasks": self.tasks,
+                                 "kernel_sha256": kernel_sha256(self.kernels[0]) if len(self.kernels) == 1 else None,
+                                 "noise_sigma_range": self.noise_sigma_range}
+        if len(self.kernels) > 1:
+            found["kernel_sha256_set"] = [kernel_sha256(k) for k in self.kernels]
+        if self.low_fraction:
+            found["low_noise_share"] = self.low_fraction
+            found["low_noise_sigma_max"] = self.low_sigma
+        if self.scale > 1:
+            found["scale"] = self.scale
+        if self.kernels or self.scale > 1:
+            found["boundary"] = self.boundary
+        if self.mask_spec is not None:
+            found["mask"] = self.mask_spec
+        return found
+
+    def describe(self) -> dict:
+        """What :attr:`trained_for` says, for logs."""
+        return dict(self.trained_for)
+
+    def __repr__(self) -> str:
+        return f"DegradationSampler({self.describe()})"
+
+
+def _mask_fraction(mask: Any) -> str | float | None:
+    if mask is None:
+        return None
+    if isinstance(mask, str):
+        if mask == "lower-half":
+            return mask
+        kind, _, value = mask.partition(":")
+        if kind == "random":
+            try:
+                mask = float(value)
+            except ValueError:
+                mask = None
+        if not isinstance(mask, float):
+            raise InputError(f"unknown training mask {mask!r}; use 'lower-half' or 'random:FRACTION' (e.g. random:0.5)")
+    fraction = float(mask)
+    if not 0 <= fraction < 1:
+        raise InputError(f"the missing fraction of a training mask must be in [0, 1), got {fraction}")
+    return fraction
+
+
+__all__ = ["DegradationSampler"]
