@@ -41,7 +41,8 @@ _SUBMODULES = {
 
 
 #: Public functions imported on first use: name -> submodule.
-_FUNCTIONS = {"estimate_kernel": "estimate.kernel", "estimate_noise": "estimate.noise"}
+_FUNCTIONS = {"estimate_kernel": "estimate.kernel", "estimate_noise": "estimate.noise",
+              "PoissonGaussian": "degrade.poisson"}
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: lazy submodules
@@ -74,7 +75,7 @@ def list_restorers(task: str | None = None) -> list[RestorerSpec]:
 
 
 __all__ = [
-    "ExtensionMissingError", "InputError", "Param", "ParameterError", "Pipeline", "PluginError",
+    "ExtensionMissingError", "InputError", "Param", "ParameterError", "Pipeline", "PluginError", "PoissonGaussian",
     "Restorer", "RestorerSpec", "RestorekitError", "UnknownRestorerError", "WeightsError",
     "create", "estimate_kernel", "estimate_noise", "hookimpl", "list_restorers", "pipeline", "pipeline_spec", "__version__",
 ]

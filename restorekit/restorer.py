@@ -402,6 +402,14 @@ class Restorer(abc.ABC):
         """
         check_batch(image, self.name)
         check_unit_range(image, _sigma_of(degradation), self.name)
+        if degradation is not None and _signal_dependent(degradation):
+            degradation, vst = _poisson_gaussian(self, degradation, image)
+            if vst is not None:  # a denoiser that reads no noise level: through the Anscombe transform
+                from .degrade import Noise
+                from .degrade.vst import vst_denoise
+
+                return vst_denoise(lambda z, s: self.restore_checked(z, Noise(min(s, 1.0))), image, vst.gain,
+                                   vst.read_sigma).to(image.dtype)
         return self.restore_checked(image, degradation, (scale_of(degradation),))
 
     def restore_checked(
@@ -428,6 +436,21 @@ class Restorer(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({args})"
+
+
+def _signal_dependent(degradation: Any) -> bool:
+    """Whether ``degradation`` holds noise that varies with the signal (Poisson-Gaussian), without importing torch."""
+    parts = degradation.parts() if hasattr(degradation, "parts") else ()
+    return any(type(p).__name__ == "PoissonGaussian" for p in parts)
+
+
+def _poisson_gaussian(restorer: "Restorer", degradation: Any, image: Any) -> tuple[Any, Any]:
+    """``degradation`` bound to ``image`` (its RMS ``sigma`` is the image's) and the noise to take through the
+    variance-stabilising transform, or None (see :func:`restorekit.degrade.vst.route`)."""
+    from .degrade.poisson import observe
+    from .degrade.vst import route
+
+    return observe(degradation, image), route(restorer, degradation)
 
 
 #: How far an output may leave its declared range (beyond the input's own range) before it is refused:

@@ -14,8 +14,9 @@ benchmarks and plug-and-play solvers::
 The package's modules: :mod:`~restorekit.degrade.base` (the base class and
 the data step), :mod:`~restorekit.degrade.blur`, :mod:`~restorekit.degrade.noise`,
 :mod:`~restorekit.degrade.mask`, :mod:`~restorekit.degrade.downsample`,
-:mod:`~restorekit.degrade.compose`, :mod:`~restorekit.degrade.sampler` (training
-degradations drawn per sample), :mod:`~restorekit.degrade.fft` (transfer
+:mod:`~restorekit.degrade.compose`, :mod:`~restorekit.degrade.poisson` (Poisson-Gaussian noise),
+:mod:`~restorekit.degrade.vst` (its variance-stabilising transform), :mod:`~restorekit.degrade.sampler`
+(training degradations drawn per sample), :mod:`~restorekit.degrade.fft` (transfer
 functions, the CPU FFT) and :mod:`~restorekit.degrade.solvers` (conjugate
 gradients). Every public name is importable from ``restorekit.degrade``.
 
@@ -57,7 +58,9 @@ from .fft import CPU_FFT_BACKENDS, cpu_fft_backend, half_spectrum_axis, psf2otf,
 from .mask import Mask
 from .noise import Noise
 from .sampler import DegradationSampler
+from .poisson import PoissonGaussian, parse_noise
 from .solvers import CG_ITERATIONS, CG_TOL, conjugate_gradient
+from .vst import anscombe, inverse_anscombe, vst_denoise
 
 __all__ = [
     "BICUBIC_A",
@@ -74,6 +77,8 @@ __all__ = [
     "Identity",
     "Mask",
     "Noise",
+    "PoissonGaussian",
+    "anscombe",
     "bicubic_kernel",
     "check_kernel",
     "check_scale",
@@ -82,6 +87,9 @@ __all__ = [
     "crop_to_multiple",
     "half_spectrum_axis",
     "kernel_sha256",
+    "inverse_anscombe",
+    "parse_noise",
     "psf2otf",
     "psf2otf_full",
+    "vst_denoise",
 ]

@@ -76,6 +76,13 @@ class Compose(Degradation):
     def sigma(self) -> float:
         return math.sqrt(sum(p.sigma**2 for p in self._parts))
 
+    def sigma_map(self, image):
+        """The per-pixel noise standard deviation for the observation ``image`` when a part's noise varies
+        with the signal (:class:`~restorekit.degrade.PoissonGaussian`), else None (one :attr:`sigma`)."""
+        from .poisson import noise_map
+
+        return noise_map(self, image)
+
     @property
     def tasks(self) -> frozenset[str]:
         out: frozenset[str] = frozenset()
@@ -95,7 +102,7 @@ class Compose(Degradation):
 
     def _linear_parts(self) -> list[Degradation]:
         """The parts whose operator is not the identity (noise and identities act only through ``sigma``)."""
-        return [p for p in self._parts if type(p) not in (Degradation, Identity, Noise)]
+        return [p for p in self._parts if type(p) not in (Degradation, Identity) and not isinstance(p, Noise)]
 
     def _prox(self, y, z, rho, iterations, tol):
         linear = self._linear_parts()

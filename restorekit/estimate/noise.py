@@ -18,6 +18,26 @@ noise (``benchmarks/RESULTS.md`` compares the two on CBSD68).
 Colour images are estimated from patches of all channels at once (noise of
 one sigma in every channel, as :class:`restorekit.degrade.Noise` makes it);
 ``per_channel=True`` estimates each channel on its own.
+
+**Poisson-Gaussian noise** (``model="poisson-gaussian"``, the noise of
+:class:`restorekit.degrade.PoissonGaussian`, variance ``gain * x + sigma^2``):
+the level is estimated per intensity and a line is fitted to variance
+against mean, as in Foi, Trimeche, Katkovnik and Egiazarian, "Practical
+Poissonian-Gaussian noise modeling and fitting for single-image raw-data"
+(IEEE TIP 2008). The 7x7 patches of every channel are sorted by their mean
+into 16 bins of equal count; in each bin the noise variance is Chen et al.'s
+PCA estimate computed on the patches' zero-mean part (each patch's own mean
+removed: binning by the noisy mean squeezes the constant direction, which
+would otherwise pull the estimate down) and restricted to weak-texture
+patches in the manner of Liu, Tanaka and Okutomi, "Single-image noise level
+estimation for blind denoising" (IEEE TIP 2013): patches whose gradient
+energy exceeds the 99% quantile of pure noise at the current estimate are
+dropped, three times. The line ``variance = gain * mean + sigma^2`` is fitted
+by least squares weighted by the inverse variance (relative error), bins
+further than three robust deviations from it left out, twice. The read
+noise ``sigma`` comes from the line's intercept, an extrapolation to black:
+it is far less certain than the gain on images without dark regions
+(``benchmarks/RESULTS.md`` gives the errors per setting).
 """
 
 from __future__ import annotations
@@ -54,10 +74,33 @@ class NoiseEstimate:
     per_channel: tuple[tuple[float, ...], ...] | None = None
     model: str = "gaussian"
     method: str = field(default="PCA of patches (Chen, Zhu, Heng, ICCV 2015)")
+    gain: float | None = None
+    gains: tuple[float, ...] | None = None
 
     def describe(self) -> str:
-        """One line for the CLI, e.g. ``noise estimated: sigma 0.0312 (PCA of patches, Chen 2015)``."""
-        return f"noise estimated: sigma {self.sigma:.4f} ({self.method})"
+        """One line for the CLI, e.g. ``noise sigma 0.0312 estimated (PCA of patches, Chen 2015)``."""
+        if self.model == "poisson-gaussian":
+            return f"noise Poisson-Gaussian gain {self.gain:.4f}, sigma {self.sigma:.4f} estimated ({self.method})"
+        return f"noise sigma {self.sigma:.4f} estimated ({self.method})"
+
+    def degradation(self) -> Any:
+        """The estimated noise as a degradation: ``Noise(sigma)`` or ``PoissonGaussian(gain, sigma)``."""
+        from ..degrade import Noise, PoissonGaussian
+
+        if self.model == "poisson-gaussian":
+            return PoissonGaussian(self.gain, self.sigma)
+        return Noise(self.sigma)
+
+
+#: Intensity bins of the Poisson-Gaussian fit (equal numbers of patches).
+PG_BINS = 16
+#: At most this many patches (of all channels) enter the Poisson-Gaussian fit.
+PG_MAX_PATCHES = 150000
+#: Weak-texture selection: patches whose gradient energy is below this quantile of pure noise's are kept.
+TEXTURE_QUANTILE = 0.99
+#: The name and references of the Poisson-Gaussian method.
+PG_METHOD = ("PCA of weak-texture patches per intensity bin, line fit of variance on mean "
+             "(Foi et al. 2008; Chen et al. 2015; Liu et al. 2013)")
 
 
 def _patch_matrix(channels: Any, patch: int) -> Any:
@@ -90,22 +133,106 @@ def _sigma_from_patches(matrix: Any) -> float:
     return float(np.sqrt(eig[0]))
 
 
-def estimate_noise(image: Any, per_channel: bool = False, patch: int = PATCH) -> NoiseEstimate:
-    """Estimate the standard deviation of additive white Gaussian noise in ``image``.
+def _ac_sigma(rows: Any) -> float:
+    """Chen et al.'s estimate on the zero-mean part of patches (each row's mean removed, its eigenvalue dropped)."""
+    import numpy as np
+
+    centred = rows - rows.mean(axis=0, keepdims=True)
+    cov = centred.T @ centred / max(1, centred.shape[0] - 1)
+    eig = np.sort(np.clip(np.linalg.eigvalsh(cov), 0, None))[1:]
+    for count in range(eig.size, 0, -1):
+        tail = eig[:count]
+        tau = tail.mean()
+        if np.sum(tail > tau) == np.sum(tail < tau):
+            return float(np.sqrt(tau))
+    return float(np.sqrt(eig[0]))
+
+
+def _gradient_energy(rows: Any, patch: int) -> Any:
+    """Sum of squared horizontal and vertical differences inside each patch (Liu et al.'s texture strength)."""
+    import numpy as np
+
+    q = rows.reshape(-1, patch, patch)
+    return (np.diff(q, axis=1) ** 2).sum(axis=(1, 2)) + (np.diff(q, axis=2) ** 2).sum(axis=(1, 2))
+
+
+_NOISE_QUANTILES: dict[int, float] = {}
+
+
+def _noise_quantile(patch: int) -> float:
+    """The :data:`TEXTURE_QUANTILE` of the gradient energy of unit white noise patches (simulated once, seeded)."""
+    import numpy as np
+
+    if patch not in _NOISE_QUANTILES:
+        rows = np.random.default_rng(0).standard_normal((20000, patch * patch))
+        _NOISE_QUANTILES[patch] = float(np.quantile(_gradient_energy(rows, patch), TEXTURE_QUANTILE))
+    return _NOISE_QUANTILES[patch]
+
+
+def _bin_variance(rows: Any, patch: int) -> float:
+    """Noise variance of one intensity bin: PCA of its weak-texture, zero-mean patches."""
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    energy = _gradient_energy(rows, patch)
+    limit = _noise_quantile(patch)
+    variance = _ac_sigma(rows) ** 2
+    for _ in range(3):
+        keep = energy < limit * variance
+        if keep.sum() < 4 * patch * patch:
+            break
+        variance = _ac_sigma(rows[keep]) ** 2
+    return variance
+
+
+def _pg_fit(item: Any, patch: int) -> tuple[float, float]:
+    """``(gain, sigma)`` of one image (C, H, W) by the line fit of the module docstring."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    rows = np.concatenate([sliding_window_view(c, (patch, patch)).reshape(-1, patch * patch) for c in item])
+    rows = rows[:: max(1, len(rows) // PG_MAX_PATCHES)]
+    means = rows.mean(axis=1)
+    bins = [b for b in np.array_split(np.argsort(means, kind="stable"), PG_BINS) if len(b) >= 4 * patch * patch]
+    if len(bins) < 3:
+        bins = [b for b in np.array_split(np.argsort(means, kind="stable"), 3)]
+    level = np.array([means[b].mean() for b in bins])
+    variance = np.array([_bin_variance(rows[b], patch) for b in bins])
+    design = np.stack([level, np.ones_like(level)], axis=1)
+    weight = 1 / np.maximum(variance, 1e-10)
+    keep = np.ones(len(level), bool)
+    for _ in range(3):
+        solution = np.linalg.lstsq(design[keep] * weight[keep, None], variance[keep] * weight[keep], rcond=None)[0]
+        residual = np.abs(variance - design @ solution) * weight
+        spread = 1.4826 * np.median(residual[keep]) + 1e-12
+        new = residual < 3 * spread
+        if new.sum() < 3 or (new == keep).all():
+            break
+        keep = new
+    gain, offset = float(solution[0]), float(solution[1])
+    if gain < 0:  # no signal dependence: a constant variance
+        gain, offset = 0.0, float(np.average(variance, weights=weight))
+    return gain, float(np.sqrt(max(offset, 0.0)))
+
+
+def estimate_noise(image: Any, per_channel: bool = False, patch: int = PATCH, model: str = "gaussian") -> NoiseEstimate:
+    """Estimate the noise of ``image``: a Gaussian sigma, or Poisson-Gaussian gain and sigma.
 
     Parameters
     ----------
     image : torch.Tensor or numpy.ndarray
         ``(N, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` values on the [0, 1] scale.
     per_channel : bool
-        Also estimate each channel on its own (``NoiseEstimate.per_channel``).
+        Also estimate each channel on its own (``NoiseEstimate.per_channel``; Gaussian model only).
     patch : int
         Patch side (at least 3, at most a third of the smaller image side).
+    model : {"gaussian", "poisson-gaussian"}
+        ``"gaussian"``: white noise of one sigma (Chen et al. 2015). ``"poisson-gaussian"``:
+        variance ``gain * x + sigma^2`` (the line fit of the module docstring).
 
     Returns
     -------
     NoiseEstimate
-        ``sigma`` on the [0, 1] scale (25/255 = 0.098), the mean over a batch; ``sigmas`` per image.
+        ``sigma`` on the [0, 1] scale (25/255 = 0.098), the mean over a batch; ``sigmas`` per image;
+        for ``"poisson-gaussian"`` also ``gain`` and ``gains`` (``sigma`` is then the read noise).
 
     Raises
     ------
@@ -121,6 +248,10 @@ def estimate_noise(image: Any, per_channel: bool = False, patch: int = PATCH) ->
     >>> y = Noise(0.05).apply(x, seed=0)
     >>> round(estimate_noise(y).sigma, 2)
     0.05
+    >>> from restorekit.degrade import PoissonGaussian
+    >>> est = estimate_noise(PoissonGaussian(0.02, 0.02).apply(x, seed=0), model="poisson-gaussian")
+    >>> round(est.gain, 2)
+    0.02
     """
     import numpy as np
 
@@ -137,10 +268,17 @@ def estimate_noise(image: Any, per_channel: bool = False, patch: int = PATCH) ->
         raise InputError("estimate_noise: the image has NaN or infinite values; replace them first")
     if float(np.abs(array).max(initial=0.0)) > 3:
         raise InputError("estimate_noise: values beyond 3 look like the 0-255 scale; pass image / 255")
+    if model not in ("gaussian", "poisson-gaussian"):
+        raise InputError(f"estimate_noise: model must be 'gaussian' or 'poisson-gaussian', got {model!r}")
     patch = int(patch)
     if patch < 3 or min(array.shape[-2:]) < 3 * patch:
         raise InputError(f"estimate_noise needs an image of at least {3 * max(patch, 3)} pixels on a side for "
                          f"{max(patch, 3)}x{max(patch, 3)} patches; got {array.shape[-2]}x{array.shape[-1]}")
+    if model == "poisson-gaussian":
+        fits = [_pg_fit(item, patch) for item in array]
+        return NoiseEstimate(sigma=float(np.mean([f[1] for f in fits])), sigmas=tuple(f[1] for f in fits),
+                             model=model, method=PG_METHOD, gain=float(np.mean([f[0] for f in fits])),
+                             gains=tuple(f[0] for f in fits))
     sigmas, channels = [], []
     for item in array:
         sigmas.append(_sigma_from_patches(_patch_matrix(item, patch)))

@@ -1,0 +1,115 @@
+"""Poisson-Gaussian noise (issue 14): the model, its sigma map, the Anscombe path and the noise spec."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import restorekit
+from restorekit.degrade import (Blur, Compose, Noise, PoissonGaussian, anscombe, inverse_anscombe, parse_noise,
+                                vst_denoise)
+from restorekit.errors import InputError
+
+
+def _photo(size: int = 128) -> torch.Tensor:
+    import skimage.data as data
+
+    x = torch.from_numpy(data.astronaut()[:size, :size].astype(np.float32) / 255)
+    return x.permute(2, 0, 1)[None]
+
+
+def test_exported_from_restorekit_and_degrade():
+    assert restorekit.PoissonGaussian is PoissonGaussian
+    assert isinstance(PoissonGaussian(0.01, 0.01), Noise)
+
+
+def test_draw_has_the_model_variance_and_is_seeded():
+    x = torch.cat([torch.full((1, 1, 128, 128), v) for v in (0.1, 0.8)])
+    pg = PoissonGaussian(0.02, 0.01)
+    y = pg.apply(x, seed=3)
+    assert torch.equal(y, pg.apply(x, seed=3)) and not torch.equal(y, pg.apply(x, seed=4))
+    for i, v in enumerate((0.1, 0.8)):
+        assert float(y[i].mean()) == pytest.approx(v, abs=0.005)
+        assert float(y[i].var()) == pytest.approx(0.02 * v + 0.01**2, rel=0.05)
+    assert float(y.min()) < 0  # not clipped, like Noise
+
+
+def test_gain_zero_is_gaussian_and_bad_values_are_refused():
+    x = torch.full((1, 1, 64, 64), 0.5)
+    assert float(PoissonGaussian(0.0, 0.05).apply(x, seed=0).std()) == pytest.approx(0.05, rel=0.05)
+    for bad in (-0.1, 2.0, float("nan"), True):
+        with pytest.raises(InputError, match="gain"):
+            PoissonGaussian(bad, 0.01)
+
+
+def test_sigma_map_and_scalar_sigma():
+    x = torch.cat([torch.full((1, 3, 64, 64), 0.2), torch.full((1, 3, 64, 64), 0.9)], dim=-1)
+    pg = PoissonGaussian(0.02, 0.01)
+    y = pg.apply(x, seed=0)
+    m = pg.sigma_map(y)
+    assert m.shape == y.shape
+    assert float(m[..., 10:54, 10:54].mean()) == pytest.approx(math.sqrt(0.02 * 0.2 + 1e-4), rel=0.03)
+    assert float(m[..., 10:54, 74:118].mean()) == pytest.approx(math.sqrt(0.02 * 0.9 + 1e-4), rel=0.03)
+    assert pg.sigma == pytest.approx(math.sqrt(0.02 * 0.5 + 1e-4))  # unbound: mid-grey
+    bound = pg.observe(y)
+    assert bound.sigma == pytest.approx(float(m.pow(2).mean().sqrt()), rel=0.02)  # the RMS of the map
+    c = Compose(Blur(torch.ones(3, 3) / 9), pg)
+    assert c.sigma_map(y).shape == y.shape and Compose(Blur(torch.ones(3, 3) / 9), Noise(0.1)).sigma_map(y) is None
+    assert c.describe()["parts"][1] == {"type": "PoissonGaussian", "gain": 0.02, "sigma": 0.01}
+
+
+def test_compose_keeps_the_closed_form_data_step():
+    k = torch.ones(5, 5) / 25
+    y, z = torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)
+    a = Compose(Blur(k), PoissonGaussian(0.02, 0.01)).prox(y, z, 0.1)
+    b = Compose(Blur(k), Noise(0.05)).prox(y, z, 0.1)
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_anscombe_stabilises_and_the_inverse_is_unbiased():
+    for level in (0.02, 0.1, 0.5):
+        x = torch.full((1, 1, 256, 256), level)
+        y = PoissonGaussian(0.01, 0.01).apply(x, seed=1)
+        d = anscombe(y, 0.01, 0.01)
+        assert float(d.std()) == pytest.approx(1.0, abs=0.1)
+        assert float(inverse_anscombe(d.mean(), 0.01, 0.01)) == pytest.approx(level, rel=0.03, abs=1e-3)
+    # the algebraic inverse is biased at low counts; this one is not
+    x = torch.full((1, 1, 256, 256), 0.02)
+    d = anscombe(PoissonGaussian(0.01, 0.0).apply(x, seed=2), 0.01, 0.0).mean()
+    algebraic = 0.01 * ((float(d) / 2) ** 2 - 3 / 8)
+    assert abs(float(inverse_anscombe(d, 0.01, 0.0)) - 0.02) < abs(algebraic - 0.02)
+
+
+def test_vst_denoise_with_a_gaussian_denoiser_beats_the_noisy_input():
+    from skimage.restoration import denoise_tv_chambolle
+
+    x = _photo()
+    y = PoissonGaussian(0.02, 0.01).apply(x, seed=0)
+
+    def tv(z, s):
+        return torch.from_numpy(denoise_tv_chambolle(z[0].numpy(), weight=2 * s, channel_axis=0))[None].float()
+
+    out = vst_denoise(tv, y, 0.02, 0.01)
+    assert float(((out - x) ** 2).mean()) < 0.5 * float(((y - x) ** 2).mean())
+
+
+def test_a_blind_denoiser_goes_through_the_vst_and_a_level_aware_one_reads_the_map():
+    x = _photo()
+    pg = PoissonGaussian(0.02, 0.01)
+    y = pg.apply(x, seed=0)
+    for name in ("dncnn", "ffdnet"):
+        out = restorekit.create(name)(y, pg)
+        assert float(((out - x) ** 2).mean()) < 0.3 * float(((y - x) ** 2).mean()), name
+
+
+def test_parse_noise_specs():
+    assert isinstance(parse_noise("0.05"), Noise) and parse_noise("0.05").sigma == 0.05
+    pg = parse_noise("pg:0.02,0.01")
+    assert (pg.gain, pg.read_sigma) == (0.02, 0.01)
+    for bad, match in (("pg:0.02", "pg:GAIN,SIGMA"), ("pg:a,b", "numbers"), ("pg:3,0.01", "gain"),
+                       ("loud", "noise spec"), ("25", "above 1")):
+        with pytest.raises(InputError, match=match):
+            parse_noise(bad)
