@@ -272,6 +272,59 @@ class BenchResult(ReportFiles):
         plt.close(fig)
         return target
 
+    def image_figure(self, path: str | os.PathLike) -> Path:
+        """The kept images side by side: clean, degraded, each method's output, PSNR in the titles; atomic write.
+
+        One row per image and sigma kept (:func:`run_benchmark`'s ``keep``), as
+        ``restorekit demo`` draws them. The PSNR in a title is that image's; the
+        tables have the means. The format follows the suffix.
+
+        Raises
+        ------
+        InputError
+            If no image was kept (``keep=0``).
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .atomic import atomic_output
+
+        fig = self._image_grid(plt)
+        target = Path(path)
+        with atomic_output(target) as tmp:
+            fig.savefig(tmp, dpi=110, format=(target.suffix.lstrip(".") or "png"))
+        plt.close(fig)
+        return target
+
+    def _image_grid(self, plt: Any) -> Any:
+        """The figure of :meth:`image_figure`."""
+        from .metrics import psnr
+
+        if not self.examples:
+            raise InputError("no restored images were kept for the image figure; run the benchmark with keep=1")
+        columns = max(2 + len(ex.outputs) for ex in self.examples)
+        fig, axes = plt.subplots(len(self.examples), columns, figsize=(2.3 * columns, 2.7 * len(self.examples)),
+                                 squeeze=False, layout="constrained")
+        for axis_row, ex in zip(axes, self.examples):
+            panels = [("clean", ex.clean), (f"{INPUT_LABEL}, sigma {_num(ex.sigma)}", ex.degraded),
+                      *ex.outputs.items()]
+            for ax, (label, tensor) in zip(axis_row, panels):
+                img = tensor[0].detach().float().cpu().clamp(0, 1)
+                shown = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+                ax.imshow(shown, cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1,
+                          interpolation="nearest")
+                comparable = label != "clean" and tuple(img.shape) == tuple(ex.clean[0].shape)
+                score = f"\n{psnr(img[None], ex.clean.detach().float().cpu()):.2f} dB" if comparable else ""
+                ax.set_title(f"{label}{score}", fontsize=8)
+            for ax in axis_row:
+                ax.axis("off")
+        s = self.settings
+        fig.suptitle(f"{s['task']}, {s['degradation']}: {', '.join(dict.fromkeys(ex.image for ex in self.examples))}"
+                     " (PSNR of these images; the table has the means)", fontsize=9)
+        return fig
+
 
 def _num(value: float) -> str:
     return f"{value:g}"
@@ -373,33 +426,15 @@ def make_degradation(task: str, sigma: float, shape: Sequence[int], seed: int, k
                      mask: str = DEFAULT_MASK, scale: int = DEFAULT_SCALE):
     """The degradation of one image (``shape`` = N, C, H, W) for ``task`` at ``sigma``.
 
-    For ``superresolve`` ``kernel`` is the anti-aliasing blur (``None``: the
-    bicubic default of :class:`~restorekit.degrade.Downsample`).
+    :func:`restorekit.degrade.spec.task_degradation`, the builder the command
+    line and the contract checks use too; a random mask is drawn from
+    ``seed`` for this image. For ``superresolve`` ``kernel`` is the
+    anti-aliasing blur (``None``: the bicubic default of
+    :class:`~restorekit.degrade.Downsample`).
     """
-    from .degrade import Blur, Compose, Downsample, Mask, Noise
+    from .degrade.spec import task_degradation
 
-    if task == "denoise":
-        return Noise(sigma)
-    if task == "superresolve":
-        return Compose(Downsample(scale, kernel), Noise(sigma))
-    if task == "deblur":
-        return Compose(Blur(kernel), Noise(sigma))
-    h, w = int(shape[-2]), int(shape[-1])
-    if mask == "lower-half":
-        m = Mask.lower_half(h, w)
-    else:
-        m = Mask.random(h, w, _random_fraction(mask), seed=seed)
-    return Compose(m, Noise(sigma))
-
-
-def _random_fraction(mask: str) -> float:
-    kind, _, value = mask.partition(":")
-    try:
-        if kind != "random":
-            raise ValueError
-        return float(value)
-    except ValueError:
-        raise InputError(f"unknown mask {mask!r}; use 'lower-half' or 'random:P' (P = missing fraction, e.g. random:0.5)") from None
+    return task_degradation(task, sigma, int(shape[-2]), int(shape[-1]), seed, kernel, mask, scale)
 
 
 def cpu_model() -> str:
@@ -536,7 +571,9 @@ def run_benchmark(
     with one_line_warnings():  # a kernel file that does not sum to 1: one line saying it was normalised
         kernel_tensor = load_kernel(kernel_spec) if kernel_spec is not None else None
     if task == "inpaint" and mask != DEFAULT_MASK:
-        _random_fraction(mask)
+        from .degrade.spec import parse_mask
+
+        parse_mask(mask)  # a bad spec is refused before any image is read
     if limit is not None and limit < 1:
         raise ParameterError(f"limit must be at least 1, got {limit}")
 

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .degrade import check_kernel
+from .degrade.blur import check_kernel
 from .errors import InputError, RestorekitWarning
 
 DATA_ENV = "RESTOREKIT_DATA"

@@ -104,14 +104,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..checks import check_seed, check_sigma
-    from ..degrade import Noise, check_scale
+    from ..checks import check_seed
+    from ..degrade import check_scale
     from ..errors import InputError, one_line_warnings
     from ..imageio import read_image
     from ..kernels import load_kernel
     from ._files import (batch_error, clips_values, collect_inputs, plan_outputs, prepare_folders, run_batch,
                          write_output)
-    from ._specs import MaskSpec, check_kernel_fits, image_degradation, image_seed
+    from ._specs import MaskSpec, check_kernel_fits, image_degradation, parse_noise, image_seed
 
     if args.blur is not None and args.kernel is not None:
         raise InputError("--blur and --kernel name the same kernel; give one of them")
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_outputs(sources, args.output, args.format)
     with one_line_warnings():  # a kernel file that does not sum to 1: one line saying it was normalised
         kernel = load_kernel(blur_spec) if blur_spec is not None else None
-    noise = Noise(check_sigma(args.noise, "--noise")) if args.noise is not None else None
+    noise = parse_noise(args.noise, "--noise") if args.noise is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     prepare_folders(jobs)
 

@@ -185,15 +185,15 @@ def estimated_degradation(source, image, size, boundary: str, noise):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checks import check_device, check_seed, check_sigma
-    from ..degrade import Noise, check_scale
+    from ..checks import check_device, check_seed
+    from ..degrade import check_scale
     from ..errors import InputError, PluginError, one_line_warnings
     from ..imageio import read_image
     from ..kernels import load_kernel
     from ..registry import default_registry
     from ..scaleout import gather, shard, start, stop
     from ._files import batch_error, collect_inputs, plan_outputs, prepare_folders, run_batch, write_output
-    from ._specs import MaskSpec, check_kernel_fits, image_degradation, parse_params
+    from ._specs import MaskSpec, check_kernel_fits, image_degradation, parse_noise, parse_params
 
     device = check_device(args.device, "--device")
     seed = check_seed(args.seed)
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--kernel auto estimates a blur alone; it does not go with --scale or --mask")
     with one_line_warnings():  # a kernel file that does not sum to 1: one line saying it was normalised
         kernel = load_kernel(args.kernel) if args.kernel is not None and not auto_kernel else None
-    noise = Noise(check_sigma(args.sigma, "--sigma")) if args.sigma is not None else None
+    noise = parse_noise(args.sigma, "--sigma") if args.sigma is not None else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     scale = check_scale(args.scale) if args.scale is not None else 1
     if scale > 1 and mask is not None:

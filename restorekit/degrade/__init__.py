@@ -16,7 +16,8 @@ the data step), :mod:`~restorekit.degrade.blur`, :mod:`~restorekit.degrade.noise
 :mod:`~restorekit.degrade.mask`, :mod:`~restorekit.degrade.downsample`,
 :mod:`~restorekit.degrade.compose`, :mod:`~restorekit.degrade.poisson` (Poisson-Gaussian noise),
 :mod:`~restorekit.degrade.vst` (its variance-stabilising transform), :mod:`~restorekit.degrade.sampler`
-(training degradations drawn per sample), :mod:`~restorekit.degrade.fft` (transfer
+(training degradations drawn per sample), :mod:`~restorekit.degrade.spec` (degradations from
+words: the one builder of the command line, bench and the checks), :mod:`~restorekit.degrade.fft` (transfer
 functions, the CPU FFT) and :mod:`~restorekit.degrade.solvers` (conjugate
 gradients). Every public name is importable from ``restorekit.degrade``.
 
@@ -58,6 +59,7 @@ from .fft import CPU_FFT_BACKENDS, cpu_fft_backend, half_spectrum_axis, psf2otf,
 from .mask import Mask
 from .noise import Noise
 from .sampler import DegradationSampler
+from .spec import DegradationSpec, MaskSpec, build_degradation, parse_degradation, task_degradation
 from .poisson import PoissonGaussian, parse_noise
 from .solvers import CG_ITERATIONS, CG_TOL, conjugate_gradient
 from .vst import anscombe, inverse_anscombe, vst_denoise
@@ -73,13 +75,16 @@ __all__ = [
     "Compose",
     "Degradation",
     "DegradationSampler",
+    "DegradationSpec",
     "Downsample",
     "Identity",
     "Mask",
+    "MaskSpec",
     "Noise",
     "PoissonGaussian",
     "anscombe",
     "bicubic_kernel",
+    "build_degradation",
     "check_kernel",
     "check_scale",
     "conjugate_gradient",
@@ -88,8 +93,10 @@ __all__ = [
     "half_spectrum_axis",
     "kernel_sha256",
     "inverse_anscombe",
+    "parse_degradation",
     "parse_noise",
     "psf2otf",
     "psf2otf_full",
+    "task_degradation",
     "vst_denoise",
 ]

@@ -227,24 +227,19 @@ class RestorerUnderCheck:
 def example_degradation(task: str, height: int, width: int, seed: int = 0):
     """The degradation the checks use for ``task`` on an image of ``height x width``.
 
-    For ``"superresolve"``, ``height`` and ``width`` are the high-resolution size (multiples of 2).
+    :func:`restorekit.degrade.spec.task_degradation` (the builder ``bench``
+    and the command line use) at the levels of
+    :data:`~restorekit.degrade.spec.TASK_DEFAULTS`, the course kernel for
+    ``deblur``, 30% of pixels missing for ``inpaint``, x2 for ``superresolve``.
+    For ``"superresolve"``, ``height`` and ``width`` are the high-resolution
+    size (multiples of 2).
     """
-    from ..degrade import Blur, Compose, Mask, Noise
-    from ..kernels import load_kernel
+    from ..degrade.spec import TASK_DEFAULTS, task_degradation
 
-    if task == "denoise":
-        return Noise(0.05)
-    if task == "deblur":
-        return Compose(Blur(load_kernel("course")), Noise(0.01))
-    if task == "inpaint":
-        return Compose(Mask.random(height, width, 0.3, seed=seed), Noise(0.01))
-    if task == "superresolve":
-        from .. import degrade
-
-        if not hasattr(degrade, "Downsample"):
-            raise CheckSkipped("restorekit.degrade has no Downsample yet: super-resolution cannot be checked")
-        return Compose(degrade.Downsample(2), Noise(0.01))
-    raise CheckSkipped(f"no example degradation for task {task!r}")
+    if task not in TASK_DEFAULTS:
+        raise CheckSkipped(f"no example degradation for task {task!r}")
+    return task_degradation(task, TASK_DEFAULTS[task], height, width, seed,
+                            kernel="course" if task == "deblur" else None, mask="random:0.3", scale=2)
 
 
 def _clean(n: int, channels: int, height: int, width: int, seed: int = 0):
