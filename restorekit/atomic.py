@@ -16,8 +16,8 @@ Temporary files are hidden and recognisable:
 (``SIGKILL``, a power cut) cannot delete its own; the next write into that
 folder removes those whose process is gone and that have not changed for
 :data:`STALE_AFTER_S` seconds (see :func:`remove_stale_temporaries`). ``SIGINT``
-(Ctrl-C) and, once :func:`terminate_as_interrupt` is installed (the CLI does),
-``SIGTERM`` delete the temporary file at once.
+(Ctrl-C) and, inside :func:`terminate_as_interrupt` (the command line runs
+every command in it), ``SIGTERM`` delete the temporary file at once.
 
 Examples
 --------
@@ -298,7 +298,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 class Terminated(KeyboardInterrupt):
-    """Raised in the main thread on ``SIGTERM`` once :func:`terminate_as_interrupt` is installed.
+    """Raised in the main thread on ``SIGTERM`` inside :func:`terminate_as_interrupt`.
 
     A :class:`KeyboardInterrupt`, so everything that cleans up after Ctrl-C
     (an :func:`atomic_output` block deletes its temporary file) does so
@@ -306,30 +306,78 @@ class Terminated(KeyboardInterrupt):
     """
 
 
+_armed = False  # True inside terminate_as_interrupt's block, until the first SIGTERM has been raised
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated(f"terminated by signal {signum}")
+    """SIGTERM's handler: raise :class:`Terminated` once, inside the block; otherwise end as SIGTERM does.
 
-
-def terminate_as_interrupt() -> bool:
-    """Make ``SIGTERM`` (what ``kill`` and ``timeout`` send) raise :class:`Terminated`, as ``SIGINT`` does.
-
-    Only in the main thread and only while ``SIGTERM`` has its default
-    action (a handler set by the embedding application is left alone).
-
-    Returns
-    -------
-    bool
-        True if the handler is installed.
+    It never raises outside :func:`terminate_as_interrupt`'s block, during the interpreter's shutdown
+    (joining threads, finalising), nor a second time while the first :class:`Terminated` is being
+    handled: then the signal's default action ends the process, as it would without this handler.
     """
+    global _armed
+    import signal
+    import sys
+
+    if _armed and not sys.is_finalizing():
+        _armed = False
+        raise Terminated(f"terminated by signal {signum}")
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered as soon as this handler returns: the default action
+    except (ValueError, OSError):
+        pass
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[bool]:
+    """Inside the block, ``SIGTERM`` (what ``kill`` and ``timeout`` send) raises :class:`Terminated`, as ``SIGINT`` does.
+
+    The command line wraps each command in it, so that a write cut short by
+    ``SIGTERM`` deletes its temporary file and the command exits 143 with one
+    line. The handler is installed only in the main thread and only over
+    ``SIGTERM``'s default action (a handler set by the embedding application
+    is left alone); the previous handler is restored when the block ends.
+    It raises at most once, and never outside the block or during the
+    interpreter's shutdown (then ``SIGTERM`` ends the process as usual).
+
+    Yields
+    ------
+    bool
+        True if the handler is installed for the block.
+
+    Examples
+    --------
+    >>> import signal
+    >>> from restorekit.atomic import terminate_as_interrupt
+    >>> before = signal.getsignal(signal.SIGTERM)
+    >>> with terminate_as_interrupt() as installed:
+    ...     pass
+    >>> signal.getsignal(signal.SIGTERM) is before
+    True
+    """
+    global _armed
     import signal
 
     try:
-        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, _raise_terminated):
-            return False
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.getsignal(signal.SIGTERM)
+        installed = previous is signal.SIG_DFL and not _armed
+        if installed:
+            signal.signal(signal.SIGTERM, _raise_terminated)
     except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM on this platform
-        return False
-    return True
+        installed = False
+    if not installed:
+        yield False
+        return
+    _armed = True
+    try:
+        yield True
+    finally:
+        _armed = False
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signal.SIGTERM) is _raise_terminated:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -48,7 +48,7 @@ def test_train_under_a_file_size_limit_is_one_line_exit_2(folder, tmp_path):
     """torch.save's RuntimeError ('unexpected pos') under ``ulimit -f`` was a traceback with exit status 1."""
     out = tmp_path / "run"
     script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192)); "
-              "from restorekit.cli.main import main; sys.exit(main(sys.argv[1:]))")
+              "from restorekit.cli.main import main; sys.exit(main())")
     proc = subprocess.run([sys.executable, "-c", script, "train", "dncnn", "--data", str(folder), "--out", str(out)]
                           + TINY, capture_output=True, text=True, env=ENV, timeout=600)
     assert proc.returncode == 2, proc.stderr
@@ -148,7 +148,8 @@ def test_sigterm_during_a_cli_write_leaves_no_partial_file(tmp_path):
             time.sleep(120)
         np.save = slow_save
         from restorekit.cli.main import main
-        sys.exit(main(["degrade", {str(source)!r}, "-o", {str(out / "noisy.npy")!r}, "--noise", "0.1"]))
+        sys.exit(main(["degrade", {str(source)!r}, "-o", {str(out / "noisy.npy")!r}, "--noise", "0.1"],
+                      handle_signals=True))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=ENV)
@@ -164,16 +165,19 @@ def test_sigterm_during_a_cli_write_leaves_no_partial_file(tmp_path):
     assert list(out.iterdir()) == []
 
 
-def test_terminate_as_interrupt_raises_in_the_main_thread(tmp_path):
+def test_terminate_as_interrupt_raises_in_the_main_thread_and_restores_the_handler(tmp_path):
     previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        assert terminate_as_interrupt()
         with pytest.raises(Terminated):
-            with atomic_output(tmp_path / "x.bin") as tmp:
-                tmp.write_bytes(b"partial")
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(5)
+            with terminate_as_interrupt() as installed:
+                assert installed
+                with atomic_output(tmp_path / "x.bin") as tmp:
+                    tmp.write_bytes(b"partial")
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(5)
         assert list(tmp_path.iterdir()) == []
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the previous handler is back
         assert isinstance(Terminated(), KeyboardInterrupt)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -181,11 +185,86 @@ def test_terminate_as_interrupt_raises_in_the_main_thread(tmp_path):
 
 def test_terminate_as_interrupt_leaves_an_application_handler_alone():
     previous = signal.getsignal(signal.SIGTERM)
+    mine = lambda *a: None  # noqa: E731 - an application's handler
     try:
-        signal.signal(signal.SIGTERM, lambda *a: None)
-        assert not terminate_as_interrupt()
+        signal.signal(signal.SIGTERM, mine)
+        with terminate_as_interrupt() as installed:
+            assert not installed
+            assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_main_called_as_a_library_leaves_the_signal_handlers_alone(tmp_path, capsys):
+    """main(argv) from a program (pytest here) installed a SIGTERM handler for good; only the CLI takes signals."""
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    seen = []
+
+    def spy(argv):  # what SIGTERM's handler is while the command runs
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return 0
+
+    import restorekit.cli.list_cmd as list_cmd
+
+    real = list_cmd.run
+    list_cmd.run = spy
+    try:
+        assert main(["list"]) == 0
+        assert main(["list"], handle_signals=True) == 0
+        assert seen[0] is signal.SIG_DFL  # a library call: untouched
+        assert seen[1] is not signal.SIG_DFL  # asked for (as the console script does): installed
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # and restored afterwards
+    finally:
+        list_cmd.run = real
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_during_interpreter_shutdown_is_not_a_traceback(tmp_path):
+    """The handler raised inside threading's shutdown ('Exception ignored in: <module 'threading'>'): now SIGTERM
+    after the command has returned, while a thread is still being joined, ends the process as SIGTERM does."""
+    script = textwrap.dedent("""
+        import os, signal, sys, threading, time
+        from restorekit.cli.main import main
+        code = main(["list", "--json"], handle_signals=True)
+        worker = threading.Thread(target=time.sleep, args=(120,))  # joined at shutdown: SIGTERM lands there
+        worker.start()
+        print("returned", code, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    try:
+        for line in proc.stdout:
+            if line.startswith("returned"):
+                break
+        time.sleep(0.5)  # inside threading._shutdown, joining the worker
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert line.strip() == "returned 0"
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_a_second_sigterm_while_cleaning_up_ends_the_process_without_raising_again(tmp_path):
+    script = textwrap.dedent("""
+        import os, signal, sys, time
+        from restorekit.atomic import Terminated, terminate_as_interrupt
+        with terminate_as_interrupt():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except Terminated:
+                print("cleaning up", flush=True)
+                os.kill(os.getpid(), signal.SIGTERM)  # a second one: the default action, no second raise
+                time.sleep(5)
+                print("not reached", flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV, timeout=60)
+    assert proc.stdout.split() == ["cleaning", "up"]
+    assert proc.returncode == -signal.SIGTERM and "Traceback" not in proc.stderr, proc.stderr
 
 
 # --------------------------------------------------------------------------- torchrun: a failing rank
@@ -199,7 +278,7 @@ def _torchrun_script(tmp_path, body: str, *argv):
         pytest.skip("torchrun is not installed next to this Python")
     script = tmp_path / "launch.py"
     script.write_text("import os, sys\n" + textwrap.dedent(body)
-                      + "\nfrom restorekit.cli.main import main\nsys.exit(main(sys.argv[1:]))\n")
+                      + "\nfrom restorekit.cli.main import main\nsys.exit(main())\n")  # as the console script runs it
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -237,9 +316,41 @@ def test_torchrun_a_rank_that_dies_gives_one_line_on_rank_0(tmp_path, two_images
     """
     proc = _torchrun_script(tmp_path, body, "restore", two_images, "-o", tmp_path / "out", "--method", "dncnn")
     assert proc.returncode != 0  # torchrun's own status (1) whenever a worker fails
+    _assert_rank_0_says_another_process_stopped(proc)
+
+
+def _assert_rank_0_says_another_process_stopped(proc):
+    """Rank 0's one line: its collective failed (connection reset), or torchrun stopped it first (SIGTERM).
+
+    Which of the two comes first is a race inside torchrun (it polls its workers every 0.1 s and stops
+    the others with SIGTERM): both are one line naming rank 0 and the cause, never a traceback.
+    """
     workers = _worker_output(proc.stderr)
-    assert "Traceback" not in workers and "pair.cc" not in workers, workers
-    assert "restorekit restore: error: rank 0: another process of the torchrun group stopped" in workers
+    assert "Traceback" not in workers and "pair.cc" not in workers and "Exception ignored" not in workers, workers
+    mine = [line for line in workers.splitlines() if line.startswith("restorekit restore: ")]
+    assert len(mine) == 1, workers
+    assert mine[0].startswith("restorekit restore: error: rank 0: "), workers
+    assert "another process of the torchrun group stopped" in mine[0], workers
+
+
+@pytest.mark.slow
+def test_torchrun_rank_0_stopped_by_torchrun_says_why_in_one_line(tmp_path, two_images):
+    """Rank 1 dies while rank 0 is still busy: torchrun's SIGTERM reaches rank 0 first (no collective failed)."""
+    body = """
+        import time
+        import restorekit.scaleout as scaleout
+        real = scaleout.shard
+        def shard(items, ctx):
+            if ctx.rank == 1:
+                os._exit(3)
+            time.sleep(300)  # busy: torchrun stops it
+            return real(items, ctx)
+        scaleout.shard = shard
+    """
+    proc = _torchrun_script(tmp_path, body, "restore", two_images, "-o", tmp_path / "out", "--method", "dncnn")
+    assert proc.returncode != 0
+    _assert_rank_0_says_another_process_stopped(proc)
+    assert "rank 0: terminated by torchrun (SIGTERM)" in proc.stderr
 
 
 @pytest.mark.slow
@@ -373,3 +484,44 @@ def test_bench_figure_with_one_sigma_draws_bars_not_dots(tmp_path):
     finally:
         plt.close(fig)
     assert result.figure(tmp_path / "one.png").stat().st_size > 0
+
+
+def test_bench_image_figure_shows_each_method_output_with_its_psnr(tmp_path):
+    """Like the demo's figure: the clean image, the degraded input and every method's output, PSNR in titles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from restorekit.bench import INPUT_LABEL, run_benchmark
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4, generator=gen), size=(16, 16), mode="bilinear")
+    result = run_benchmark(images, "deblur", methods=["wiener", "wiener:snr=100"], sigmas=[0.01], progress=False,
+                           keep=1)
+    fig = result._image_grid(plt)
+    try:
+        titles = [ax.get_title() for ax in fig.axes]
+        assert [t.split("\n")[0] for t in titles] == ["clean", f"{INPUT_LABEL}, sigma 0.01", "wiener",
+                                                       "wiener:snr=100"]
+        scores = [float(t.split("\n")[1].split()[0]) for t in titles[1:]]
+        assert scores[1] == pytest.approx(result.records[0]["psnr"], abs=0.01)  # the table's own per-image value
+        assert all(len(ax.images) == 1 for ax in fig.axes)
+    finally:
+        plt.close(fig)
+
+
+def test_bench_cli_writes_the_image_figure_beside_the_metric_figure(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        np.save(data / f"{i}.npy", rng.random((16, 16, 3)).astype(np.float32))
+    figure = tmp_path / "out" / "bench.png"
+    figure.parent.mkdir()
+    assert main(["bench", "--data", str(data), "--task", "deblur", "--methods", "wiener", "--sigmas", "0.01",
+                 "--figure", str(figure), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    grid = tmp_path / "out" / "bench-images.png"
+    assert f"wrote {grid}" in out and grid.stat().st_size > 0 and figure.stat().st_size > 0
+    assert sorted(p.name for p in figure.parent.iterdir()) == ["bench-images.png", "bench.png"]  # no temporaries

@@ -65,8 +65,9 @@ PARAMS = (
           low=0.0, high=1e6, closed="right"),
     Param("ensemble", True, "cycle the 8 flips/rotations over the iterations (one denoiser call each, so no "
           "extra cost; +0.2 to +0.5 dB measured with ffdnet); false: the image as it is every time"),
-    Param("progress", "auto", "progress bar over the iterations: true, false, or 'auto' (when stderr is a terminal)",
-          parse=bool_or_auto),
+    Param("progress", "auto", "progress bar over the iterations on stderr: true (shown once a run passes 2 s, "
+          "terminal or not; restorekit restore's default, --no-progress turns it off), false, or 'auto' (when "
+          "stderr is a terminal)", parse=bool_or_auto),
     Param("reflect_step", "cg",
           "data step on a reflect border: 'cg' (conjugate gradients, at most cg_iterations a step) or 'pad' "
           "(mirror by the kernel size, closed form, crop: fastest, but loses 0.3 to 3 dB near the border with "

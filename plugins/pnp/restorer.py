@@ -75,6 +75,8 @@ def _denoiser_spec(registry, name: str, owner: str):
 #: closed form, 52-61 for x2 super-resolution's, 37-45 for pad-and-crop and 55-109 for conjugate
 #: gradients; rounded up here.
 DATA_STEP_BYTES_PER_VALUE = {"closed": 72, "padded": 72, "cg": 112}
+#: With ``progress=true`` the bar appears once a run has taken this long (short runs print nothing).
+PROGRESS_DELAY_S = 2.0
 
 
 def data_step_memory(shape: tuple[int, ...], kind: str) -> int:
@@ -247,8 +249,9 @@ class PnPRestorer(Restorer):
             return range(count)
         from tqdm.auto import tqdm
 
+        # true: on stderr even when it is not a terminal (a log, a pipe), once the run has taken PROGRESS_DELAY_S
         return tqdm(range(count), desc=f"pnp {task}", unit="it", leave=False, file=sys.stderr,
-                    disable=None if show == "auto" else False)
+                    disable=None if show == "auto" else False, delay=0 if show == "auto" else PROGRESS_DELAY_S)
 
 
 def _needs_cg(degradation) -> bool:

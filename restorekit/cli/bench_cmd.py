@@ -68,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", metavar="FILE", help="write every row, per-image value and setting as JSON")
     parser.add_argument("--markdown", metavar="FILE", help="write the table as Markdown")
-    parser.add_argument("--figure", metavar="FILE", help="write a PSNR/SSIM-vs-sigma figure (.png, .pdf or .svg)")
+    parser.add_argument("--figure", metavar="FILE",
+                        help="write a PSNR/SSIM-vs-sigma figure (.png, .pdf or .svg; bars with one sigma) and, beside "
+                             "it as FILE-images.png, the first image clean, degraded and restored by each method "
+                             "with its PSNR (not with a kernel set)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--blind", action="store_true",
                         help="--task deblur: blind (kernel and sigma estimated) against known-kernel restoration by "
@@ -98,10 +101,12 @@ def run(args: argparse.Namespace) -> int:
     from ..kernels import is_kernel_set
     from ..scaleout import merge_bench_results, run_everywhere, start, stop
     from ._files import check_figure_path
+    from ._report import reported_once
 
     set_threads(args.threads)
     sources = collect_images(args.data)
-    check_outputs([args.json, args.markdown, args.figure], [s for _, s in sources if isinstance(s, Path)])
+    check_outputs([args.json, args.markdown, args.figure, args.figure and str(image_figure_path(args.figure))],
+                  [s for _, s in sources if isinstance(s, Path)])
     if args.figure:
         check_figure_path(args.figure, "--figure")
     # Under torchrun each process measures its share of the images; rank 0 merges, prints and writes.
@@ -128,14 +133,16 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             part=(ctx.rank, ctx.world_size),
             scale=args.scale,
+            keep=1 if args.figure else 0,  # the first image's outputs, for the image figure
         ), ctx)
         return merge_bench_results(parts) if ctx.distributed else parts[0]
 
     try:
-        if is_kernel_set(args.kernel):  # each kernel measured alone, then the mean over the set
-            result = run_kernel_set(args.data, args.task, args.kernel, args.methods, run=measure)
-        else:
-            result = measure(args.data, args.task, args.methods, args.kernel)
+        with reported_once(ctx, args):  # an error every process meets: rank 0 prints it before any process ends
+            if is_kernel_set(args.kernel):  # each kernel measured alone, then the mean over the set
+                result = run_kernel_set(args.data, args.task, args.kernel, args.methods, run=measure)
+            else:
+                result = measure(args.data, args.task, args.methods, args.kernel)
     finally:
         stop(ctx)
     if not ctx.is_main:
@@ -149,7 +156,15 @@ def run(args: argparse.Namespace) -> int:
         path = getattr(args, flag)
         if path:
             print(f"wrote {write(path)}")
+    if args.figure and getattr(result, "examples", None):  # a kernel set has no single set of images to show
+        print(f"wrote {result.image_figure(image_figure_path(args.figure))}")
     return 0 if result.rows else 1
+
+
+def image_figure_path(figure: str | Path) -> Path:
+    """Where ``bench --figure FILE`` puts its image grid: ``FILE``'s stem + ``-images``, same folder and suffix."""
+    figure = Path(figure)
+    return figure.with_name(f"{figure.stem}-images{figure.suffix or '.png'}")
 
 
 def run_blind(args: argparse.Namespace) -> int:

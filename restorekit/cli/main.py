@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
-import traceback
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ..atomic import Terminated, terminate_as_interrupt
 from ..errors import InputError, RestorekitError
 from ._files import out_of_memory
+from ._report import (DEBUG_ENV, debug_wanted, lost_peer, other_rank, report_error, report_lost_peer,
+                      report_terminated)
 
-DEBUG_ENV = "RESTOREKIT_DEBUG"
 
 # Command name -> module under restorekit.cli (in the order --help lists them).
 COMMANDS = {
@@ -67,38 +68,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, handle_signals: bool | None = None) -> int:
+    """Run one ``restorekit`` command; return its exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``, as the console script runs it).
+    handle_signals : bool, optional
+        Take over the process's signals for the command: ``SIGTERM`` (``kill``, ``timeout``) cleans
+        up like Ctrl-C (exit status 143) and a write past ``ulimit -f`` fails with one line instead of
+        killing the process. The previous ``SIGTERM`` handler is restored afterwards. Default: only
+        when run as a program (``argv`` not given); a caller that passes ``argv`` (a test, an
+        application) keeps its own signal handling unless it asks for this.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    _ignore_file_size_signal()
-    terminate_as_interrupt()  # SIGTERM (kill, timeout) cleans up like Ctrl-C: no partial file is left behind
+    if handle_signals is None:
+        handle_signals = argv is None
+    if not handle_signals:
+        return _run(args)
+    with _file_size_errors(), terminate_as_interrupt():  # SIGTERM cleans up like Ctrl-C: no partial file left
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; errors a user can act on become one line and an exit status."""
+    try:
+        return _run_reported(args)
+    except Terminated:  # also when SIGTERM arrives while another error is being reported
+        return report_terminated(args.command)
+
+
+def _run_reported(args: argparse.Namespace) -> int:
     try:
         code = int(args._run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
         return code
     except RestorekitError as exc:
-        if _other_rank() and getattr(exc, "reported_by_rank_0", False):
-            return 2  # under torchrun every process met this error (scaleout.run_everywhere); rank 0 reports it
+        if getattr(exc, "reported", False):
+            return 2  # printed once by rank 0 under torchrun (_report.reported_once)
+        if other_rank() and getattr(exc, "reported_by_rank_0", False):
+            return 2  # under torchrun every process met this error; rank 0 reports it
         if out_of_memory(exc) and not isinstance(exc, InputError):  # InputError: already says so, with the file
             return _report_memory(args.command, exc)
-        debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-        if debug:
-            traceback.print_exception(exc, file=sys.stderr)
-        hint = "" if debug or exc.__cause__ is None else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
-        print(f"restorekit {args.command}: error: {_rank_prefix(exc)}{exc}{hint}", file=sys.stderr)
+        report_error(args.command, exc, debug_wanted(args))
         return 2
     except (MemoryError, RuntimeError) as exc:  # RuntimeError: torch.OutOfMemoryError's base
-        if _lost_peer(exc):
-            return _report_lost_peer(args.command, exc)
+        if lost_peer(exc):
+            return report_lost_peer(args.command, exc)
         if not out_of_memory(exc):
             raise
         return _report_memory(args.command, exc)
     except Terminated:
-        print(f"restorekit {args.command}: terminated (SIGTERM)", file=sys.stderr)
-        return 143
+        raise
     except KeyboardInterrupt:
         print(f"restorekit {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -118,62 +144,23 @@ def _report_memory(command: str, exc: BaseException) -> int:
     return 2
 
 
-def _ignore_file_size_signal() -> None:
+@contextlib.contextmanager
+def _file_size_errors() -> Iterator[None]:
     """Let a write beyond the file-size limit (``ulimit -f``) fail with EFBIG, reported, instead of killing us."""
     import signal
 
+    previous = None
     if hasattr(signal, "SIGXFSZ"):
         try:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         except ValueError:  # not the main thread (an embedding application): leave its signals alone
             pass
-
-
-def _rank() -> int | None:
-    """This process's rank in a ``torchrun`` group, or None outside one."""
-    if os.environ.get("WORLD_SIZE", "1") in ("", "1"):
-        return None
     try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return None
-
-
-def _rank_prefix(exc: BaseException) -> str:
-    """``"rank N: "`` under ``torchrun`` (N: where the error happened), else nothing."""
-    rank = _rank()
-    if rank is None:
-        return ""
-    if hasattr(exc, "failed_rank"):
-        return f"rank {exc.failed_rank}: "
-    return "" if getattr(exc, "reported_by_rank_0", False) else f"rank {rank}: "  # the same on every rank
-
-
-def _lost_peer(exc: BaseException) -> bool:
-    """True for the error a collective raises when another process of the group died (gloo, nccl)."""
-    if _rank() is None:
-        return False
-    text = str(exc)
-    # gloo raises a plain RuntimeError ("[.../gloo/transport/tcp/pair.cc:545] Read error ...: Connection reset
-    # by peer"), newer collectives a torch.distributed.DistError: judge by the message.
-    return isinstance(exc, RuntimeError) and any(
-        word in text for word in ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
-                                  "Socket Timeout", "timed out", "NCCL communicator was aborted", "ECONNRESET"))
-
-
-def _report_lost_peer(command: str, exc: BaseException) -> int:
-    """One line for a collective that failed because another process of the group stopped."""
-    first = next((line.strip() for line in str(exc).splitlines() if "peer" in line or "imeout" in line), "")
-    cause = first.split("] ")[-1][:120] if first else type(exc).__name__
-    print(f"restorekit {command}: error: rank {_rank()}: another process of the torchrun group stopped "
-          f"({cause}); its own message names the cause (look for 'rank N:' above, or in torchrun's error report)",
-          file=sys.stderr)
-    return 2
-
-
-def _other_rank() -> bool:
-    """True in a process of a ``torchrun`` group other than rank 0."""
-    return os.environ.get("WORLD_SIZE", "1") != "1" and os.environ.get("RANK", "0") != "0"
+        yield
+    finally:
+        if previous is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGXFSZ, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

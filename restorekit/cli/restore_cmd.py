@@ -97,6 +97,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and exit with status 2)",
     )
     parser.add_argument(
+        "--no-progress", action="store_true",
+        help="hide the progress bars (by default a batch shows one on a terminal, and an iterative method such as "
+        "pnp shows its iterations on stderr, terminal or log, once a run takes more than 2 s)",
+    )
+    parser.add_argument(
         "--tile", type=int, metavar="N",
         help="restore large images in overlapping N x N tiles blended without seams (methods with a 'tile' "
         "parameter, e.g. dncnn, unet); default: tiles sized from --max-memory when the image does not fit",
@@ -193,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     from ..registry import default_registry
     from ..scaleout import gather, shard, start, stop
     from ._files import batch_error, collect_inputs, plan_outputs, prepare_folders, run_batch, write_output
+    from ._report import reported_once
     from ._specs import MaskSpec, check_kernel_fits, image_degradation, parse_noise, parse_params
 
     device = check_device(args.device, "--device")
@@ -213,7 +219,9 @@ def run(args: argparse.Namespace) -> int:
     if scale > 1 and mask is not None:
         raise InputError("--mask and --scale together are not supported; restore a masked or a downsampled image")
     registry = default_registry()
-    params = _device_params(registry, args.method, params, args.device, tile=args.tile, max_memory=args.max_memory)
+    # progress: a long iterative method (pnp) shows its bar on stderr even in a log, once a run passes 2 s
+    params = _device_params(registry, args.method, params, args.device, tile=args.tile, max_memory=args.max_memory,
+                            progress="false" if args.no_progress else "true")
     _check_device_params(params)
     restorer = registry.create(args.method, **params)
 
@@ -264,22 +272,23 @@ def run(args: argparse.Namespace) -> int:
     # Under torchrun every process restores its share (jobs rank, rank + world, ...); rank 0 reports.
     ctx = start(args.device)
     try:
-        with one_line_warnings():  # e.g. a learned model outside what it was trained for: one line, once
-            outcome = run_batch(
-                shard(jobs, ctx), restore_one, command="restore", fail_fast=args.fail_fast or len(jobs) == 1,
-                progress=ctx.is_main, memory_hint=MEMORY_HINT,
-            )
-        if ctx.distributed:
-            parts = gather(outcome.portable(), ctx)
-            parts[ctx.rank] = outcome  # keeps this process's exception for --debug
-            outcome = parts[0].merged(parts[1:])
+        with reported_once(ctx, args):  # the merged summary error: rank 0 prints it before any process ends
+            with one_line_warnings():  # e.g. a learned model outside what it was trained for: one line, once
+                outcome = run_batch(
+                    shard(jobs, ctx), restore_one, command="restore", fail_fast=args.fail_fast or len(jobs) == 1,
+                    progress=ctx.is_main and not args.no_progress, memory_hint=MEMORY_HINT,
+                )
+            if ctx.distributed:
+                parts = gather(outcome.portable(), ctx)
+                parts[ctx.rank] = outcome  # keeps this process's exception for --debug
+                outcome = parts[0].merged(parts[1:])
+            where = jobs[0].target if len(jobs) == 1 else jobs[0].target.parent
+            if outcome.done and ctx.is_main:
+                print(f"restored {outcome.done} image{'s' if outcome.done != 1 else ''} with {args.method} -> {where}"
+                      + (f" ({ctx.world_size} processes)" if ctx.distributed else ""))
+            error = batch_error(outcome, "restored", where)
+            if error is not None:
+                raise error
     finally:
         stop(ctx)
-    where = jobs[0].target if len(jobs) == 1 else jobs[0].target.parent
-    if outcome.done and ctx.is_main:
-        print(f"restored {outcome.done} image{'s' if outcome.done != 1 else ''} with {args.method} -> {where}"
-              + (f" ({ctx.world_size} processes)" if ctx.distributed else ""))
-    error = batch_error(outcome, "restored", where)
-    if error is not None:
-        raise error
     return 0
