@@ -462,6 +462,63 @@ def test_history_after_a_crash_mid_epoch_and_resume_matches_an_uninterrupted_run
     assert written["epoch_loss"] == pytest.approx(straight.history["epoch_loss"], rel=1e-5)
 
 
+TINY_FIT = """
+import torch
+from restorekit.training import AddNoise, DegradedPairs, Patches, TrainConfig, fit, seed_everything
+
+
+def pairs():
+    gen = torch.Generator().manual_seed(0)
+    coarse = torch.rand(3, 1, 6, 6, generator=gen)
+    images = list(torch.nn.functional.interpolate(coarse, size=(48, 48), mode="bilinear", align_corners=False))
+    return DegradedPairs(Patches(images, size=16), AddNoise(sigma_range=(0.05, 0.15)), seed=0)
+
+
+def net():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(8, 1, 3, padding=1))
+
+
+CFG = dict(epochs=1, batch_size=4, lr=3e-3, progress=False, log_every=2, checkpoint_every=2)
+"""
+
+
+def test_history_after_a_sigkill_mid_epoch_and_resume_matches_an_uninterrupted_run(tmp_path):
+    """A real SIGKILL (no handler runs) after step 5 of 6, the last checkpoint at step 4; then --resume."""
+    (tmp_path / "tiny_fit.py").write_text(TINY_FIT)
+    killer = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import torch
+        from tiny_fit import CFG, TrainConfig, fit, net, pairs, seed_everything
+        calls = [0]
+        def loss(out, ref):
+            calls[0] += 1
+            if calls[0] == 5:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return torch.nn.functional.mse_loss(out, ref)
+        seed_everything(0)
+        fit(net(), pairs(), TrainConfig(**CFG), out={str(tmp_path / "killed")!r}, loss_fn=loss)
+    """)
+    proc = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import tiny_fit
+
+        tiny_fit.seed_everything(0)
+        straight = tiny_fit.fit(tiny_fit.net(), tiny_fit.pairs(), tiny_fit.TrainConfig(**tiny_fit.CFG),
+                                out=tmp_path / "straight")
+        resumed = tiny_fit.fit(tiny_fit.net(), tiny_fit.pairs(), tiny_fit.TrainConfig(**tiny_fit.CFG),
+                               out=tmp_path / "killed", resume=True)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("tiny_fit", None)
+    written = json.loads((tmp_path / "killed" / "history.json").read_text())
+    assert written["epoch_loss"] == pytest.approx(straight.history["epoch_loss"], rel=1e-5)
+    assert resumed.history["loss"] == pytest.approx(straight.history["loss"], rel=1e-5)
+
+
 # --------------------------------------------------------------------------- bench's figure with one sigma
 def test_bench_figure_with_one_sigma_draws_bars_not_dots(tmp_path):
     """One sigma drew dots on an x axis of 0.0096-0.0104; now one bar per method beside the degraded input."""
