@@ -418,5 +418,86 @@ def load_model(path: str | os.PathLike, build: Callable[[dict], Any]) -> tuple[A
     return model, info
 
 
-__all__ = ["FORMAT_VERSION", "checked_sha256", "is_shipped", "load_model", "load_state_dict", "read_metadata",
+def export(model: Any, path: str | os.PathLike, *, sampler: Any = None, trained_for: Mapping[str, Any] | None = None,
+           history: Mapping[str, Any] | None = None, arch: Mapping[str, Any] | None = None,
+           metadata: Mapping[str, Any] | None = None, precision: str = "float32", device: str = "cpu",
+           threads: int | None = None, command: str = "", steps: int | None = None) -> Path:
+    """Ship a trained model: weights and sidecar (:func:`save_model`, each written atomically), with its provenance.
+
+    The one exporter of every trainer. The sidecar's ``metadata`` holds what
+    the trainer adds (``metadata``: data, options...) and, filled in here:
+
+    ``trained_for``
+        the sampler's (:attr:`restorekit.degrade.DegradationSampler.trained_for`:
+        tasks, kernel SHA-256, noise range...), read by the learned restorers'
+        guard (a retrained model keeps it), or ``trained_for`` as given;
+    ``machine``, ``precision``
+        the CPU's name, whether it has AMX-BF16, the torch threads and the
+        device; ``float32`` or ``bfloat16 autocast``;
+    ``steps``, ``epochs``, ``train_seconds``, ``val_psnr_db``, ``final_train_loss``
+        from the run's ``history`` (:func:`restorekit.training.fit`'s);
+        ``steps`` may be given (a run stopped mid-epoch);
+    ``command``
+        the command line that trained it.
+
+    Parameters
+    ----------
+    model : LearnedRestorer, torch.nn.Module or state dict
+        What to ship (a restorer's ``net``).
+    path : path
+        The ``.pt`` file; its folder is made.
+    arch : mapping, optional
+        The network's constructor arguments (default ``net.arch()``).
+
+    Returns
+    -------
+    pathlib.Path
+        The weights file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> from restorekit.degrade import DegradationSampler
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.pt"
+    >>> _ = export(torch.nn.Conv2d(1, 1, 3), path, arch={}, sampler=DegradationSampler(sigma_range=(0, 0.1)))
+    >>> read_metadata(path)["metadata"]["trained_for"]["noise_sigma_range"]
+    [0.0, 0.1]
+    """
+    import torch
+
+    from .training.machine import cpu_has_amx_bf16, cpu_name
+
+    net = model if isinstance(model, (torch.nn.Module, Mapping)) else model.net  # a restorer: its network
+    if arch is None:
+        if not callable(getattr(net, "arch", None)):
+            raise WeightsError(f"export: give arch= (the network's constructor arguments) for {type(net).__name__}, "
+                               "which has no arch() method")
+        arch = net.arch()
+    meta: dict[str, Any] = dict(metadata or {})
+    found = sampler.trained_for if sampler is not None else trained_for
+    if found is not None:
+        meta["trained_for"] = dict(found)
+    h = dict(history or {})
+    epochs = len(h.get("epoch_loss") or [])
+    if steps is None and h:
+        steps = epochs * int(h.get("steps_per_epoch", 0))
+    if h:
+        meta.setdefault("epochs", epochs)
+        meta["steps"] = steps
+        meta["train_seconds"] = round(float(h.get("seconds", 0.0)), 1)
+        meta.setdefault("val_psnr_db", round(h["val_psnr"][-1], 3) if h.get("val_psnr") else None)
+        meta.setdefault("final_train_loss", round(h["epoch_loss"][-1], 6) if h.get("epoch_loss") else None)
+    elif steps is not None:
+        meta["steps"] = steps
+    meta["precision"] = precision
+    meta["machine"] = {"cpu": cpu_name(), "amx_bf16": cpu_has_amx_bf16(),
+                       "threads": int(threads) if threads else torch.get_num_threads(), "device": str(device)}
+    if command:
+        meta["command"] = command
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return save_model(net, target, arch=arch, metadata=meta)
+
+
+__all__ = ["FORMAT_VERSION", "checked_sha256", "export", "is_shipped", "load_model", "load_state_dict", "read_metadata",
            "save_model", "sha256_file", "sidecar_path", "upgrade_sidecar", "verify"]

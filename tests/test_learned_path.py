@@ -162,3 +162,42 @@ def test_from_network_trains_and_restores_through_the_same_object():
     loss = torch.nn.functional.mse_loss(restorer.forward(y, degradation), x)
     loss.backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+# ------------------------------------------------------------------ trainers: one sampler, one export
+def _folder(tmp_path, n=3, size=48):
+    import numpy as np
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    return data
+
+
+def test_a_retrained_dncnn_keeps_its_guard(tmp_path):
+    import json
+    import warnings
+
+    from restorekit.errors import RestorekitWarning
+    from restorekit_plugins.dncnn.train import options_from, train_dncnn
+
+    opts = options_from("course", data=str(_folder(tmp_path)), epochs=1, batch_size=8, hidden_layers=1,
+                        hidden_channels=4, sigma=None, sigma_range=(0.0, 0.05), patch=16)
+    result = train_dncnn(opts, tmp_path / "run", export=str(tmp_path / "tiny.pt"), progress=False,
+                         command="restorekit train dncnn (test)")
+    meta = json.loads((tmp_path / "tiny.json").read_text())["metadata"]
+    assert meta["trained_for"] == {"tasks": ["denoise"], "kernel_sha256": None, "noise_sigma_range": [0.0, 0.05]}
+    assert meta["steps"] == result.history["steps_per_epoch"] and meta["precision"] == "float32"
+    assert meta["machine"]["cpu"] and meta["command"] == "restorekit train dncnn (test)"
+    restorer = restorekit.create("dncnn", weights=str(tmp_path / "tiny.pt"), gray_weights="none")
+    assert restorer.trained_for["noise_sigma_range"] == [0.0, 0.05]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        restorer(torch.rand(1, 3, 16, 16), Noise(0.15))
+    assert any(issubclass(w.category, RestorekitWarning) and "trained for 0-0.05" in str(w.message) for w in caught)
+    # the low-noise guard of the restore path: at sigma 0 the input comes back
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(restorer(x, Noise(0.0)), x)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from restorekit.degrade import DegradationSampler
 from restorekit.errors import InputError
-from restorekit.training import (AddNoise, BlurNoise, DegradedPairs, Patches, RandomCrops, TrainConfig,
+from restorekit.training import (CleanSamples, Patches, RandomCrops, TrainConfig, batch_generator,
                                  extract_patches, fit, fixed_pairs, image_files, load_checkpoint, load_images,
                                  mnist_images, save_checkpoint, seed_everything)
 from restorekit.training.checkpoint import CHECKPOINT_NAME
@@ -30,8 +31,12 @@ def _net(channels: int = 1) -> torch.nn.Module:
                                torch.nn.Conv2d(8, channels, 3, padding=1))
 
 
-def _pairs(seed: int = 0) -> DegradedPairs:
-    return DegradedPairs(Patches(_smooth_images(), size=16), AddNoise(sigma_range=(0.05, 0.15)), seed=seed)
+#: How every batch of the tests is degraded (restore's Noise, one sigma per sample).
+SAMPLER = DegradationSampler(sigma_range=(0.05, 0.15))
+
+
+def _samples(seed: int = 0) -> CleanSamples:
+    return CleanSamples(Patches(_smooth_images(), size=16), seed=seed)
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -59,45 +64,46 @@ def test_patches_are_the_course_non_overlapping_grid():
     assert len(Patches([img, img], size=32)) == 12
 
 
-def test_pairs_are_seeded_per_sample_and_change_with_the_epoch():
-    a, b = _pairs(seed=1), _pairs(seed=1)
-    assert torch.equal(a[3][0], b[3][0])
-    noisy, clean = a[3]
-    assert noisy.shape == clean.shape == (1, 16, 16) and not torch.equal(noisy, clean)
-    a.set_epoch(1)
-    assert not torch.equal(a[3][0], b[3][0])
-    assert not torch.equal(_pairs(seed=2)[3][0], b[3][0])
+def test_batches_are_degraded_per_step_and_change_with_the_epoch():
+    clean = torch.stack([_samples()[i] for i in range(4)])
+    a, _ = SAMPLER(clean, batch_generator(1, 0, 3))
+    b, degradation = SAMPLER(clean, batch_generator(1, 0, 3))
+    assert torch.equal(a, b) and a.shape == clean.shape and not torch.equal(a, clean)
+    assert degradation.levels.shape == (4,)
+    assert not torch.equal(SAMPLER(clean, batch_generator(1, 1, 3))[0], a)
+    assert not torch.equal(SAMPLER(clean, batch_generator(2, 0, 3))[0], a)
+    assert not torch.equal(SAMPLER(clean, batch_generator(1, 0, 3, rank=1))[0], a)
 
 
 def test_noise_sigma_fixed_and_range():
     gen = torch.Generator().manual_seed(0)
-    clean = torch.zeros(1, 128, 128)
-    assert abs(float(AddNoise(0.1)(clean, gen).std()) - 0.1) < 0.005
-    sigmas = [AddNoise(sigma_range=(0.0, 0.2)).draw_sigma(gen) for _ in range(200)]
-    assert 0 <= min(sigmas) < 0.02 and 0.18 < max(sigmas) <= 0.2
-    with pytest.raises(InputError, match="either"):
-        AddNoise(0.1, (0, 0.2))
-    with pytest.raises(InputError, match="0 <= low <= high"):
-        AddNoise(sigma_range=(0.2, 0.1))
+    clean = torch.zeros(1, 1, 128, 128)
+    assert abs(float(DegradationSampler(sigma=0.1)(clean, gen)[0].std()) - 0.1) < 0.005
+    sigmas = DegradationSampler(sigma_range=(0.0, 0.2)).draw_sigmas(200, gen)
+    assert 0 <= float(sigmas.min()) < 0.02 and 0.18 < float(sigmas.max()) <= 0.2
+    with pytest.raises(InputError, match="not both"):
+        DegradationSampler(0.1, (0, 0.2))
+    with pytest.raises(InputError, match="low <= high"):
+        DegradationSampler(sigma_range=(0.2, 0.1))
 
 
-def test_blur_then_noise_input_maker():
+def test_blur_then_noise_inputs():
     kernel = torch.ones(3, 3) / 9
-    clean = _smooth_images(1, 3, 32)[0]
-    out = BlurNoise(kernel, sigma=0.0)(clean, torch.Generator().manual_seed(0))
+    clean = _smooth_images(1, 3, 32)[0][None]
+    out, degradation = DegradationSampler(sigma=0.0, kernels=kernel)(clean, torch.Generator().manual_seed(0))
     from restorekit.degrade import Blur
 
-    assert torch.allclose(out, Blur(kernel).forward(clean[None])[0])
+    assert torch.allclose(out, Blur(kernel).forward(clean)) and degradation.kernel is not None
 
 
 def test_random_crops_with_flips():
     crops = RandomCrops(_smooth_images(2, 3, 40), size=24, length=10)
-    pairs = DegradedPairs(crops, AddNoise(0.0), seed=0)
-    assert len(pairs) == 10 and pairs[7][1].shape == (3, 24, 24)
-    pairs.set_epoch(1)
-    first = pairs[0][1]
-    pairs.set_epoch(2)
-    assert not torch.equal(first, pairs[0][1])
+    samples = CleanSamples(crops, seed=0)
+    assert len(samples) == 10 and samples[7].shape == (3, 24, 24)
+    samples.set_epoch(1)
+    first = samples[0]
+    samples.set_epoch(2)
+    assert not torch.equal(first, samples[0])
     with pytest.raises(InputError, match="smaller than the 64x64 crop"):
         RandomCrops(_smooth_images(1, 1, 40), size=64)
 
@@ -146,12 +152,13 @@ def test_mnist_from_torchvision_root():
 def test_a_few_steps_reduce_the_loss(tmp_path):
     seed_everything(0)
     net = _net()
-    pairs = _pairs()
-    val = fixed_pairs(_smooth_images(1, 1, 32, seed=5), AddNoise(0.1))
-    batch = torch.stack([pairs[i][0] for i in range(8)]), torch.stack([pairs[i][1] for i in range(8)])
+    samples = _samples()
+    val = fixed_pairs(_smooth_images(1, 1, 32, seed=5), DegradationSampler(sigma=0.1))
+    clean = torch.stack([samples[i] for i in range(8)])
+    batch = SAMPLER(clean, torch.Generator().manual_seed(0))[0], clean
     with torch.no_grad():
         before = float(torch.nn.functional.mse_loss(net(batch[0]), batch[1]))
-    result = fit(net, pairs, _cfg(epochs=4), val_pairs=val, out=tmp_path)
+    result = fit(net, samples, _cfg(epochs=4), val_pairs=val, out=tmp_path, sampler=SAMPLER)
     with torch.no_grad():
         after = float(torch.nn.functional.mse_loss(net(batch[0]), batch[1]))
     assert after < 0.5 * before
@@ -166,7 +173,7 @@ def test_seeded_runs_are_identical():
     for _ in range(2):
         seed_everything(3)
         net = _net()
-        fit(net, _pairs(), _cfg(seed=3, samples_per_epoch=12))
+        fit(net, _samples(), _cfg(seed=3, samples_per_epoch=12), sampler=SAMPLER)
         runs.append(_state(net))
     assert all(torch.equal(a, b) for a, b in zip(*runs))
 
@@ -174,14 +181,14 @@ def test_seeded_runs_are_identical():
 def test_resume_matches_an_uninterrupted_run(tmp_path):
     seed_everything(0)
     straight = _net()
-    fit(straight, _pairs(), _cfg(epochs=2))
+    fit(straight, _samples(), _cfg(epochs=2), sampler=SAMPLER)
     seed_everything(0)
     net = _net()
-    fit(net, _pairs(), _cfg(epochs=1), out=tmp_path)
+    fit(net, _samples(), _cfg(epochs=1), sampler=SAMPLER, out=tmp_path)
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1
     seed_everything(99)  # the resumed run takes everything from the checkpoint
     resumed = _net()
-    result = fit(resumed, _pairs(), _cfg(epochs=2), out=tmp_path, resume=True)
+    result = fit(resumed, _samples(), _cfg(epochs=2), sampler=SAMPLER, out=tmp_path, resume=True)
     assert len(result.history["epoch_loss"]) == 2
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_state(straight), _state(resumed)))
 
@@ -189,7 +196,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
 def test_crash_mid_epoch_resumes_from_the_last_checkpoint(tmp_path):
     seed_everything(0)
     straight = _net()
-    fit(straight, _pairs(), _cfg(epochs=1))
+    fit(straight, _samples(), _cfg(epochs=1), sampler=SAMPLER)
     calls = {"n": 0}
 
     def crashing_loss(out, ref):
@@ -200,11 +207,11 @@ def test_crash_mid_epoch_resumes_from_the_last_checkpoint(tmp_path):
 
     seed_everything(0)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        fit(_net(), _pairs(), _cfg(epochs=1, checkpoint_every=2), out=tmp_path, loss_fn=crashing_loss)
+        fit(_net(), _samples(), _cfg(epochs=1, checkpoint_every=2), sampler=SAMPLER, out=tmp_path, loss_fn=crashing_loss)
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert (state["epoch"], state["step_in_epoch"]) == (0, 4)
     resumed = _net()
-    fit(resumed, _pairs(), _cfg(epochs=1, checkpoint_every=2), out=tmp_path, resume=True)
+    fit(resumed, _samples(), _cfg(epochs=1, checkpoint_every=2), sampler=SAMPLER, out=tmp_path, resume=True)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_state(straight), _state(resumed)))
 
 
@@ -230,13 +237,13 @@ def test_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypatc
 
 def test_resume_errors(tmp_path):
     with pytest.raises(InputError, match="no checkpoint"):
-        fit(_net(), _pairs(), _cfg(), out=tmp_path, resume=True)
-    fit(_net(), _pairs(), _cfg(epochs=1), out=tmp_path)
+        fit(_net(), _samples(), _cfg(), sampler=SAMPLER, out=tmp_path, resume=True)
+    fit(_net(), _samples(), _cfg(epochs=1), sampler=SAMPLER, out=tmp_path)
     with pytest.raises(InputError, match="batch_size"):
-        fit(_net(), _pairs(), _cfg(batch_size=2), out=tmp_path, resume=True)
+        fit(_net(), _samples(), _cfg(batch_size=2), sampler=SAMPLER, out=tmp_path, resume=True)
     with pytest.raises(InputError, match="another model"):
-        fit(_net(3), DegradedPairs(Patches(_smooth_images(3, 3), 16), AddNoise(0.1)), _cfg(), out=tmp_path,
-            resume=True)
+        fit(_net(3), CleanSamples(Patches(_smooth_images(3, 3), 16)), _cfg(), out=tmp_path, resume=True,
+            sampler=SAMPLER)
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"garbage")
     with pytest.raises(InputError, match="damaged"):
         load_checkpoint(tmp_path / CHECKPOINT_NAME)
@@ -244,7 +251,7 @@ def test_resume_errors(tmp_path):
 
 def test_too_few_samples_for_a_batch():
     with pytest.raises(InputError, match="fewer than one batch"):
-        fit(_net(), _pairs(), _cfg(batch_size=64))
+        fit(_net(), _samples(), _cfg(batch_size=64), sampler=SAMPLER)
 
 
 # --------------------------------------------------------------------------- optimizers, metrics, RNG state
@@ -252,28 +259,28 @@ def test_an_optimizer_instance_or_factory_runs_in_fit(tmp_path):
     seed_everything(0)
     net = _net()
     sgd = torch.optim.SGD(net.parameters(), lr=0.05)
-    fit(net, _pairs(), _cfg(epochs=1, lr_drop_at=0.5), optimizer=sgd)
+    fit(net, _samples(), _cfg(epochs=1, lr_drop_at=0.5), sampler=SAMPLER, optimizer=sgd)
     assert sgd.param_groups[0]["lr"] == pytest.approx(0.005)  # its own rate, divided by 10 for the second half
     seed_everything(0)
     a = _net()
-    fit(a, _pairs(), _cfg(epochs=1), optimizer=lambda params: torch.optim.SGD(params, lr=0.05), out=tmp_path)
+    fit(a, _samples(), _cfg(epochs=1), sampler=SAMPLER, optimizer=lambda params: torch.optim.SGD(params, lr=0.05), out=tmp_path)
     seed_everything(0)
     b = _net()
-    fit(b, _pairs(), _cfg(epochs=1), optimizer=torch.optim.SGD(b.parameters(), lr=0.05))
+    fit(b, _samples(), _cfg(epochs=1), sampler=SAMPLER, optimizer=torch.optim.SGD(b.parameters(), lr=0.05))
     assert all(torch.equal(x, y) for x, y in zip(_state(a), _state(b)))
     saved = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert saved["optimizer"]["param_groups"][0]["lr"] == 0.05
     with pytest.raises(InputError, match="not the model's"):
-        fit(_net(), _pairs(), _cfg(), optimizer=torch.optim.SGD(_net().parameters(), lr=0.1))
+        fit(_net(), _samples(), _cfg(), sampler=SAMPLER, optimizer=torch.optim.SGD(_net().parameters(), lr=0.1))
     with pytest.raises(InputError, match="not a torch.optim.Optimizer"):
-        fit(_net(), _pairs(), _cfg(), optimizer=lambda params: "adam")
+        fit(_net(), _samples(), _cfg(), sampler=SAMPLER, optimizer=lambda params: "adam")
 
 
 def test_resume_with_another_optimizer_is_refused(tmp_path):
-    fit(_net(), _pairs(), _cfg(epochs=1), out=tmp_path)  # Adam
+    fit(_net(), _samples(), _cfg(epochs=1), sampler=SAMPLER, out=tmp_path)  # Adam
     with pytest.raises(InputError, match="another optimizer"):
         net = _net()
-        fit(net, _pairs(), _cfg(epochs=2), out=tmp_path, resume=True,
+        fit(net, _samples(), _cfg(epochs=2), sampler=SAMPLER, out=tmp_path, resume=True,
             optimizer=torch.optim.SGD([{"params": [p]} for p in net.parameters()], lr=0.1))
 
 
@@ -285,11 +292,12 @@ def test_validation_metric_and_the_last_partial_batch():
         seen.append(output.shape)
         return 7.0
 
-    val = fixed_pairs(_smooth_images(1, 1, 32, seed=5), AddNoise(0.1))
-    result = fit(_net(), _pairs(), _cfg(epochs=1, batch_size=5, drop_last=False), val_pairs=val, val_metric=metric)
+    val = fixed_pairs(_smooth_images(1, 1, 32, seed=5), DegradationSampler(sigma=0.1))
+    result = fit(_net(), _samples(), _cfg(epochs=1, batch_size=5, drop_last=False), val_pairs=val, val_metric=metric,
+                 sampler=SAMPLER)
     assert result.history["val_psnr"] == [7.0] and seen == [(1, 1, 32, 32)]
     assert result.history["steps_per_epoch"] == 6  # 27 patches: five batches of 5 and one of 2
-    assert fit(_net(), _pairs(), _cfg(epochs=1, batch_size=5)).history["steps_per_epoch"] == 5
+    assert fit(_net(), _samples(), _cfg(epochs=1, batch_size=5), sampler=SAMPLER).history["steps_per_epoch"] == 5
 
 
 def test_a_resumed_run_continues_the_random_streams(tmp_path):
@@ -301,21 +309,21 @@ def test_a_resumed_run_continues_the_random_streams(tmp_path):
 
     seed_everything(0)
     straight = dropout_net()
-    fit(straight, _pairs(), _cfg(epochs=2))
+    fit(straight, _samples(), _cfg(epochs=2), sampler=SAMPLER)
     seed_everything(0)
-    fit(dropout_net(), _pairs(), _cfg(epochs=1), out=tmp_path)
+    fit(dropout_net(), _samples(), _cfg(epochs=1), sampler=SAMPLER, out=tmp_path)
     state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
     seed_everything(123)  # a different stream until the checkpoint's is restored
     resumed = dropout_net()
-    fit(resumed, _pairs(), _cfg(epochs=2), out=tmp_path, resume=True)
+    fit(resumed, _samples(), _cfg(epochs=2), sampler=SAMPLER, out=tmp_path, resume=True)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_state(straight), _state(resumed)))
 
 
 def test_a_checkpoint_of_another_format_is_refused_on_resume(tmp_path):
     save_checkpoint(tmp_path / CHECKPOINT_NAME, {"model": {}, "generator": torch.zeros(3), "epoch": 2})
     with pytest.raises(InputError, match="not written by restorekit.training.fit.*--overwrite"):
-        fit(_net(), _pairs(), _cfg(), out=tmp_path, resume=True)
+        fit(_net(), _samples(), _cfg(), sampler=SAMPLER, out=tmp_path, resume=True)
 
 
 def test_fit_removes_the_temporaries_of_a_killed_run(tmp_path):
@@ -327,21 +335,34 @@ def test_fit_removes_the_temporaries_of_a_killed_run(tmp_path):
     gone.wait()
     stale = tmp_path / f".history.{gone.pid}-00ff00ff{TEMP_MARK}.json"
     stale.write_text("{")
-    fit(_net(), _pairs(), _cfg(epochs=1), out=tmp_path)
+    fit(_net(), _samples(), _cfg(epochs=1), sampler=SAMPLER, out=tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {CHECKPOINT_NAME, "history.json", "curves.png"}
 
 
-def test_gray_pairs_as_colour_and_concatenated_pairs():
+def test_gray_samples_as_colour_get_gray_noise_and_concatenated_samples():
     from restorekit.training import ConcatPairs, GrayAsColour
 
-    gray = DegradedPairs(Patches(_smooth_images(1, 1, 32), size=16), AddNoise(0.1), seed=0)
-    colour = DegradedPairs(Patches(_smooth_images(1, 3, 32), size=16), AddNoise(0.1), seed=0)
+    gray = CleanSamples(Patches(_smooth_images(1, 1, 32), size=16), seed=0)
+    colour = CleanSamples(Patches(_smooth_images(1, 3, 32), size=16), seed=0)
     mixed = ConcatPairs([colour, GrayAsColour(gray)])
     assert len(mixed) == 8
-    degraded, clean = mixed[5]
-    assert degraded.shape == clean.shape == (3, 16, 16)
-    assert torch.equal(degraded[0], degraded[2]) and torch.equal(degraded[0], gray[1][0][0])
+    clean = mixed[5]
+    assert clean.shape == (3, 16, 16) and torch.equal(clean[0], clean[2]) and torch.equal(clean[0], gray[1][0])
+    noisy, _ = DegradationSampler(sigma=0.1)(torch.stack([mixed[1], mixed[5]]), torch.Generator().manual_seed(0))
+    assert torch.equal(noisy[1, 0], noisy[1, 2]) and not torch.equal(noisy[0, 0], noisy[0, 2])
     mixed.set_epoch(3)
     assert gray.epoch == colour.epoch == 3
     with_map = GrayAsColour([(torch.stack([torch.zeros(4, 4), torch.full((4, 4), 0.1)]), torch.zeros(1, 4, 4))])
     assert with_map[0][0].shape == (4, 4, 4) and float(with_map[0][0][3].mean()) == pytest.approx(0.1)
+
+
+def test_a_learned_restorer_trains_through_its_forward_with_bf16_autocast():
+    from restorekit_plugins.drunet.model import DRUNet
+    from restorekit_plugins.drunet.restorer import DRUNetRestorer
+
+    seed_everything(0)
+    restorer = DRUNetRestorer.from_network(DRUNet(channels=1, widths=(4, 4, 4, 4), blocks=0))
+    val = fixed_pairs(_smooth_images(1, 1, 32, seed=5), DegradationSampler(sigma=0.1))
+    result = fit(restorer, _samples(), _cfg(epochs=1), val_pairs=val, sampler=SAMPLER, bf16=True)
+    assert result.restorer is restorer and result.model is restorer.net
+    assert len(result.history["val_psnr"]) == 1 and all(p.grad is not None for p in restorer.net.parameters())

@@ -98,9 +98,14 @@ PRESETS = DnCNNOptions.presets
 
 
 def build_datasets(opts: DnCNNOptions, progress: bool = True):
-    """``(train_pairs, val_pairs, description)`` for ``opts``."""
-    from restorekit.training import (AddNoise, ConcatPairs, DegradedPairs, GrayAsColour, Patches, RandomCrops,
-                                     fixed_pairs, load_images)
+    """``(clean_samples, val_triples, description, sampler)`` for ``opts``.
+
+    The samples are clean crops or patches; the sampler
+    (:class:`restorekit.degrade.DegradationSampler`) adds each batch's noise,
+    one sigma per sample, as :func:`restorekit.training.fit` runs.
+    """
+    from restorekit.degrade import DegradationSampler
+    from restorekit.training import CleanSamples, ConcatPairs, GrayAsColour, Patches, RandomCrops, fixed_pairs, load_images
 
     root = default_data_root()
     folder = Path(opts.data) if opts.data else root / opts.data_folder
@@ -110,14 +115,15 @@ def build_datasets(opts: DnCNNOptions, progress: bool = True):
         train_images, val_images = images[:-VAL_HELD_OUT], images[-VAL_HELD_OUT:]
     else:  # tiny folders (tests): validate on the training images
         train_images, val_images = images, images[:2]
-    make_input = AddNoise(opts.sigma, None) if opts.sigma_range is None else AddNoise(None, tuple(opts.sigma_range))
+    sampler = (DegradationSampler(sigma=opts.sigma) if opts.sigma_range is None
+               else DegradationSampler(sigma_range=tuple(opts.sigma_range)))
     if opts.sampling == "patches":
         source = Patches(train_images, size=opts.patch)
     elif opts.sampling == "crops":
         source = RandomCrops(train_images, size=opts.patch, length=opts.crops_per_epoch or len(train_images) * 32)
     else:
         raise ValueError(f"sampling must be 'patches' or 'crops', got {opts.sampling!r}")
-    colour = DegradedPairs(source, make_input, seed=opts.seed)
+    colour = CleanSamples(source, seed=opts.seed)
     gray = None
     described = {"training_data": f"{folder.name}: {len(train_images)} images ({opts.sampling} of {opts.patch}x"
                                   f"{opts.patch}), last {len(val_images)} held apart for validation"}
@@ -127,37 +133,42 @@ def build_datasets(opts: DnCNNOptions, progress: bool = True):
         n_gray = max(1, round(len(source) * opts.gray_fraction / (1 - opts.gray_fraction)))
         gsource = (Patches(gimages, size=opts.patch) if opts.sampling == "patches"
                    else RandomCrops(gimages, size=opts.patch, length=n_gray))
-        gray = GrayAsColour(DegradedPairs(gsource, make_input, seed=opts.seed + 1))
+        gray = GrayAsColour(CleanSamples(gsource, seed=opts.seed + 1))
         described["training_data"] += (f"; plus {gfolder.name}: {len(gimages)} grayscale images as "
                                        f"{100 * opts.gray_fraction:.0f}% of samples, gray and noise repeated in 3 channels")
     train = ConcatPairs([colour, gray]) if gray is not None else colour
-    val = fixed_pairs(val_images, AddNoise(opts.val_sigma), seed=opts.seed, crop=opts.val_crop)
+    val = fixed_pairs(val_images, DegradationSampler(sigma=opts.val_sigma), seed=opts.seed, crop=opts.val_crop)
     described["channels"] = channels
-    return train, val, described
+    return train, val, described, sampler
 
 
 def train_dncnn(opts: DnCNNOptions, out: str | os.PathLike, resume: bool = False, export: str | os.PathLike = "",
                 progress: bool = True, command: str = ""):
     """Train a DnCNN as ``opts`` says; write checkpoints to ``out``; ship as ``export`` if given.
 
-    ``export`` is a weights name (``weights/NAME.pt``) or a path ending in ``.pt``.
+    The network is trained through the ``dncnn`` restorer's own forward pass
+    (:meth:`restorekit.learned.LearnedRestorer.forward`) on batches degraded by
+    a :class:`restorekit.degrade.DegradationSampler`. ``export`` is a weights
+    name (``weights/NAME.pt``) or a path ending in ``.pt``.
     """
     from restorekit.training import TrainConfig, fit, seed_everything
 
     from .model import DnCNN
+    from .restorer import DnCNNRestorer
 
-    train, val, described = build_datasets(opts, progress)
+    train, val, described, sampler = build_datasets(opts, progress)
     seed_everything(opts.seed)
     net = DnCNN(channels=described["channels"], hidden_layers=opts.hidden_layers,
                 hidden_channels=opts.hidden_channels, use_bias=opts.use_bias)
+    restorer = DnCNNRestorer.from_network(net)
     cfg = TrainConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, lr_drop_at=opts.lr_drop_at,
                       seed=opts.seed, samples_per_epoch=opts.samples_per_epoch, checkpoint_every=opts.checkpoint_every,
                       device=opts.device, progress=progress, log_every=25)
     title = f"DnCNN {opts.hidden_layers}x{opts.hidden_channels}{'' if opts.use_bias else ' no bias'}"
-    result = fit(net, train, cfg, val_pairs=val, out=out, resume=resume, title=title,
+    result = fit(restorer, train, cfg, val_pairs=val, out=out, resume=resume, title=title, sampler=sampler,
                  extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts))})
     if export and result.is_main:
-        export_weights(result, opts, described, export, command)
+        ship(result, opts, described, sampler, export, command)
     return result
 
 
@@ -165,11 +176,14 @@ def _jsonable(d: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
-def export_weights(result, opts: DnCNNOptions, described: dict, name: str | os.PathLike, command: str = "") -> Path:
-    """Ship ``result.model`` as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``."""
-    from restorekit.weights import save_model
+def ship(result, opts: DnCNNOptions, described: dict, sampler, name: str | os.PathLike, command: str = "") -> Path:
+    """Ship ``result``'s network as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``.
 
-    h = result.history
+    Through :func:`restorekit.weights.export`: ``trained_for`` from the
+    sampler, the machine, precision, steps and seconds from the run.
+    """
+    from restorekit.weights import export
+
     noise = ({"noise_sigma_range": list(opts.sigma_range)} if opts.sigma_range is not None
              else {"noise_sigma": opts.sigma})
     meta = {
@@ -177,23 +191,17 @@ def export_weights(result, opts: DnCNNOptions, described: dict, name: str | os.P
         **described,
         **noise,
         "sigma_scale": "[0, 1] (25/255 = 0.098)",
-        "epochs": opts.epochs,
-        "steps": h["steps_per_epoch"] * opts.epochs,
-        "samples_per_epoch": opts.samples_per_epoch or h["steps_per_epoch"] * opts.batch_size,
+        "samples_per_epoch": opts.samples_per_epoch or result.history["steps_per_epoch"] * opts.batch_size,
         "optimizer": f"Adam lr {opts.lr}" + (f", /10 after {opts.lr_drop_at:.0%} of the steps" if opts.lr_drop_at else "")
                      + f", batch {opts.batch_size}",
         "seed": opts.seed,
-        "val_psnr_db": round(h["val_psnr"][-1], 3) if h["val_psnr"] else None,
         "val_psnr_setting": f"{VAL_HELD_OUT} held-out images, central {opts.val_crop}x{opts.val_crop}, sigma {opts.val_sigma}",
-        "final_train_loss": round(h["epoch_loss"][-1], 6) if h["epoch_loss"] else None,
-        "train_seconds": round(h["seconds"], 1),
-        "command": command or "python -m restorekit_plugins.dncnn.train " + f"--preset {opts.preset} --export {name}",
         "options": _jsonable(asdict(opts)),
     }
     path = Path(name) if str(name).endswith(".pt") else WEIGHTS_DIR / f"{name}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_model(result.model, path, arch=result.model.arch(), metadata=meta)
-    return path
+    return export(result.model, path, sampler=sampler, history=result.history, metadata=meta, device=opts.device,
+                  command=command or "python -m restorekit_plugins.dncnn.train "
+                                     f"--preset {opts.preset} --export {name}")
 
 
 def options_from(preset: str, **overrides) -> DnCNNOptions:

@@ -45,11 +45,11 @@ from typing import Any
 # (as plugins do at registration) does not import torch.
 _EXPORTS = {
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "AddNoise": "datasets", "BlurNoise": "datasets", "ConcatPairs": "datasets", "DegradedPairs": "datasets",
+    "AddNoise": "datasets", "BlurNoise": "datasets", "CleanSamples": "datasets", "ConcatPairs": "datasets", "DegradedPairs": "datasets",
     "GrayAsColour": "datasets", "Patches": "datasets",
     "RandomCrops": "datasets", "extract_patches": "datasets", "fixed_pairs": "datasets", "image_files": "datasets",
     "load_images": "datasets", "mnist_images": "datasets", "to_grayscale": "datasets",
-    "FitResult": "loop", "TrainConfig": "loop", "curves_figure": "loop", "evaluate_psnr": "loop", "fit": "loop",
+    "FitResult": "loop", "TrainConfig": "loop", "batch_generator": "loop", "curves_figure": "loop", "evaluate_psnr": "loop", "fit": "loop",
     "seed_everything": "loop",
     "TrainOptions": "options", "TrainRun": "options", "option": "options", "trainer": "options",
     "TrainRequest": "trainers", "TrainerSpec": "trainers",

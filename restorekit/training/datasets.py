@@ -285,6 +285,37 @@ class BlurNoise:
         return {"blur_kernel_shape": list(self.blur.kernel.shape), **self.noise.describe()}
 
 
+class CleanSamples(Dataset):
+    """The clean samples of ``source`` (crops change every epoch), for :func:`~restorekit.training.fit` with a sampler.
+
+    Parameters
+    ----------
+    source : Patches, RandomCrops, or a dataset of clean ``(C, H, W)`` tensors
+        A source with a ``sample(index, generator)`` method draws its own
+        randomness (crops, flips) from a generator seeded by
+        ``(seed, epoch, index)`` (:func:`item_generator`).
+    seed : int
+        Base of every sample's generator.
+    """
+
+    def __init__(self, source: Any, seed: int = 0) -> None:
+        self.source = source
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw fresh crops for ``epoch``; the training loop calls this."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if hasattr(self.source, "sample"):
+            return self.source.sample(index, item_generator(self.seed, self.epoch, index))
+        return self.source[index]
+
+
 class DegradedPairs(Dataset):
     """``(degraded, clean)`` pairs: ``make_input`` applied to the samples of ``source``.
 
@@ -319,17 +350,17 @@ class DegradedPairs(Dataset):
 
 
 class GrayAsColour(Dataset):
-    """Gray ``(degraded, clean)`` pairs as colour ones: the gray channel repeated into three.
+    """Gray samples as colour ones: the gray channel repeated into three.
 
-    The first channel of ``degraded`` is the gray image; any channels after
-    it (e.g. a noise-level map) are kept as they are. A colour model thus
-    learns gray photos too (with the gray image and its noise in all three
-    channels, as a gray photo reaches it).
+    With clean samples (tensors, e.g. :class:`CleanSamples`) the gray image
+    is repeated; a :class:`~restorekit.degrade.DegradationSampler` then gives
+    it the same noise in all three channels, as a gray photo reaches a colour
+    model. With ``(degraded, clean)`` pairs the first channel of ``degraded``
+    is repeated and any channels after it are kept as they are.
 
     Parameters
     ----------
-    pairs : dataset of ``(degraded, clean)``
-        Gray pairs (``clean`` with one channel), e.g. :class:`DegradedPairs`.
+    pairs : dataset of clean ``(1, H, W)`` tensors or of ``(degraded, clean)`` pairs
     """
 
     def __init__(self, pairs: Any) -> None:
@@ -342,8 +373,11 @@ class GrayAsColour(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        degraded, clean = self.pairs[index]
+    def __getitem__(self, index: int) -> Any:
+        item = self.pairs[index]
+        if isinstance(item, torch.Tensor):
+            return item.expand(3, -1, -1).contiguous()
+        degraded, clean = item
         return (torch.cat([degraded[:1].expand(3, -1, -1), degraded[1:]]),
                 clean.expand(3, -1, -1).contiguous())
 
@@ -357,19 +391,25 @@ class ConcatPairs(torch.utils.data.ConcatDataset):
                 part.set_epoch(epoch)
 
 
-def fixed_pairs(images: Sequence[torch.Tensor], make_input: MakeInput, seed: int = 0,
-                crop: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Validation pairs drawn once: ``(degraded, clean)`` as ``(1, C, H, W)``, optionally centre-cropped."""
+def fixed_pairs(images: Sequence[torch.Tensor], sampler: Any, seed: int = 0,
+                crop: int | None = None) -> list[tuple[Any, ...]]:
+    """Validation triples drawn once: ``(degraded, degradation, clean)``, images ``(1, C, H, W)``.
+
+    ``sampler`` is a :class:`~restorekit.degrade.DegradationSampler` (or any
+    ``sampler(batch, generator) -> (degraded, degradation)``), e.g. one of a
+    fixed sigma; image ``i`` is drawn from a generator seeded by ``(seed, i)``
+    and optionally centre-cropped to ``crop`` first.
+    """
     pairs = []
     for i, img in enumerate(images):
         if crop is not None:
             h, w = img.shape[-2:]
             top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
             img = img[:, top:top + crop, left:left + crop]
-        gen = item_generator(seed, -1, i)
-        pairs.append((make_input(img, gen)[None], img[None]))
+        degraded, degradation = sampler(img[None], item_generator(seed, -1, i))
+        pairs.append((degraded, degradation, img[None]))
     return pairs
 
 
-__all__ = ["AddNoise", "BlurNoise", "ConcatPairs", "DegradedPairs", "GrayAsColour", "MakeInput", "Patches", "RandomCrops", "extract_patches",
+__all__ = ["AddNoise", "BlurNoise", "CleanSamples", "ConcatPairs", "DegradedPairs", "GrayAsColour", "MakeInput", "Patches", "RandomCrops", "extract_patches",
            "fixed_pairs", "image_files", "item_generator", "load_images", "mnist_images", "to_grayscale"]

@@ -1,15 +1,22 @@
-"""The training loop: :func:`fit` a network on ``(degraded, clean)`` pairs.
+"""The training loop: :func:`fit` a learned restorer on clean samples degraded by a sampler.
 
-One loop serves every learned restorer: it knows nothing of the model or the
-degradation, only of a dataset of pairs (see :mod:`.datasets`), a loss
-(mean squared error by default) and optional fixed validation pairs.
+One loop serves every learned restorer, the way it restores: each batch of
+clean samples is degraded by a :class:`~restorekit.degrade.DegradationSampler`
+(``y, degradation = sampler(x, generator)``, restore's operators and noise,
+one level per sample), the restorer's own differentiable forward
+(:meth:`restorekit.learned.LearnedRestorer.forward`) runs on it, and the loss
+(mean squared error by default) compares the result with the clean batch.
+Validation pairs are drawn once by the same sampler (:func:`.datasets.fixed_pairs`).
+A plain ``torch.nn.Module`` trained on a dataset of ``(input, target)`` pairs
+(no sampler) works too, for models whose inputs hold no noise.
 
 * **Adam**, learning rate 1e-3 and batches of 32 by default (the course's),
   or any optimizer (``optimizer=``: an instance, or a factory taking the
   parameters), its rate optionally divided by 10 for the last part of the
   run (``lr_drop_at``);
 * **seeded and reproducible**: the epoch's sample order and subset come from
-  ``seed`` and the epoch, every sample's noise from ``(seed, epoch, index)``;
+  ``seed`` and the epoch, every sample's crop from ``(seed, epoch, index)``,
+  every batch's degradation from ``(seed, epoch, step, rank)``;
   build the model after :func:`seed_everything` so its initial weights are too;
 * **tqdm progress**, the mean loss every ``log_every`` steps, and the
   **validation PSNR** after every epoch;
@@ -23,6 +30,8 @@ degradation, only of a dataset of pairs (see :mod:`.datasets`), a loss
   PSNR curves (``curves.png``: at the end, and after an epoch when a minute
   has passed since the last one) beside the checkpoint, both replaced
   atomically;
+* **bfloat16 autocast** of the forward pass when asked (``bf16=True``: where
+  the CPU has AMX, see :mod:`.machine`);
 * **DDP** when launched by ``torchrun``: samples sharded with
   ``DistributedSampler``, gradients averaged by ``DistributedDataParallel``,
   rank 0 alone validating and writing files.
@@ -30,12 +39,14 @@ degradation, only of a dataset of pairs (see :mod:`.datasets`), a loss
 Examples
 --------
 >>> import torch
+>>> from restorekit.degrade import DegradationSampler
 >>> from restorekit.training import fit, TrainConfig, seed_everything
->>> from restorekit.training.datasets import Patches, DegradedPairs, AddNoise
+>>> from restorekit.training.datasets import Patches
 >>> seed_everything(0)
 >>> net = torch.nn.Conv2d(1, 1, 3, padding=1)
->>> pairs = DegradedPairs(Patches([torch.rand(1, 64, 64)], size=16), AddNoise(0.1))
->>> result = fit(net, pairs, TrainConfig(epochs=2, batch_size=4, progress=False))
+>>> samples = Patches([torch.rand(1, 64, 64)], size=16)
+>>> result = fit(net, samples, TrainConfig(epochs=2, batch_size=4, progress=False),
+...              sampler=DegradationSampler(sigma=0.1))
 >>> len(result.history["epoch_loss"])
 2
 """
@@ -137,6 +148,7 @@ class FitResult:
     out: Path | None = None
     config: TrainConfig = field(default_factory=TrainConfig)
     rank: int = 0
+    restorer: Any = None  #: the learned restorer trained (None when a plain module was)
 
     @property
     def is_main(self) -> bool:
@@ -180,20 +192,54 @@ def clamped_psnr(output: torch.Tensor, clean: torch.Tensor) -> float:
     return float(psnr(output.clamp(0, 1), clean))
 
 
-def evaluate_psnr(model: torch.nn.Module, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                  device: torch.device | str = "cpu",
-                  metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None) -> float:
-    """Mean of ``metric(model(degraded), clean)`` over ``pairs``: PSNR (dB) of the clamped output by default."""
+def evaluate_psnr(model: Any, pairs: Sequence[tuple], device: torch.device | str = "cpu",
+                  metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None, bf16: bool = False) -> float:
+    """Mean of ``metric(output, clean)`` over ``pairs``: PSNR (dB) of the clamped output by default.
+
+    ``pairs`` holds ``(degraded, degradation, clean)`` (what :func:`.datasets.fixed_pairs`
+    draws with a sampler: ``output = model.forward(degraded, degradation)`` for a
+    learned restorer) or ``(degraded, clean)`` (``output = model(degraded)``).
+    """
     metric = metric or clamped_psnr
-    was_training = model.training
-    model.eval()
+    module, forward = _trainable(model)
+    was_training = module.training
+    module.eval()
     values = []
     with torch.no_grad():
-        for degraded, clean in pairs:
-            out = model(degraded.to(device)).cpu()
-            values.append(float(metric(out, clean)))
-    model.train(was_training)
+        for item in pairs:
+            degraded, degradation, clean = item if len(item) == 3 else (item[0], None, item[1])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = forward(degraded.to(device), _on(degradation, device), module)
+            values.append(float(metric(out.float().cpu(), clean)))
+    module.train(was_training)
     return float(sum(values) / len(values))
+
+
+def _trainable(model: Any) -> tuple[torch.nn.Module, Callable[[torch.Tensor, Any, torch.nn.Module], torch.Tensor]]:
+    """``(module whose parameters are trained, forward(y, degradation, module))`` of ``model``.
+
+    A learned restorer (a :class:`~restorekit.learned.LearnedRestorer`, or
+    anything with a ``net`` module and ``forward(y, degradation, net)``)
+    trains its ``net`` through its own ``forward``; a plain module is called
+    on the input alone.
+    """
+    if not isinstance(model, torch.nn.Module) and isinstance(getattr(model, "net", None), torch.nn.Module) \
+            and callable(getattr(model, "forward", None)):
+        return model.net, lambda y, degradation, net: model.forward(y, degradation, net)
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"fit trains a torch.nn.Module or a learned restorer (with .net and .forward), got "
+                         f"{type(model).__name__}")
+    return model, lambda y, degradation, net: net(y)
+
+
+def _on(degradation: Any, device: torch.device | str) -> Any:
+    return None if degradation is None else degradation.to(device)
+
+
+def batch_generator(seed: int, epoch: int, step: int, rank: int = 0) -> torch.Generator:
+    """The generator of one batch's degradation: the same for a step whatever came before (resume, DDP)."""
+    key = (((int(seed) * 1_000_003 + int(epoch)) * 1_000_000_007 + int(step)) * 131 + int(rank)) % (1 << 63)
+    return torch.Generator().manual_seed(key)
 
 
 def _epoch_batches(n: int, cfg: TrainConfig, epoch: int, ctx: distributed.DistContext) -> list[list[int]]:
@@ -282,26 +328,32 @@ def curves_figure(history: dict, path: str | os.PathLike, title: str = "") -> Pa
     return path
 
 
-def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = None,
-        val_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+def fit(model: Any, train_set: Any, config: TrainConfig | None = None,
+        val_pairs: Sequence[tuple] | None = None,
         out: str | os.PathLike | None = None, resume: bool = False,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         title: str = "", extra_state: dict | None = None,
         optimizer: torch.optim.Optimizer | Callable[[Any], torch.optim.Optimizer] | None = None,
-        val_metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None) -> FitResult:
+        val_metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+        sampler: Any = None, bf16: bool = False) -> FitResult:
     """Train ``model`` on ``train_set`` (Adam unless told otherwise); checkpoint, validate and plot along the way.
 
     Parameters
     ----------
-    model : torch.nn.Module
-        The network; called as ``model(degraded)`` and compared with ``clean``.
+    model : LearnedRestorer or torch.nn.Module
+        A learned restorer (e.g. ``DRUNetRestorer.from_network(net)``): its
+        ``net`` is trained through its own ``forward(y, degradation)``, the
+        pass ``restore`` runs. A plain module is called as ``model(y)``.
     train_set : Dataset
-        Yields ``(degraded, clean)`` pairs; ``set_epoch(epoch)`` is called
-        before each epoch when it exists (see :class:`.datasets.DegradedPairs`).
+        With a ``sampler``: clean samples ``(C, H, W)`` (see
+        :class:`.datasets.CleanSamples`); without: ``(input, target)`` pairs.
+        ``set_epoch(epoch)`` is called before each epoch when it exists.
     config : TrainConfig
         The run's settings.
-    val_pairs : sequence of (degraded, clean), optional
-        Fixed ``(1, C, H, W)`` pairs whose mean PSNR is measured after every epoch.
+    val_pairs : sequence, optional
+        Fixed ``(degraded, degradation, clean)`` triples (:func:`.datasets.fixed_pairs`)
+        or ``(degraded, clean)`` pairs, ``(1, C, H, W)``, whose mean PSNR is
+        measured after every epoch.
     out : path, optional
         Folder for ``checkpoint.pt``, ``history.json`` and ``curves.png``
         (nothing is written without it).
@@ -323,6 +375,11 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
         ``val_metric(output, clean) -> float`` on each validation pair
         (``output`` is the model's, unclamped); its mean is
         ``history["val_psnr"]``. Default: PSNR (dB) of the output clamped to [0, 1].
+    sampler : DegradationSampler, optional
+        Degrades each batch of clean samples: ``y, degradation = sampler(clean,
+        generator)`` with a generator seeded by ``(seed, epoch, step, rank)``.
+    bf16 : bool
+        Run the forward pass under CPU bfloat16 autocast (the loss in float32).
 
     Returns
     -------
@@ -352,6 +409,8 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
                          f"{cfg.batch_size} per process ({ctx.world_size} process(es)); lower --batch-size or add images")
     total_steps = steps_per_epoch * cfg.epochs
 
+    trained = model
+    model, forward = _trainable(trained)
     model.to(device)
     optimizer = _make_optimizer(model, optimizer, cfg)
     base_lrs = [group["lr"] for group in optimizer.param_groups]  # this run's rates (a resumed one's too)
@@ -427,12 +486,19 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
             if first:  # resumed mid-epoch: the loss summed over the steps before the checkpoint
                 epoch_sum, epoch_count = (float(v) for v in history.get("partial_epoch_loss", (0.0, 0)))
                 epoch_count = int(epoch_count)
-            for step, (degraded, clean) in enumerate(loader, start=first):
+            for step, batch in enumerate(loader, start=first):
                 global_step = epoch * steps_per_epoch + step
                 set_lr(global_step)
+                if sampler is not None:
+                    clean = batch[-1] if isinstance(batch, (list, tuple)) else batch
+                    degraded, degradation = sampler(clean, batch_generator(cfg.seed, epoch, step, ctx.rank))
+                else:
+                    (degraded, clean), degradation = batch, None
                 degraded, clean = degraded.to(device), clean.to(device)
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(net(degraded), clean)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    output = forward(degraded, _on(degradation, device), net)
+                loss = loss_fn(output.float(), clean)
                 if not torch.isfinite(loss):
                     raise InputError(f"the training loss became {loss.item()} at step {global_step}; lower the "
                                      "learning rate (--lr) or check the data; the last checkpoint is kept")
@@ -458,7 +524,7 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
             history["epoch_loss"].append(
                 distributed.mean_over_processes(epoch_sum / max(epoch_count, 1), ctx) if epoch_count else float("nan"))
             if val_pairs:
-                value = evaluate_psnr(model, val_pairs, device, val_metric) if ctx.is_main else 0.0
+                value = evaluate_psnr(trained, val_pairs, device, val_metric, bf16) if ctx.is_main else 0.0
                 value = distributed.broadcast_float(value, ctx)
                 history["val_step"].append((epoch + 1) * steps_per_epoch)
                 history["val_epoch"].append(epoch + 1)
@@ -475,7 +541,8 @@ def fit(model: torch.nn.Module, train_set: Any, config: TrainConfig | None = Non
     finally:
         bar.close()
         distributed.cleanup(ctx)
-    return FitResult(model=model, history=history, out=out_dir, config=cfg, rank=ctx.rank)
+    return FitResult(model=model, history=history, out=out_dir, config=cfg, rank=ctx.rank,
+                     restorer=None if trained is model else trained)
 
 
 def _make_optimizer(model: torch.nn.Module, optimizer: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -496,5 +563,6 @@ def _make_optimizer(model: torch.nn.Module, optimizer: Any, cfg: TrainConfig) ->
     return optimizer
 
 
-__all__ = ["CHECKPOINT_KEYS", "FitResult", "TrainConfig", "clamped_psnr", "curves_figure", "evaluate_psnr", "fit",
+__all__ = ["CHECKPOINT_KEYS", "FitResult", "TrainConfig", "batch_generator", "clamped_psnr", "curves_figure",
+           "evaluate_psnr", "fit",
            "mse_loss", "new_history", "rng_states", "seed_everything", "set_rng_states", "write_history"]
