@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from restorekit.training.machine import bf16_autocast, cpu_has_amx_bf16, cpu_name, use_bf16
+from restorekit.training.machine import use_bf16
 from restorekit.training.options import TrainOptions, TrainRun, check_sigma_option, option, trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -73,28 +73,16 @@ class FFDNetOptions(TrainOptions):
 PRESETS = FFDNetOptions.presets
 
 
-class WithSigmaMap:
-    """``make_input``: Gaussian noise of a sigma drawn per sample, then that sigma as a map channel."""
-
-    def __init__(self, noise) -> None:
-        self.noise = noise  # a restorekit.training.AddNoise
-
-    def __call__(self, clean, generator):
-        import torch
-
-        sigma = self.noise.draw_sigma(generator)
-        noisy = clean + sigma * torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
-        return torch.cat([noisy, torch.full_like(clean[:1], sigma)], dim=0)
-
-    def describe(self) -> dict:
-        return self.noise.describe()
-
-
 def build_datasets(opts: FFDNetOptions, progress: bool = True):
-    """``(train_pairs, val_pairs, description)`` for ``opts``."""
+    """``(clean_samples, val_triples, description, sampler)`` for ``opts``.
+
+    The sampler (:class:`restorekit.degrade.DegradationSampler`) draws each
+    sample's sigma and noise as :func:`restorekit.training.fit` runs; the
+    ``ffdnet`` restorer's forward reads the levels from its ``Noise`` as a map.
+    """
+    from restorekit.degrade import DegradationSampler
     from restorekit.kernels import default_data_root
-    from restorekit.training import (AddNoise, ConcatPairs, DegradedPairs, GrayAsColour, RandomCrops, fixed_pairs,
-                                     load_images)
+    from restorekit.training import CleanSamples, ConcatPairs, GrayAsColour, RandomCrops, fixed_pairs, load_images
 
     root = default_data_root() or Path("../shared/data")
     folder = Path(opts.data) if opts.data else root / "CBSD432"
@@ -103,53 +91,50 @@ def build_datasets(opts: FFDNetOptions, progress: bool = True):
         train_images, val_images = images[:-VAL_HELD_OUT], images[-VAL_HELD_OUT:]
     else:  # tiny folders (tests): validate on the training images
         train_images, val_images = images, images[:2]
-    make_input = WithSigmaMap(AddNoise(None, tuple(opts.sigma_range)))
-    colour = DegradedPairs(RandomCrops(train_images, size=opts.patch, length=opts.crops_per_epoch), make_input,
-                           seed=opts.seed)
-    parts = [colour]
+    sampler = DegradationSampler(sigma_range=tuple(opts.sigma_range))
+    parts = [CleanSamples(RandomCrops(train_images, size=opts.patch, length=opts.crops_per_epoch), seed=opts.seed)]
     described = {"training_data": f"{folder.name}: {len(train_images)} images (random crops of {opts.patch}x"
                                   f"{opts.patch}), last {len(val_images)} held apart for validation"}
     if opts.gray_fraction > 0:
         gfolder = Path(opts.gray_data) if opts.gray_data else root / "Train400"
         gimages = load_images(gfolder, grayscale=True, limit=opts.limit, progress=progress)
         n_gray = max(1, round(opts.crops_per_epoch * opts.gray_fraction / (1 - opts.gray_fraction)))
-        parts.append(GrayAsColour(DegradedPairs(RandomCrops(gimages, size=opts.patch, length=n_gray), make_input,
-                                                seed=opts.seed + 1)))
+        parts.append(GrayAsColour(CleanSamples(RandomCrops(gimages, size=opts.patch, length=n_gray),
+                                               seed=opts.seed + 1)))
         described["training_data"] += (f"; plus {gfolder.name}: {len(gimages)} grayscale images as "
                                        f"{100 * opts.gray_fraction:.0f}% of samples, gray and noise repeated in "
                                        "3 channels")
-    val = fixed_pairs(val_images, WithSigmaMap(AddNoise(opts.val_sigma)), seed=opts.seed, crop=opts.val_crop)
-    return ConcatPairs(parts), val, described
+    val = fixed_pairs(val_images, DegradationSampler(sigma=opts.val_sigma), seed=opts.seed, crop=opts.val_crop)
+    return ConcatPairs(parts), val, described, sampler
 
 
 def train_ffdnet(opts: FFDNetOptions, out: str | os.PathLike, resume: bool = False, export: str | os.PathLike = "",
                  progress: bool = True, command: str = ""):
-    """Train an FFDNet as ``opts`` says; write checkpoints to ``out``; ship as ``export`` if given."""
+    """Train an FFDNet as ``opts`` says, through the ``ffdnet`` restorer's forward; ship as ``export`` if given."""
     import torch
 
     from restorekit.training import TrainConfig, fit, seed_everything
 
     from .model import FFDNet
+    from .restorer import FFDNetRestorer
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
     bf16 = use_bf16(opts.bf16, opts.device)
-    train, val, described = build_datasets(opts, progress)
+    train, val, described, sampler = build_datasets(opts, progress)
     seed_everything(opts.seed)
     net = FFDNet(channels=3, hidden_layers=opts.hidden_layers, hidden_channels=opts.hidden_channels,
                  downscale=opts.downscale)
     if opts.init_from:
         described["initialised_from"] = initialise_from(net, opts.init_from)
-    model = bf16_autocast(net) if bf16 else net
     cfg = TrainConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, lr_drop_at=opts.lr_drop_at,
                       seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
                       progress=progress, log_every=25)
     title = f"FFDNet {opts.hidden_layers}x{opts.hidden_channels}" + (" (bf16 autocast)" if bf16 else "")
-    result = fit(model, train, cfg, val_pairs=val, out=out, resume=resume, title=title,
-                 extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts))})
-    described["precision"] = "bfloat16 autocast" if bf16 else "float32"
+    result = fit(FFDNetRestorer.from_network(net), train, cfg, val_pairs=val, out=out, resume=resume, title=title,
+                 sampler=sampler, bf16=bf16, extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts))})
     if export and result.is_main:
-        export_weights(result, net, opts, described, export, command)
+        ship(result, opts, described, sampler, export, command, "bfloat16 autocast" if bf16 else "float32")
     return result
 
 
@@ -189,12 +174,15 @@ def _jsonable(d: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
-def export_weights(result, net, opts: FFDNetOptions, described: dict, name: str | os.PathLike,
-                   command: str = "") -> Path:
-    """Ship ``net`` as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``."""
-    from restorekit.weights import save_model
+def ship(result, opts: FFDNetOptions, described: dict, sampler, name: str | os.PathLike, command: str = "",
+         precision: str = "float32") -> Path:
+    """Ship ``result``'s network as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``.
 
-    h = result.history
+    Through :func:`restorekit.weights.export` (``trained_for`` from the sampler;
+    machine, precision, steps and seconds from the run).
+    """
+    from restorekit.weights import export
+
     meta = {
         "restorer": "ffdnet",
         **described,
@@ -202,25 +190,16 @@ def export_weights(result, net, opts: FFDNetOptions, described: dict, name: str 
         "noise_sigma_range": list(opts.sigma_range),
         "noise_level_input": "sigma map channel (the true sigma in training)",
         "sigma_scale": "[0, 1] (25/255 = 0.098)",
-        "epochs": opts.epochs,
-        "steps": h["steps_per_epoch"] * opts.epochs,
         "optimizer": f"Adam lr {opts.lr}, /10 after {opts.lr_drop_at:.0%} of the steps, batch {opts.batch_size}",
         "seed": opts.seed,
-        "val_psnr_db": round(h["val_psnr"][-1], 3) if h["val_psnr"] else None,
         "val_psnr_setting": f"{VAL_HELD_OUT} held-out images, central {opts.val_crop}x{opts.val_crop}, "
                             f"sigma {opts.val_sigma} given to the model",
-        "final_train_loss": round(h["epoch_loss"][-1], 6) if h["epoch_loss"] else None,
-        "train_seconds": round(h["seconds"], 1),
-        "machine": {"cpu": cpu_name(), "amx_bf16": cpu_has_amx_bf16(), "threads": opts.threads,
-                    "device": opts.device},
-        "trained_for": {"tasks": ["denoise"], "kernel_sha256": None, "noise_sigma_range": list(opts.sigma_range)},
-        "command": command or f"python -m restorekit_plugins.ffdnet.train --preset {opts.preset} --export {name}",
         "options": _jsonable(asdict(opts)),
     }
     path = Path(name) if str(name).endswith(".pt") else WEIGHTS_DIR / f"{name}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_model(net, path, arch=net.arch(), metadata=meta)
-    return path
+    return export(result.model, path, sampler=sampler, history=result.history, metadata=meta, precision=precision,
+                  device=opts.device, threads=opts.threads,
+                  command=command or f"python -m restorekit_plugins.ffdnet.train --preset {opts.preset} --export {name}")
 
 
 @trainer(FFDNetOptions, name="ffdnet")
