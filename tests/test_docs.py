@@ -129,3 +129,74 @@ def test_every_gallery_example_is_shown():
     page = (DOCS / "user-guide" / "gallery.md").read_text()
     shown = set(re.findall(r"^```\{gallery-figure\}[ \t]*(\S+)", page, re.M))
     assert shown == set(gallery.FIGURES)
+
+
+# ---------------------------------------------------------------------------------------- guides' packages
+def write_package(page: Path, root: Path) -> Path:
+    """Write the blocks of ``page`` whose first line is ``# my_restorers/FILE.py`` under ``root``; return root."""
+    for _, code in blocks(page):
+        match = FILE_LINE.match(code.splitlines()[0])
+        if match:
+            target = root / match["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(code)
+    return root
+
+
+@pytest.fixture
+def fresh_package(monkeypatch):
+    """Import ``my_restorers`` from a folder of this test, and forget it afterwards."""
+    def use(root: Path):
+        monkeypatch.syspath_prepend(str(root))
+        for name in [m for m in sys.modules if m == "my_restorers" or m.startswith("my_restorers.")]:
+            monkeypatch.delitem(sys.modules, name)
+        import my_restorers
+
+        return my_restorers
+    yield use
+    for name in [m for m in sys.modules if m == "my_restorers" or m.startswith("my_restorers.")]:
+        del sys.modules[name]
+
+
+def test_plugin_guide_noise_level_example_runs_with_its_package(tmp_path, fresh_package, capsys):
+    """The guide's uses_noise_level section: its GaussianSmooth registers and is steered by pnp; a blind one warns."""
+    page = DOCS / "plugin-guide.md"
+    fresh_package(write_package(page, tmp_path))
+    example = next(code for _, code in blocks(page) if "registry.add_plugin(my_restorers" in code)
+    exec(compile(example, str(page), "exec"), {"__name__": "__docs__"})
+    out = capsys.readouterr().out.splitlines()
+    levels = eval(out[0])  # noqa: S307 - the list the example prints
+    assert levels[0] == pytest.approx(0.192) and levels[-1] == pytest.approx(0.01) and len(levels) == 8
+    assert out[1].endswith(" dB")
+    assert "'median' is blind" in out[2] and "uses_noise_level = True" in out[2], out[2]
+
+
+def test_learned_guide_package_trains_exports_and_restores(tmp_path, fresh_package, capsys):
+    """The learned guide's files make a package whose trainer (WEIGHTS_DIR, TrainerSpec) runs and ships weights."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from restorekit.registry import Registry
+
+    package = fresh_package(write_package(DOCS / "learned-restorers.md", tmp_path / "src"))
+    from my_restorers.learned import WEIGHTS_DIR
+    from my_restorers.train import run
+
+    trainers = []
+    package.register_trainers(trainers.append)
+    assert [t.name for t in trainers] == ["tiny-denoiser"]
+    data = tmp_path / "photos"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    code = run.run_argv(["--data", str(data), "--patch", "16", "--epochs", "1", "--batch-size", "2",
+                         "--out", str(tmp_path / "run"), "--export", "--no-progress"], prog="restorekit train tiny-denoiser")
+    assert code == 0
+    assert (WEIGHTS_DIR / "tiny-denoiser.pt").is_file() and (WEIGHTS_DIR / "tiny-denoiser.json").is_file()
+    registry = Registry(entry_points=False)
+    registry.add_plugin(package, name="my_restorers")
+    restorer = registry.create("tiny-denoiser")
+    x = torch.rand(1, 3, 16, 16)
+    assert restorer(x).shape == x.shape
