@@ -224,10 +224,16 @@ class PnPRestorer(Restorer):
         height, width = y.shape[-2] * scale_of(degradation), y.shape[-1] * scale_of(degradation)
         padded = padded_step(degradation, y, (height, width)) if self.config["reflect_step"] == "pad" else None
         kind = "padded" if padded is not None else ("cg" if _needs_cg(degradation) else "closed")
-        self.check_memory((y.shape[0], y.shape[1], height, width), kind, y.device)
         cg_iterations = self.config["cg_iterations"]
 
+        weight = noise_weight(degradation, y)
+        if weight is not None:  # signal-dependent noise: the data term weighted by 1 / variance, by CG
+            kind = "cg"
+        self.check_memory((y.shape[0], y.shape[1], height, width), kind, y.device)
+
         def data_step(v: torch.Tensor, rho: float) -> torch.Tensor:
+            if weight is not None:
+                return weighted_prox(degradation, y, v, rho, weight, cg_iterations)
             if padded is not None:
                 return padded(v, rho)
             return degradation.prox(y, v, rho, iterations=cg_iterations)
@@ -252,6 +258,32 @@ class PnPRestorer(Restorer):
         # true: on stderr even when it is not a terminal (a log, a pipe), once the run has taken PROGRESS_DELAY_S
         return tqdm(range(count), desc=f"pnp {task}", unit="it", leave=False, file=sys.stderr,
                     disable=None if show == "auto" else False, delay=0 if show == "auto" else PROGRESS_DELAY_S)
+
+
+def noise_weight(degradation, y: torch.Tensor) -> torch.Tensor | None:
+    """Per-pixel data weights ``sigma^2 / sigma_map^2`` (mean about 1) for signal-dependent noise, else None.
+
+    With Poisson-Gaussian noise (:meth:`~restorekit.degrade.PoissonGaussian.sigma_map`) the
+    data term becomes ``||y - A x||^2_W`` with ``W`` the inverse noise variance scaled by the
+    RMS variance ``sigma^2`` that the schedule's penalties use, so dark pixels (less noise)
+    are trusted more than bright ones. None for noise of one sigma (the unweighted step).
+    """
+    sigma_map = getattr(degradation, "sigma_map", None)
+    found = sigma_map(y) if callable(sigma_map) else None
+    if found is None:
+        return None
+    variance = found.to(y.dtype).pow(2).clamp_min(1e-12)
+    return variance.flatten(1).mean(dim=1).reshape(-1, 1, 1, 1) / variance
+
+
+def weighted_prox(degradation, y: torch.Tensor, z: torch.Tensor, rho: float, weight: torch.Tensor,
+                  iterations: int) -> torch.Tensor:
+    """``argmin_x ||y - A x||^2_W + rho ||x - z||^2`` by conjugate gradients started from ``z``."""
+    from restorekit.degrade import conjugate_gradient
+
+    rhs = degradation.adjoint(weight * y) + rho * z
+    return conjugate_gradient(lambda v: degradation.adjoint(weight * degradation.forward(v)) + rho * v, rhs, x0=z,
+                              iterations=iterations)
 
 
 def _needs_cg(degradation) -> bool:

@@ -164,6 +164,25 @@ def _check_device_params(params: dict) -> None:
                 check_device(value, f"--param {key}")
 
 
+def estimated_noise(source, image):
+    """``Noise(sigma)`` with ``sigma`` estimated from ``image`` (no --sigma given); prints one line for ``source``.
+
+    None (no noise) for an image under 9 pixels on a side, too small to estimate.
+
+    Every restorer then reads the estimate as the degradation's sigma (wiener, the classical
+    denoisers, the learned ones and pnp's schedule alike).
+    """
+    from tqdm.auto import tqdm
+
+    from ..estimate.noise import estimate_noise
+
+    if min(image.shape[-2:]) < 9:  # too small to estimate: no noise assumed
+        return None
+    found = estimate_noise(image, patch=min(7, min(image.shape[-2:]) // 3))
+    tqdm.write(f"{source}: noise sigma {found.sigma:.4f} estimated (restorekit.estimate_noise)", file=sys.stdout)
+    return found.degradation()
+
+
 def estimated_degradation(source, image, size, boundary: str, noise):
     """``Compose(Blur(k), Noise(sigma))`` with ``k`` (and ``sigma`` unless ``noise`` is given) estimated from ``image``.
 
@@ -249,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
             degradation = estimated_degradation(job.source, loaded.tensor, args.size, args.boundary, noise).to(device)
         else:
             degradation = image_degradation(
-                kernel, args.boundary, mask, noise, height, width, seed, job.source, scale
+                kernel, args.boundary, mask, noise if noise is not None or mask is not None
+                else estimated_noise(job.source, loaded.tensor), height, width, seed, job.source, scale
             ).to(device)
         check_kernel_fits(degradation, loaded.tensor, job.source, "--kernel")
         for part in degradation.parts():  # the low-resolution input must hold the anti-aliasing kernel
