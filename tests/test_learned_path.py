@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -201,3 +204,26 @@ def test_a_retrained_dncnn_keeps_its_guard(tmp_path):
     # the low-noise guard of the restore path: at sigma 0 the input comes back
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(restorer(x, Noise(0.0)), x)
+
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "benchmarks" / "training" / "drunet-color"
+DATA = Path(os.environ.get("RESTOREKIT_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (CHECKPOINT / "checkpoint.pt").is_file() or not (DATA / "CBSD432").is_dir(),
+                    reason="needs the committed drunet-color run and ../shared/data/CBSD432")
+def test_the_committed_drunet_run_resumes_on_the_new_path(tmp_path):
+    """The lead's checkpoint (written before the sampler) loads into the new trainer: model, optimizer, history."""
+    import shutil
+
+    from restorekit.training import load_checkpoint
+    from restorekit_plugins.drunet import train
+
+    run = tmp_path / "drunet-color"
+    shutil.copytree(CHECKPOINT, run)
+    before = load_checkpoint(run / "checkpoint.pt")
+    done = int(before["epoch"])
+    result = train.train_drunet(train.DRUNetOptions(epochs=done, limit=20), run, resume=True, progress=False)
+    assert result.history["epoch_loss"] == before["history"]["epoch_loss"]
+    assert all(torch.equal(result.model.state_dict()[k], v) for k, v in before["model"].items())

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from restorekit.training.machine import bf16_autocast, cpu_has_amx_bf16, cpu_name, use_bf16
+from restorekit.training.machine import use_bf16
 from restorekit.training.options import TrainOptions, TrainRun, check_sigma_option, option, trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -88,41 +88,19 @@ def parse_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-class NoiseWithMap:
-    """``make_input``: Gaussian noise of a sigma drawn per sample (with a share of low levels), then its map."""
+def training_sampler(opts: DRUNetOptions):
+    """The :class:`restorekit.degrade.DegradationSampler` of ``opts``: sigma per sample over the range, a low share."""
+    from restorekit.degrade import DegradationSampler
 
-    def __init__(self, sigma_range: tuple[float, float], low_fraction: float = 0.0, low_sigma: float = 0.0,
-                 fixed: float | None = None) -> None:
-        self.low, self.high = (fixed, fixed) if fixed is not None else (float(sigma_range[0]), float(sigma_range[1]))
-        self.low_fraction, self.low_sigma = float(low_fraction), float(low_sigma)
-
-    def draw_sigma(self, generator) -> float:
-        import torch
-
-        u = float(torch.rand((), generator=generator))
-        if self.low_fraction and float(torch.rand((), generator=generator)) < self.low_fraction:
-            return u * self.low_sigma
-        return self.low + (self.high - self.low) * u
-
-    def __call__(self, clean, generator):
-        import torch
-
-        from restorekit.degrade import Noise
-
-        sigma = self.draw_sigma(generator)
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
-        noisy = Noise(sigma).apply(clean[None], seed=seed)[0]
-        return torch.cat([noisy, torch.full_like(clean[:1], sigma)], dim=0)
-
-    def describe(self) -> dict:
-        return {"noise_sigma_range": [self.low, self.high], "low_noise_share": self.low_fraction,
-                "low_noise_sigma_max": self.low_sigma}
+    return DegradationSampler(sigma_range=tuple(opts.sigma_range), low_fraction=opts.low_fraction,
+                              low_sigma=opts.low_sigma)
 
 
 def build_datasets(opts: DRUNetOptions, progress: bool = True):
-    """``(train_pairs, val_pairs, description)`` for ``opts``."""
+    """``(clean_samples, val_triples, description, sampler)`` for ``opts``."""
+    from restorekit.degrade import DegradationSampler
     from restorekit.kernels import default_data_root
-    from restorekit.training import ConcatPairs, DegradedPairs, GrayAsColour, RandomCrops, fixed_pairs, load_images
+    from restorekit.training import CleanSamples, ConcatPairs, GrayAsColour, RandomCrops, fixed_pairs, load_images
 
     root = default_data_root() or Path("../shared/data")
     folder = Path(opts.data) if opts.data else root / "CBSD432"
@@ -131,22 +109,20 @@ def build_datasets(opts: DRUNetOptions, progress: bool = True):
         train_images, val_images = images[:-VAL_HELD_OUT], images[-VAL_HELD_OUT:]
     else:  # tiny folders (tests): validate on the training images
         train_images, val_images = images, images[:2]
-    make_input = NoiseWithMap(tuple(opts.sigma_range), opts.low_fraction, opts.low_sigma)
-    parts = [DegradedPairs(RandomCrops(train_images, size=opts.patch, length=opts.crops_per_epoch), make_input,
-                           seed=opts.seed)]
+    parts = [CleanSamples(RandomCrops(train_images, size=opts.patch, length=opts.crops_per_epoch), seed=opts.seed)]
     described = {"training_data": f"{folder.name}: {len(train_images)} images (random crops of {opts.patch}x"
                                   f"{opts.patch}), last {len(val_images)} held apart for validation"}
     if opts.gray_fraction > 0:
         gfolder = Path(opts.gray_data) if opts.gray_data else root / "Train400"
         gimages = load_images(gfolder, grayscale=True, limit=opts.limit, progress=progress)
         n_gray = max(1, round(opts.crops_per_epoch * opts.gray_fraction / (1 - opts.gray_fraction)))
-        parts.append(GrayAsColour(DegradedPairs(RandomCrops(gimages, size=opts.patch, length=n_gray), make_input,
-                                                seed=opts.seed + 1)))
+        parts.append(GrayAsColour(CleanSamples(RandomCrops(gimages, size=opts.patch, length=n_gray),
+                                               seed=opts.seed + 1)))
         described["training_data"] += (f"; plus {gfolder.name}: {len(gimages)} grayscale images as "
                                        f"{100 * opts.gray_fraction:.0f}% of samples, gray and noise repeated in "
                                        "3 channels")
-    val = fixed_pairs(val_images, NoiseWithMap((0, 0), fixed=opts.val_sigma), seed=opts.seed, crop=opts.val_crop)
-    return ConcatPairs(parts), val, described
+    val = fixed_pairs(val_images, DegradationSampler(sigma=opts.val_sigma), seed=opts.seed, crop=opts.val_crop)
+    return ConcatPairs(parts), val, described, training_sampler(opts)
 
 
 def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = False, export: str | os.PathLike = "",
@@ -157,6 +133,7 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
     from restorekit.training import TrainConfig, fit, seed_everything
 
     from .model import DRUNet
+    from .restorer import DRUNetRestorer
 
     if opts.export_checkpoint:
         if not export:
@@ -170,20 +147,20 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
         torch.set_num_threads(opts.threads)
     widths = parse_widths(opts.widths)
     bf16 = use_bf16(opts.bf16, opts.device)
-    train, val, described = build_datasets(opts, progress)
+    train, val, described, sampler = build_datasets(opts, progress)
     seed_everything(opts.seed)
     net = DRUNet(channels=3, widths=widths, blocks=opts.blocks)
-    model = bf16_autocast(net) if bf16 else net
     cfg = TrainConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, lr_drop_at=opts.lr_drop_at,
                       seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
                       progress=progress, log_every=25)
     title = f"DRUNet {'-'.join(map(str, widths))} x{opts.blocks}" + (" (bf16 autocast)" if bf16 else "")
     described["precision"] = "bfloat16 autocast" if bf16 else "float32"
-    result = fit(model, train, cfg, val_pairs=val, out=out, resume=resume, title=title,
-                 extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts)),
-                              "precision": described["precision"]})
+    # The restorer that restores is the one trained: its forward reads each sample's sigma from the sampler's Noise.
+    result = fit(DRUNetRestorer.from_network(net), train, cfg, val_pairs=val, out=out, resume=resume, title=title,
+                 sampler=sampler, bf16=bf16, extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts)),
+                                                          "precision": described["precision"]})
     if export and result.is_main:
-        export_weights(result, net, opts, described, export, command)
+        ship(result.history, net, opts, described, export, command)
     return result
 
 
@@ -199,8 +176,6 @@ def export_checkpoint(out: str | os.PathLike, name: str | os.PathLike, progress:
     sidecar says how far the run got (``finished``, ``epochs``/``steps`` done of
     those planned), so weights taken from a run that has not ended are marked so.
     """
-    from types import SimpleNamespace
-
     from restorekit.training import load_checkpoint
 
     from .model import DRUNet
@@ -222,52 +197,48 @@ def export_checkpoint(out: str | os.PathLike, name: str | os.PathLike, progress:
     history = state["history"]
     done = int(state.get("epoch", 0))
     step_in_epoch = int(state.get("step_in_epoch", 0))
-    result = SimpleNamespace(history=history)
-    return export_weights(result, net, opts, described, name, command,
-                          progress_done={"epochs_done": done, "steps_into_next_epoch": step_in_epoch})
+    return ship(history, net, opts, described, name, command,
+                progress_done={"epochs_done": done, "steps_into_next_epoch": step_in_epoch})
 
 
-def export_weights(result, net, opts: DRUNetOptions, described: dict, name: str | os.PathLike,
-                   command: str = "", progress_done: dict | None = None) -> Path:
-    """Ship ``net`` as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``."""
-    from restorekit.weights import save_model
+def ship(history: dict, net, opts: DRUNetOptions, described: dict, name: str | os.PathLike, command: str = "",
+         progress_done: dict | None = None) -> Path:
+    """Ship ``net`` as ``weights/<name>.pt`` (or to ``name`` if it ends in ``.pt``) + ``.json``.
 
-    h = result.history
+    Through :func:`restorekit.weights.export`: ``trained_for`` from the run's
+    sampler (:func:`training_sampler`), the machine, precision, steps and
+    seconds; the sidecar also says whether the run finished.
+    """
+    from restorekit.weights import export
+
+    h = history
     steps = len(h["epoch_loss"]) * h["steps_per_epoch"]
     if progress_done is not None:
         steps = progress_done["epochs_done"] * h["steps_per_epoch"] + progress_done["steps_into_next_epoch"]
     finished = len(h["epoch_loss"]) >= opts.epochs
     meta = {
         "restorer": "drunet",
-        **described,
+        **{k: v for k, v in described.items() if k != "precision"},
         "channels": 3,
         "noise_sigma_range": list(opts.sigma_range),
         "noise_level_input": "sigma map channel (the true sigma in training)",
         "sigma_scale": "[0, 1] (25/255 = 0.098)",
         "epochs": len(h["epoch_loss"]),
         "epochs_planned": opts.epochs,
-        "steps": steps,
         "finished": finished,
         "status": "finished" if finished else (f"not finished: {steps} of {opts.epochs * h['steps_per_epoch']} "
                                                "planned steps; resume with --resume"),
         "optimizer": f"Adam lr {opts.lr}, /10 after {opts.lr_drop_at:.0%} of the planned steps, "
                      f"batch {opts.batch_size}",
         "seed": opts.seed,
-        "val_psnr_db": round(h["val_psnr"][-1], 3) if h["val_psnr"] else None,
         "val_psnr_setting": f"{VAL_HELD_OUT} held-out images, central {opts.val_crop}x{opts.val_crop}, "
                             f"sigma {opts.val_sigma} given to the model",
-        "final_train_loss": round(h["epoch_loss"][-1], 6) if h["epoch_loss"] else None,
-        "train_seconds": round(h["seconds"], 1),
-        "machine": {"cpu": cpu_name(), "amx_bf16": cpu_has_amx_bf16(), "threads": opts.threads,
-                    "device": opts.device},
-        "trained_for": {"tasks": ["denoise"], "kernel_sha256": None, "noise_sigma_range": list(opts.sigma_range)},
-        "command": command or f"restorekit train drunet --preset {opts.preset} --export {name}",
         "options": _jsonable(asdict(opts)),
     }
     path = Path(name) if str(name).endswith(".pt") else WEIGHTS_DIR / f"{name}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_model(net, path, arch=net.arch(), metadata=meta)
-    return path
+    return export(net, path, sampler=training_sampler(opts), history=h, metadata=meta,
+                  precision=described.get("precision", "float32"), device=opts.device, threads=opts.threads,
+                  steps=steps, command=command or f"restorekit train drunet --preset {opts.preset} --export {name}")
 
 
 @trainer(DRUNetOptions, name="drunet")
