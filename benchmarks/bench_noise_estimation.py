@@ -2,7 +2,19 @@
 
 For each sigma, every image of the folder gets Gaussian noise (seed = image index) and both estimators
 read it; the script prints the mean and worst relative error of each and the mean CPU seconds per call
-(one thread). Run::
+(one thread). Then (issue 14):
+
+* Poisson-Gaussian: ``estimate_noise(y, model="poisson-gaussian")`` against the true gain and read-noise
+  sigma for each ``--pg`` setting (mean / worst relative error, and how many images are within 15%);
+* JPEG: the Gaussian estimate of noisy images saved as JPEG at each ``--jpeg`` quality, against the sigma of
+  the noise added before compression and the std of what JPEG left of it (the JPEG image minus the
+  JPEG of the clean image);
+* pnp: pnp (default prior drunet) on ``--crops`` 128x128 centre crops blurred by Levin's kernel 1 with
+  Poisson-Gaussian noise, given the Poisson-Gaussian model (its data step weighted by the noise map)
+  against the same prior given one Gaussian sigma (the RMS of the map), side by side, at pnp's default
+  iterations and at ``--pnp-iterations``.
+
+Run::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_noise_estimation.py --data ../shared/data/CBSD68 --limit 20
 """
@@ -23,6 +35,13 @@ def main() -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/CBSD68"))
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--sigmas", default="0.01,0.02,0.05,0.1,0.2")
+    ap.add_argument("--pg", default="0.01:0.01,0.01:0.02,0.02:0.02,0.05:0.02,0.01:0.03,0.05:0.03",
+                    help="Poisson-Gaussian settings GAIN:SIGMA,...")
+    ap.add_argument("--jpeg", default="30,50,70,90", help="JPEG qualities")
+    ap.add_argument("--jpeg-sigmas", default="0.02,0.05,0.1")
+    ap.add_argument("--crops", type=int, default=4, help="images whose 128x128 centre crops pnp restores")
+    ap.add_argument("--pnp-iterations", type=int, default=24)
+    ap.add_argument("--skip-gaussian", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from skimage.restoration import estimate_sigma
@@ -39,7 +58,7 @@ def main() -> int:
     print("| sigma | estimate_noise mean / worst error | s per call | skimage estimate_sigma mean / worst error "
           "| s per call |")
     print("|---|---|---|---|---|")
-    for sigma in (float(s) for s in args.sigmas.split(",")):
+    for sigma in ([] if args.skip_gaussian else (float(s) for s in args.sigmas.split(","))):
         ours, theirs, t_ours, t_theirs = [], [], 0.0, 0.0
         for i, x in enumerate(images):
             y = Noise(sigma).apply(x, seed=i)
@@ -52,7 +71,96 @@ def main() -> int:
         n = len(images)
         print(f"| {sigma} | {np.mean(ours):+.1%} / {max(ours, key=abs):+.1%} | {t_ours / n:.3f} "
               f"| {np.mean(theirs):+.1%} / {max(theirs, key=abs):+.1%} | {t_theirs / n:.3f} |")
+    poisson_gaussian(images, args.pg)
+    jpeg(images, args.jpeg, args.jpeg_sigmas)
+    pnp_side_by_side(images[: args.crops], files[: args.crops], args.pnp_iterations)
     return 0
+
+
+def poisson_gaussian(images, settings: str) -> None:
+    import restorekit
+    from restorekit.degrade import PoissonGaussian
+
+    print("\n| gain | sigma | gain error mean / worst | within 15% | sigma error mean / worst | within 15% "
+          "| s per call |")
+    print("|---|---|---|---|---|---|---|")
+    for item in settings.split(","):
+        gain, sigma = (float(v) for v in item.split(":"))
+        eg, es, spent = [], [], 0.0
+        for i, x in enumerate(images):
+            y = PoissonGaussian(gain, sigma).apply(x, seed=i)
+            t = time.process_time()
+            est = restorekit.estimate_noise(y, model="poisson-gaussian")
+            spent += time.process_time() - t
+            eg.append(est.gain / gain - 1)
+            es.append(est.sigma / sigma - 1)
+        n = len(images)
+        print(f"| {gain} | {sigma} | {np.mean(eg):+.1%} / {max(eg, key=abs):+.1%} | "
+              f"{sum(abs(e) <= 0.15 for e in eg)}/{n} | {np.mean(es):+.1%} / {max(es, key=abs):+.1%} | "
+              f"{sum(abs(e) <= 0.15 for e in es)}/{n} | {spent / n:.2f} |", flush=True)
+
+
+def _jpeg(x, quality: int):
+    import io
+
+    from PIL import Image
+
+    array = (x[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
+    out = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(out).permute(2, 0, 1)[None]
+
+
+def jpeg(images, qualities: str, sigmas: str) -> None:
+    import restorekit
+    from restorekit.degrade import Noise
+
+    print("\n| sigma | JPEG quality | estimate / sigma (mean, worst) | estimate / std of the noise JPEG kept (mean) |")
+    print("|---|---|---|---|")
+    for sigma in (float(s) for s in sigmas.split(",")):
+        for quality in (int(q) for q in qualities.split(",")):
+            ratio, kept = [], []
+            for i, x in enumerate(images):
+                y = _jpeg(Noise(sigma).apply(x, seed=i), quality)
+                left = float((y - _jpeg(x, quality)).std())
+                est = restorekit.estimate_noise(y).sigma
+                ratio.append(est / sigma)
+                kept.append(est / left)
+            worst = max(ratio, key=lambda r: abs(r - 1))
+            print(f"| {sigma} | {quality} | {np.mean(ratio):.2f} ({worst:.2f}) | {np.mean(kept):.2f} |", flush=True)
+
+
+def pnp_side_by_side(images, files, iterations: int) -> None:
+    import warnings
+
+    import restorekit
+    from restorekit.degrade import Blur, Compose, Noise, PoissonGaussian
+    from restorekit.kernels import load_kernel
+    from restorekit.metrics import psnr
+
+    kernel = load_kernel("levin:1")
+    print("\n| crop | gain, sigma | iterations | PSNR, Poisson-Gaussian model | PSNR, one sigma (RMS) | gain |")
+    print("|---|---|---|---|---|---|")
+    for its in (None, iterations):
+        pnp = restorekit.create("pnp", progress=False, **({} if its is None else {"iterations": its}))
+        diffs = []
+        for gain, sigma in ((0.01, 0.01), (0.02, 0.02)):
+            for f, x in zip(files, images):
+                h, w = x.shape[-2:]
+                x = x[..., (h - 128) // 2:(h - 128) // 2 + 128, (w - 128) // 2:(w - 128) // 2 + 128].contiguous()
+                pg = Compose(Blur(kernel), PoissonGaussian(gain, sigma))
+                y = pg.apply(x, seed=0)
+                rms = PoissonGaussian(gain, sigma).observe(y).sigma
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    a = float(psnr(pnp(y, pg), x))
+                    b = float(psnr(pnp(y, Compose(Blur(kernel), Noise(rms))), x))
+                diffs.append(a - b)
+                print(f"| {f.name} | {gain}, {sigma} | {its or 'default'} | {a:.2f} | {b:.2f} | {a - b:+.2f} |",
+                      flush=True)
+        print(f"| mean | | {its or 'default'} | | | {np.mean(diffs):+.2f} ({sum(d > 0 for d in diffs)}/"
+              f"{len(diffs)} better) |")
 
 
 if __name__ == "__main__":

@@ -129,3 +129,25 @@ def test_cbsd68_first_20_poisson_gaussian_gain_within_fifteen_percent():
         y = PoissonGaussian(0.02, 0.02).apply(load_image(f), seed=i)
         errors.append(abs(restorekit.estimate_noise(y, model="poisson-gaussian").gain / 0.02 - 1))
     assert float(np.mean(errors)) < 0.15
+
+
+def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    import io
+
+    from PIL import Image
+
+    array = (x[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)  # PIL's default: 4:2:0 chroma
+    out = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(out).permute(2, 0, 1)[None]
+
+
+def test_jpeg_chroma_subsampling_does_not_collapse_the_estimate():
+    # Without the luma fallback the colour PCA read 3-11% of the sigma on such images (benchmarks/RESULTS.md).
+    y = _jpeg(Noise(0.05).apply(_photo("astronaut", 256), seed=0), 90)
+    assert restorekit.estimate_noise(y).sigma == pytest.approx(0.05, rel=0.35)
+    from restorekit.estimate.noise import _chroma_detail
+
+    assert _chroma_detail(y[0].double().numpy()) < 0.08
+    assert _chroma_detail(Noise(0.01).apply(_photo("astronaut", 256), seed=0)[0].double().numpy()) > 0.1

@@ -17,7 +17,12 @@ noise (``benchmarks/RESULTS.md`` compares the two on CBSD68).
 
 Colour images are estimated from patches of all channels at once (noise of
 one sigma in every channel, as :class:`restorekit.degrade.Noise` makes it);
-``per_channel=True`` estimates each channel on its own.
+``per_channel=True`` estimates each channel on its own. A JPEG's chroma
+subsampling removes the colour noise and with it that estimate's footing; the
+luma channel's estimate then takes over (:func:`_colour_checked`). JPEG's
+quantisation at quality 70 and below also removes much of the luma's
+high-frequency noise, and no white-noise estimate recovers the sigma from
+before compression there (``benchmarks/RESULTS.md`` gives the figures).
 
 **Poisson-Gaussian noise** (``model="poisson-gaussian"``, the noise of
 :class:`restorekit.degrade.PoissonGaussian`, variance ``gain * x + sigma^2``):
@@ -213,6 +218,53 @@ def _pg_fit(item: Any, patch: int) -> tuple[float, float]:
     return gain, float(np.sqrt(max(offset, 0.0)))
 
 
+#: ITU-R BT.601 luma weights (JPEG's Y): white noise of sigma in R, G, B leaves ``sigma * |LUMA|`` in Y.
+LUMA = (0.299, 0.587, 0.114)
+#: A colour estimate below this fraction of the luma one means the colour noise was removed (JPEG chroma).
+CHROMA_STARVED = 0.5
+#: Below this ratio of colour-difference to luma fine detail (:func:`_chroma_detail`) the chroma was subsampled.
+CHROMA_DETAIL = 0.08
+
+
+def _colour_checked(sigma: float, item: Any, patch: int) -> float:
+    """The colour estimate, or the luma one when chroma subsampling (JPEG) has removed the colour noise.
+
+    JPEG's 4:2:0 chroma subsampling smooths the colour-difference channels, so the smallest
+    eigenvalues of RGB patches (Chen's noise eigenvalues) lose their noise and the colour estimate
+    falls to a few per cent of the truth (measured: 3-11% at quality 30-100, ``benchmarks/RESULTS.md``).
+    The luma channel keeps full resolution: its noise, from weak-texture patches (Liu et al.
+    2013) and divided by ``|LUMA|`` = 0.669, replaces the colour estimate when the chroma has no
+    fine detail left (:func:`_chroma_detail` under :data:`CHROMA_DETAIL`) and the colour estimate
+    is below :data:`CHROMA_STARVED` of it. Gray images and other channel counts are unchanged.
+    """
+    import numpy as np
+
+    if item.shape[0] != 3 or _chroma_detail(item) >= CHROMA_DETAIL:
+        return sigma
+    weights = np.asarray(LUMA)
+    luma = np.tensordot(weights, item, axes=1)[None]
+    from_luma = float(np.sqrt(_bin_variance(_patch_matrix(luma, patch), patch)) / np.linalg.norm(weights))
+    return from_luma if sigma < CHROMA_STARVED * from_luma else sigma
+
+
+def _chroma_detail(item: Any) -> float:
+    """Finest-scale detail of the colour differences (JPEG's Cb, Cr) over the luma's: median |diagonal Haar|.
+
+    White RGB noise gives about 0.9; a noisy image saved with 4:2:0 chroma subsampling under
+    0.07 (measured on CBSD68 at quality 30-95), a noisy one without it 0.1 or more.
+    """
+    import numpy as np
+
+    r, g, b = item[:, : item.shape[1] // 2 * 2, : item.shape[2] // 2 * 2]
+
+    def haar(c: Any) -> float:
+        return float(np.median(np.abs(c[0::2, 0::2] - c[0::2, 1::2] - c[1::2, 0::2] + c[1::2, 1::2])))
+
+    luma = haar(0.299 * r + 0.587 * g + 0.114 * b)
+    chroma = (haar(-0.1687 * r - 0.3313 * g + 0.5 * b) + haar(0.5 * r - 0.4187 * g - 0.0813 * b)) / 2
+    return chroma / luma if luma > 0 else 0.0
+
+
 def estimate_noise(image: Any, per_channel: bool = False, patch: int = PATCH, model: str = "gaussian") -> NoiseEstimate:
     """Estimate the noise of ``image``: a Gaussian sigma, or Poisson-Gaussian gain and sigma.
 
@@ -281,7 +333,7 @@ def estimate_noise(image: Any, per_channel: bool = False, patch: int = PATCH, mo
                              gains=tuple(f[0] for f in fits))
     sigmas, channels = [], []
     for item in array:
-        sigmas.append(_sigma_from_patches(_patch_matrix(item, patch)))
+        sigmas.append(_colour_checked(_sigma_from_patches(_patch_matrix(item, patch)), item, patch))
         if per_channel:
             channels.append(tuple(_sigma_from_patches(_patch_matrix(item[c:c + 1], patch))
                                   for c in range(item.shape[0])))
