@@ -83,7 +83,8 @@ def test_learned_network_starts_as_identity(tmp_path):
         for name in [m for m in sys.modules if m == "my_filter" or m.startswith("my_filter.")]:
             del sys.modules[name]
     x = torch.rand(1, 3, 9, 11)
-    assert torch.equal(net(x), x)
+    assert torch.equal(net.denoise(x, 0.1), x)  # the image and its sigma map in, the image out
+    assert torch.equal(net.denoise(x, torch.full((1, 1, 9, 11), 0.2)), x)
 
 
 def test_op(tmp_path):
@@ -157,9 +158,14 @@ def test_templates_are_package_data():
 
 
 @pytest.mark.slow
-def test_plain_package_installs_and_passes_its_tests(tmp_path):
-    """pip-install the plain package into a target folder and run its own tests against it."""
-    dest = write_plugin("my-filter", tmp_path / "src")
+@pytest.mark.parametrize("learned", [False, True], ids=["plain", "learned"])
+def test_package_installs_and_passes_its_tests(tmp_path, learned):
+    """pip-install the package into a target folder and run its own tests against it.
+
+    The learned variant's tests train its noise-level-aware denoiser for an epoch, restore with the exported
+    weights at two noise levels, and run it as pnp's prior without the blind-denoiser warning.
+    """
+    dest = write_plugin("my-filter", tmp_path / "src", learned=learned)
     target = tmp_path / "target"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(target), RESTOREKIT_STRICT_PLUGINS="1")
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--quiet",
@@ -174,4 +180,5 @@ def test_plain_package_installs_and_passes_its_tests(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "restorekit", "list", "--json"], capture_output=True, text=True,
                             env=env, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert "my-filter" in {r["name"] for r in json.loads(listed.stdout)["restorers"]}
+    names = {r["name"] for r in json.loads(listed.stdout)["restorers"]}
+    assert "my-filter" in names and (("my-filter-cnn" in names) == learned)

@@ -11,10 +11,12 @@ pyproject.toml with the restorekit.plugins entry point, the plugin module with i
 hooks, a restorer (Gaussian smoothing, a starting point to replace) and tests built on
 restorekit.testing.parametrize_with_checks (one test per contract check).
 
-  --learned  adds a small residual CNN on restorekit.learned.LearnedRestorer, its
-             untrained weights (written now with restorekit.weights.save_model, so the
-             sidecar's SHA-256 verifies), a trainer on restorekit.training.fit
-             registered through register_trainers (restorekit train NAME-cnn), and tests
+  --learned  adds a small residual CNN denoiser told the noise level (a sigma-map input
+             channel) on restorekit.learned_denoiser.NoiseLevelDenoiser, so pnp steers
+             it; its untrained weights (written now with restorekit.weights.save_model, so
+             the sidecar's SHA-256 verifies), a trainer on restorekit.training.fit that
+             tells the network each crop's sigma, registered through register_trainers
+             (restorekit train NAME-cnn), and tests
   --op       adds a C++ op with its autograd formula and fake kernel (torch.library),
              compiled by the package's setup.py, its checks registered through
              register_op_checks, and tests built on restorekit.testing.check_op

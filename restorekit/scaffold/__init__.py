@@ -6,8 +6,10 @@
   ``README.md``, the plugin module (its hooks), a restorer (Gaussian
   smoothing, a starting point) and ``tests/test_restorer.py`` built on
   :func:`restorekit.testing.parametrize_with_checks`;
-- ``learned=True``: a small residual CNN (``model.py``) on
-  :class:`restorekit.learned.LearnedRestorer` (``learned.py``), its initial
+- ``learned=True``: a small residual CNN told the noise level by a sigma-map
+  input channel (``model.py``) on
+  :class:`restorekit.learned_denoiser.NoiseLevelDenoiser` (``learned.py``:
+  ``uses_noise_level = True``, so ``pnp`` steers it), its initial
   weights written here with :func:`restorekit.weights.save_model` (so the
   sidecar and its SHA-256 verify; the last layer is zero, so the untrained
   network returns its input), a trainer built on
@@ -96,8 +98,9 @@ def template_values(names: PluginNames, learned: bool, op: bool) -> dict[str, st
     features = [f"- `{names.restorer}`: Gaussian smoothing, the template's restorer (`restorer.py`);"]
     usage = []
     if learned:
-        features.append(f"- `{names.learned}`: a small residual CNN on restorekit's learned-restorer base "
-                        "(`model.py`, `learned.py`, untrained weights in `weights/`), and its trainer (`train.py`);")
+        features.append(f"- `{names.learned}`: a small residual CNN denoiser told the noise level (a sigma-map input, "
+                        "so `pnp` steers it) on restorekit's noise-level-aware learned base (`model.py`, `learned.py`, "
+                        "untrained weights in `weights/`), and its trainer (`train.py`);")
         usage.append(f"    restorekit train {names.learned} --export        # train it and ship the weights")
     if op:
         features.append(f"- the compiled op `torch.ops.{names.package}.soft_threshold` (`csrc/`, `ops.py`) "
