@@ -12,7 +12,8 @@ HELP = "blur, downsample, mask and/or add noise to images (seeded, reproducible)
 DESCRIPTION = """\
 Degrade images as y = A x + n: blur (--blur), then mask (--mask), then add
 white Gaussian noise (--noise, a standard deviation on the [0, 1] scale:
-sigma 25 on the 0-255 scale is 25/255 = 0.098). The blur's border model
+sigma 25 on the 0-255 scale is 25/255 = 0.098), or a camera's
+Poisson-Gaussian noise (--noise pg:GAIN,SIGMA). The blur's border model
 (--boundary) defaults to reflect, as 'restore' does, so restoring with the
 same --kernel and --sigma describes the damage exactly.
 
@@ -45,7 +46,8 @@ Examples:
   restorekit degrade photo.png -o blurred.npy --blur course --noise 0.01 --seed 0
   restorekit degrade ../shared/data/Set12 -o noisy/ --noise 0.098 --format npy
   restorekit degrade photo.png -o holes.png --mask random:0.5 --seed 3
-  restorekit degrade photo.png -o small.npy --scale 2 --noise 0.01"""
+  restorekit degrade photo.png -o small.npy --scale 2 --noise 0.01
+  restorekit degrade photo.png -o shot.npy --blur gaussian:1.6 --noise pg:0.02,0.01"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="downsample by the integer S >= 2 after the anti-aliasing blur (bicubic unless --blur is given)",
     )
     parser.add_argument(
-        "--noise", type=float, metavar="SIGMA",
-        help="Gaussian noise standard deviation on the [0, 1] scale (0.098 = 25/255); "
+        "--noise", metavar="SIGMA",
+        help="Gaussian noise standard deviation on the [0, 1] scale (0.098 = 25/255), or pg:GAIN,SIGMA for "
+        "Poisson-Gaussian noise (gain * Poisson(x / gain) + N(0, SIGMA^2), e.g. pg:0.02,0.01); "
         "integer output formats clip it, so prefer .npy",
     )
     parser.add_argument("--mask", metavar="SPEC", help=f"pixel mask: {MASK_HELP}")

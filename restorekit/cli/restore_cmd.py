@@ -13,8 +13,10 @@ DESCRIPTION = """\
 Restore images with a method that a plugin registers (see 'restorekit list'),
 or a pipeline of methods written 'a+b' (a name registered exactly as given
 wins). The method receives the degradation you describe: the blur kernel
-(--kernel), the noise level (--sigma, on the [0, 1] scale: 25/255 = 0.098)
-and the pixel mask (--mask). Blind methods ignore what they do not need.
+(--kernel), the noise level (--sigma, on the [0, 1] scale: 25/255 = 0.098,
+or pg:GAIN,SIGMA for Poisson-Gaussian noise) and the pixel mask (--mask).
+Blind methods ignore what they do not need. Without --sigma (and --mask) each
+image's noise sigma is estimated (restorekit.estimate_noise) and printed.
 
 --kernel auto estimates each image's blur kernel from the image itself
 (restorekit.estimate_kernel: an L0 sparse-gradient method, coarse to fine;
@@ -54,8 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (one input) or folder")
     parser.add_argument("--method", required=True, metavar="NAME", help="restorer name, or a pipeline 'a+b'")
     parser.add_argument(
-        "--sigma", type=float, metavar="S",
-        help="noise standard deviation of the inputs on the [0, 1] scale (0.098 = 25/255)",
+        "--sigma", "--noise", dest="sigma", metavar="S",
+        help="noise of the inputs: a Gaussian standard deviation on the [0, 1] scale (0.098 = 25/255), or "
+        "pg:GAIN,SIGMA for Poisson-Gaussian noise (photon size and read-noise sigma, e.g. pg:0.02,0.01; denoisers "
+        "that read a noise map get its per-pixel level, pnp weights its data step by it, others go through the "
+        "Anscombe transform); not given: estimated from each image (restorekit.estimate_noise, one line per file)",
     )
     parser.add_argument(
         "--kernel", metavar="SPEC",
