@@ -200,3 +200,12 @@ def test_learned_guide_package_trains_exports_and_restores(tmp_path, fresh_packa
     restorer = registry.create("tiny-denoiser")
     x = torch.rand(1, 3, 16, 16)
     assert restorer(x).shape == x.shape
+
+
+def test_plugin_guide_names_every_task():
+    """The guide's task list omitted superresolve; it must name every task a restorer can declare."""
+    from restorekit.restorer import TASKS
+
+    page = (DOCS / "plugin-guide.md").read_text()
+    bullet = page[page.index("* **Tasks** are"):].split("\n* ", 1)[0]
+    assert set(re.findall(r'`"(\w+)"`', bullet)) == set(TASKS), bullet
