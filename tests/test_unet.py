@@ -13,7 +13,6 @@ import torch
 import restorekit
 from restorekit.degrade import Blur, Compose, Noise
 from restorekit.errors import InputError, WeightsError
-from restorekit_plugins.unet.data import DeblurInputs
 from restorekit_plugins.unet.model import UNet
 from restorekit_plugins.unet.restorer import WEIGHTS_DIR
 from restorekit_plugins.unet.train import UNetTrainConfig, export, train
@@ -122,6 +121,15 @@ def test_a_few_training_steps_reduce_the_loss_and_export(tmp_path):
     assert meta["metadata"]["noise_sigma_range"] == [0.0, 0.02] and meta["metadata"]["epochs"] == 3
     restored = restorekit.create("unet", weights=str(path))(torch.rand(1, 3, 40, 40))
     assert restored.shape == (1, 3, 40, 40)
+    # a retrained model keeps its guard: trained_for from the sampler (the course kernel, the noise range)
+    from restorekit.kernels import load_kernel
+    from restorekit.learned import kernel_sha256
+
+    trained_for = meta["metadata"]["trained_for"]
+    assert trained_for["kernel_sha256"] == kernel_sha256(load_kernel("course"))
+    assert trained_for["noise_sigma_range"] == [0.0, 0.02] and trained_for["tasks"] == ["deblur"]
+    with pytest.raises(InputError, match="trained for one blur kernel only"):
+        restorekit.create("unet", weights=str(path))(torch.rand(1, 3, 40, 40), Blur(torch.ones(3, 3) / 9))
 
 
 def test_export_refuses_an_unfinished_run(tmp_path):
@@ -144,22 +152,29 @@ def test_training_needs_colour_images_and_enough_of_them(tmp_path):
         train(_tiny_config(data=str(empty)), None, progress=False)
 
 
-def test_wiener_training_input_is_the_wiener_restorer_output():
-    """unet-wiener learns from exactly what the pipeline's first step produces (clipped to [0, 1])."""
+def test_the_wiener_variant_trains_the_pipelines_own_forward():
+    """unet-wiener learns from exactly what wiener+unet restores: the wiener restorer's output, then its forward."""
     from restorekit.kernels import load_kernel
+    from restorekit_plugins.unet.restorer import UNetWiener
+    from restorekit_plugins.unet.train import UNetTrainConfig, WienerThenUNet, training_sampler
 
     if "wiener" not in restorekit.registry.default_registry().names():
         pytest.skip("the wiener plugin is not registered")
-    k = load_kernel("course")
     clean = _photo(64)
-    make = DeblurInputs(torch.as_tensor(k), (0.01, 0.01), wiener_snr=100.0)
-    gen = torch.Generator().manual_seed(3)
-    ours = make(clean, gen)  # a batch: one sigma draw, then the noise
-    noise_gen = torch.Generator().manual_seed(3)
-    torch.rand(1, 1, 1, 1, generator=noise_gen)  # the sigma draw DeblurInputs makes first
-    y = Blur(k).forward(clean) + 0.01 * torch.randn(clean.shape, generator=noise_gen)
-    theirs = restorekit.create("wiener", snr=100)(y, Compose(Blur(k), Noise(0.01))).clamp(0, 1)
-    assert torch.allclose(ours, theirs, atol=1e-4)
+    y, degradation = training_sampler(UNetTrainConfig(), sigma=0.01)(clean, torch.Generator().manual_seed(3))
+    assert torch.allclose(y, Compose(Blur(load_kernel("course")), Noise(0.01)).apply(clean, generator=_drawn(3)),
+                          atol=1e-6)
+    training = WienerThenUNet(UNetWiener(), 100.0)
+    with torch.no_grad():
+        ours = training.forward(y, degradation).clamp(0, 1)
+    assert torch.allclose(ours, restorekit.create("wiener+unet")(y, Compose(Blur(load_kernel("course")),
+                                                                            Noise(0.01))), atol=1e-6)
+
+
+def _drawn(seed):
+    gen = torch.Generator().manual_seed(seed)
+    torch.rand(1, generator=gen, dtype=torch.float64)  # the sampler's sigma draw comes first
+    return gen
 
 
 def test_restorekit_train_unet_on_a_tiny_folder(tmp_path):

@@ -9,8 +9,11 @@ Two variants share the architecture and this script:
 
 Training uses restorekit's engine (:mod:`restorekit.training`): random 64x64
 crops of ``CBSD432`` with flips and 90-degree turns (``RandomCrops``; an
-"epoch" is ``--crops-per-epoch`` crops, drawn afresh every epoch), degraded on
-the fly by :class:`~restorekit_plugins.unet.data.DeblurInputs`; Adam, lr 1e-3
+"epoch" is ``--crops-per-epoch`` crops, drawn afresh every epoch), each batch
+degraded by a :class:`restorekit.degrade.DegradationSampler` (the course
+kernel's circular blur, then noise of a sigma drawn per crop), and the loss
+taken on the restorer's own forward pass (``unet``), or on the ``wiener+unet``
+pipeline's (the ``wiener`` restorer at SNR 100, then ``unet-wiener``); Adam, lr 1e-3
 (the course's default), batch 32, lr divided by 10 for the last 20 % of the
 run; validation PSNR after every epoch on the central 128x128 crops of the
 last 8 CBSD432 images (sorted by name; held apart from training) at noise
@@ -25,12 +28,11 @@ The shipped weights were made by (CPU, one thread on a shared 2-core machine:
     python -m restorekit_plugins.unet.train --variant deblur --epochs 4 --out runs/unet-deblur --export
 
 ``--export`` writes ``weights/unet-<variant>.pt`` and its ``.json``
-(metadata and SHA-256) once the run is complete.
+(metadata, ``trained_for`` from the sampler, SHA-256) once the run is complete.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -76,6 +78,45 @@ class UNetTrainConfig(TrainOptions):
             raise InputError(f"--sigma-min ({self.sigma_min}) must not exceed --sigma-max ({self.sigma_max})")
 
 
+def training_sampler(cfg: UNetTrainConfig, sigma: float | None = None):
+    """The :class:`restorekit.degrade.DegradationSampler` of ``cfg``: the course kernel, sigma per crop.
+
+    ``sigma`` fixes the level (validation).
+    """
+    from restorekit.degrade import DegradationSampler
+
+    from .data import course_kernel
+
+    noise = {"sigma": sigma} if sigma is not None else {"sigma_range": (cfg.sigma_min, cfg.sigma_max)}
+    return DegradationSampler(kernels=course_kernel(), tasks=["deblur"], **noise)
+
+
+class WienerThenUNet:
+    """The ``wiener+unet`` pipeline as :func:`restorekit.training.fit` trains it: only the UNet learns.
+
+    ``forward(y, degradation)`` is the ``wiener`` restorer (SNR ``snr``; no
+    gradient) followed by the ``unet-wiener`` restorer's own forward, so the
+    network learns from exactly what the pipeline's first step gives it.
+    """
+
+    def __init__(self, restorer, snr: float) -> None:
+        import restorekit
+
+        self.restorer = restorer
+        self.first = restorekit.create("wiener", snr=snr)
+
+    @property
+    def net(self):
+        return self.restorer.net
+
+    def forward(self, y, degradation=None, net=None):
+        import torch
+
+        with torch.no_grad():
+            x = self.first(y, degradation)
+        return self.restorer.forward(x, degradation, net)
+
+
 def train(cfg: UNetTrainConfig, out: str | os.PathLike | None, resume: bool = False, progress: bool = True,
           images=None):
     """Train a UNet variant with :func:`restorekit.training.fit`; returns its ``FitResult``.
@@ -83,10 +124,11 @@ def train(cfg: UNetTrainConfig, out: str | os.PathLike | None, resume: bool = Fa
     ``images`` (a list of ``(3, H, W)`` float tensors in [0, 1]) replaces
     reading ``cfg.data`` (tests pass tiny synthetic images).
     """
-    from restorekit.training import DegradedPairs, RandomCrops, TrainConfig, fit, fixed_pairs, load_images, seed_everything
+    from restorekit.training import CleanSamples, RandomCrops, TrainConfig, fit, fixed_pairs, load_images, seed_everything
 
-    from .data import DeblurInputs, course_kernel, data_root
+    from .data import data_root
     from .model import UNet
+    from .restorer import UNetDeblur, UNetWiener
 
     if cfg.variant not in VARIANTS:
         raise InputError(f"variant must be one of {sorted(VARIANTS)}, got {cfg.variant!r}")
@@ -100,30 +142,30 @@ def train(cfg: UNetTrainConfig, out: str | os.PathLike | None, resume: bool = Fa
         raise InputError("the UNet deblurrers are trained on colour (3-channel) images; use a folder of RGB images")
     train_images, val_images = images[: -cfg.val_images], images[-cfg.val_images :]
 
-    kernel = course_kernel()
     snr = VARIANTS[cfg.variant]
-    pairs = DegradedPairs(RandomCrops(train_images, size=cfg.patch, length=cfg.crops_per_epoch),
-                          DeblurInputs(kernel, (cfg.sigma_min, cfg.sigma_max), snr), seed=cfg.seed)
-    val = fixed_pairs(val_images, DeblurInputs(kernel, (cfg.val_sigma, cfg.val_sigma), snr), seed=12345,
-                      crop=cfg.val_size)
+    samples = CleanSamples(RandomCrops(train_images, size=cfg.patch, length=cfg.crops_per_epoch), seed=cfg.seed)
+    val = fixed_pairs(val_images, training_sampler(cfg, cfg.val_sigma), seed=12345, crop=cfg.val_size)
     seed_everything(cfg.seed)
     net = UNet(3, cfg.base_channels, cfg.depth)
+    model = UNetDeblur.from_network(net) if snr is None else WienerThenUNet(UNetWiener.from_network(net), snr)
     fit_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_drop_at=cfg.lr_drop_at,
                           seed=cfg.seed, log_every=50, checkpoint_every=250, progress=progress,
                           device=cfg.device)
-    return fit(net, pairs, fit_cfg, val_pairs=val, out=out, resume=resume, title=f"unet-{cfg.variant}",
-               extra_state={"arch": net.arch(), "unet_config": asdict(cfg)})
+    return fit(model, samples, fit_cfg, val_pairs=val, out=out, resume=resume, title=f"unet-{cfg.variant}",
+               sampler=training_sampler(cfg), extra_state={"arch": net.arch(), "unet_config": asdict(cfg)})
 
 
-def export(out: str | os.PathLike, dest: str | os.PathLike | None = None) -> Path:
+def export(out: str | os.PathLike, dest: str | os.PathLike | None = None, command: str = "") -> Path:
     """Ship the finished run in ``out``: ``weights/unet-<variant>.pt`` + ``.json`` (metadata, SHA-256).
 
-    ``dest`` overrides the destination ``.pt`` path (tests write elsewhere).
+    Through :func:`restorekit.weights.export`, with ``trained_for`` from the
+    run's sampler (the course kernel's SHA-256, the noise range), so a
+    retrained model keeps its guard. ``dest`` overrides the destination
+    ``.pt`` path (tests write elsewhere).
     """
+    from restorekit import weights
     from restorekit.training import load_checkpoint
-    from restorekit.weights import save_model
 
-    from .data import course_kernel
     from .restorer import WEIGHTS_DIR
 
     state = load_checkpoint(Path(out) / "checkpoint.pt")
@@ -132,9 +174,8 @@ def export(out: str | os.PathLike, dest: str | os.PathLike | None = None) -> Pat
     if int(state["epoch"]) < cfg.epochs or int(state["step_in_epoch"]) != 0:
         raise InputError(f"the run in {out} stopped in epoch {int(state['epoch']) + 1} of {cfg.epochs}; "
                          "finish it with --resume before --export")
-    kernel = course_kernel()
     snr = VARIANTS[cfg.variant]
-    steps = history["steps_per_epoch"] * cfg.epochs
+    sampler = training_sampler(cfg)
     n_train = (cfg.limit_images or 432) - cfg.val_images
     metadata = {
         "restorer": "unet" if cfg.variant == "deblur" else "unet-wiener",
@@ -147,27 +188,23 @@ def export(out: str | os.PathLike, dest: str | os.PathLike | None = None) -> Pat
                  f"{cfg.crops_per_epoch} fresh crops per epoch",
         "blur": "circular convolution (restorekit.degrade.Blur) with the course kernel "
                 "(restorekit.kernels.load_kernel('course'): MNIST train digit 0 resized to 7x7, sum 1)",
-        "kernel_sha256": hashlib.sha256(kernel.numpy().tobytes()).hexdigest(),
+        "kernel_sha256": sampler.trained_for["kernel_sha256"],
         "noise_sigma_range": [cfg.sigma_min, cfg.sigma_max],
         "noise_scale": "[0, 1]",
         "optimizer": f"Adam lr {cfg.lr:g}, divided by 10 after {cfg.lr_drop_at:.0%} of the steps; MSE loss",
-        "epochs": cfg.epochs,
-        "steps": steps,
         "batch_size": cfg.batch_size,
-        "val_psnr_db": round(history["val_psnr"][-1], 3),
         "val_psnr_per_epoch": [round(v, 3) for v in history["val_psnr"]],
         "val_protocol": f"central {cfg.val_size}x{cfg.val_size} crops of the {cfg.val_images} held-apart images, "
                         f"noise sigma {cfg.val_sigma}, fixed noise",
-        "train_seconds": round(history["seconds"], 1),
-        "hardware": f"CPU, {cfg.threads} thread(s), on a 2-core machine shared with other jobs",
         "seed": cfg.seed,
-        "command": f"python -m restorekit_plugins.unet.train --variant {cfg.variant} --epochs {cfg.epochs} "
-                   f"--crops-per-epoch {cfg.crops_per_epoch} --out runs/unet-{cfg.variant} --export",
         "config": asdict(cfg),
     }
     path = Path(dest) if dest else WEIGHTS_DIR / f"{WEIGHT_NAMES[cfg.variant]}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save_model(state["model"], path, arch=state["extra"]["arch"], metadata=metadata)
+    return weights.export(state["model"], path, sampler=sampler, history=history, arch=state["extra"]["arch"],
+                          metadata=metadata, device=cfg.device, threads=cfg.threads,
+                          command=command or f"python -m restorekit_plugins.unet.train --variant {cfg.variant} "
+                                             f"--epochs {cfg.epochs} --crops-per-epoch {cfg.crops_per_epoch} "
+                                             f"--out runs/unet-{cfg.variant} --export")
 
 
 @trainer(UNetTrainConfig, name="unet")
@@ -187,7 +224,7 @@ def run_request(cfg: UNetTrainConfig, run: TrainRun) -> int:
         print(f"done: {result.summary()}; run folder {run.out}")
         dest = run.export_path(WEIGHTS_DIR, WEIGHT_NAMES[cfg.variant])
         if dest is not None:
-            print(f"wrote {export(run.out, dest)}")
+            print(f"wrote {export(run.out, dest, run.command)}")
     return 0
 
 

@@ -232,6 +232,18 @@ def _trainable(model: Any) -> tuple[torch.nn.Module, Callable[[torch.Tensor, Any
     return model, lambda y, degradation, net: net(y)
 
 
+class _Step(torch.nn.Module):
+    """``forward(y, degradation, net)`` as a module around ``net`` (what DDP wraps)."""
+
+    def __init__(self, net: torch.nn.Module, forward: Callable[[torch.Tensor, Any, torch.nn.Module], torch.Tensor]):
+        super().__init__()
+        self.net = net
+        self._forward = forward
+
+    def forward(self, y: torch.Tensor, degradation: Any = None) -> torch.Tensor:
+        return self._forward(y, degradation, self.net)
+
+
 def _on(degradation: Any, device: torch.device | str) -> Any:
     return None if degradation is None else degradation.to(device)
 
@@ -446,11 +458,13 @@ def fit(model: Any, train_set: Any, config: TrainConfig | None = None,
         history = state["history"]
         start_epoch, start_step = int(state["epoch"]), int(state["step_in_epoch"])
 
-    net = model
+    # One module runs the step: the forward (the restorer's, with its own methods such as net.denoise) inside
+    # a module call, so under DDP the gradients are averaged whatever method of the network the forward uses.
+    net: torch.nn.Module = _Step(model, forward)
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     def checkpoint(epoch: int, step_in_epoch: int) -> None:
         if out_dir is None or not ctx.is_main:
@@ -497,7 +511,7 @@ def fit(model: Any, train_set: Any, config: TrainConfig | None = None,
                 degraded, clean = degraded.to(device), clean.to(device)
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    output = forward(degraded, _on(degradation, device), net)
+                    output = net(degraded, _on(degradation, device))
                 loss = loss_fn(output.float(), clean)
                 if not torch.isfinite(loss):
                     raise InputError(f"the training loss became {loss.item()} at step {global_step}; lower the "
