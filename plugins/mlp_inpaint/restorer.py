@@ -19,38 +19,6 @@ from restorekit.restorer import Param
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED = "mlp-inpaint"
-#: What the shipped model was trained for (recorded in its sidecar as ``metadata.trained_for``).
-TRAINED_FOR = {"kernel_sha256": None, "noise_sigma_range": [0.0, 0.0], "tasks": ["inpaint"]}
-
-
-def export_weights(net, cfg, history: dict, name: str = SHIPPED, folder: Path | None = None) -> Path:
-    """Write the shipped weights (``weights/<name>.pt`` + ``.json`` with metadata and SHA-256)."""
-    from dataclasses import asdict
-
-    from restorekit import weights as rw
-
-    meta = {
-        "restorer": "mlp-inpaint",
-        "training_data": "MNIST train digits (../shared/data/MNIST: 4,000 digits of classes 0-7; the last "
-                         f"{cfg.val_digits} held apart for validation; the 1,000 t10k digits (classes 8, 9) never seen)",
-        "task": "inpaint the lower half (rows 14-27) of 28x28 grayscale digits",
-        "normalisation": {"mean": 0.1307, "std": 0.3081},
-        "optimizer": f"plain gradient descent written by hand, lr {cfg.lr}, batch {cfg.batch_size}",
-        "epochs": cfg.epochs,
-        "updates": cfg.epochs * -(-((cfg.limit or 4000) - cfg.val_digits) // cfg.batch_size),
-        "seed": cfg.seed,
-        "val_half_psnr_db": round(history["val_half_psnr"][-1], 3),
-        "final_train_loss": round(history["loss"][-1], 5),
-        "train_seconds": round(history["seconds"], 1),
-        "command": "python -m restorekit_plugins.mlp_inpaint.train --out runs/mlp-inpaint --export",
-        "config": asdict(cfg),
-        "trained_for": dict(TRAINED_FOR),
-    }
-    path = Path(folder or WEIGHTS_DIR) / f"{name}.pt"
-    rw.save_model(net, path, arch={"din": 784, "dout": 784, "n": 32}, metadata=meta)
-    return path
-
-
 class MLPInpaint(LearnedRestorer):
     """Course MLP inpainter for the lower half of 28x28 grayscale digits."""
 

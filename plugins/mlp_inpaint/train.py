@@ -49,6 +49,10 @@ class TrainConfig(TrainOptions):
     threads: int = option(1, "torch CPU threads (0: torch's default)", minimum=0)
 
 
+#: What the model is trained for (its sidecar's ``metadata.trained_for``, read by the restorer's guard).
+TRAINED_FOR = {"kernel_sha256": None, "noise_sigma_range": [0.0, 0.0], "tasks": ["inpaint"]}
+
+
 def data_root() -> Path:
     env = os.environ.get("RESTOREKIT_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -164,16 +168,39 @@ def run_request(cfg: TrainConfig, run: TrainRun) -> int:
 
         restorekit train mlp-inpaint --epochs 50 --out runs/mlp-inpaint --export
     """
-    from .restorer import SHIPPED, WEIGHTS_DIR, export_weights
+    from .restorer import SHIPPED, WEIGHTS_DIR
 
     net, history = train(cfg, run.out, resume=run.resume, progress=run.progress)
     print(f"done: {cfg.epochs} epochs, validation PSNR of the lower half {history['val_psnr'][-1]:.2f} dB")
     dest = run.export_path(WEIGHTS_DIR, SHIPPED)
     if dest is not None:
-        # export_weights reads the per-epoch values under the names of its metadata
-        per_epoch = {"val_half_psnr": history["val_psnr"], "loss": history["epoch_loss"], "seconds": history["seconds"]}
-        print(f"wrote {export_weights(net, cfg, per_epoch, name=dest.stem, folder=dest.parent)}")
+        print(f"wrote {ship(net, cfg, history, dest, run.command)}")
     return 0
+
+
+def ship(net, cfg: TrainConfig, history: dict, path: str | os.PathLike, command: str = "") -> Path:
+    """Write the weights (``path``, a ``.pt``) and their sidecar through :func:`restorekit.weights.export`.
+
+    ``trained_for`` is :data:`TRAINED_FOR` (the lower half missing, no noise);
+    the machine, precision, steps and seconds come from the run's ``history``.
+    """
+    from restorekit.weights import export
+
+    meta = {
+        "restorer": "mlp-inpaint",
+        "training_data": "MNIST train digits (../shared/data/MNIST: 4,000 digits of classes 0-7; the last "
+                         f"{cfg.val_digits} held apart for validation; the 1,000 t10k digits (classes 8, 9) never seen)",
+        "task": "inpaint the lower half (rows 14-27) of 28x28 grayscale digits",
+        "normalisation": {"mean": 0.1307, "std": 0.3081},
+        "optimizer": f"plain gradient descent written by hand, lr {cfg.lr}, batch {cfg.batch_size}",
+        "updates": cfg.epochs * -(-((cfg.limit or 4000) - cfg.val_digits) // cfg.batch_size),
+        "seed": cfg.seed,
+        "val_half_psnr_db": round(history["val_psnr"][-1], 3),
+        "config": asdict(cfg),
+    }
+    return export(net, path, trained_for=TRAINED_FOR, history=history, arch={"din": 784, "dout": 784, "n": 32},
+                  metadata=meta, device=cfg.device, threads=cfg.threads,
+                  command=command or "python -m restorekit_plugins.mlp_inpaint.train --out runs/mlp-inpaint --export")
 
 
 if __name__ == "__main__":
