@@ -504,6 +504,7 @@ def run_benchmark(
     registry=None,
     part: tuple[int, int] = (0, 1),
     scale: int | None = None,
+    gain: float = 0.0,
 ) -> BenchResult:
     """Run ``methods`` on ``images`` degraded for ``task``; see the module docstring.
 
@@ -537,6 +538,9 @@ def run_benchmark(
         images in :attr:`BenchResult.examples` (for figures).
     registry : Registry, optional
         Where methods are looked up; the default registry otherwise.
+    gain : float
+        Above 0: Poisson-Gaussian noise ``PoissonGaussian(gain, sigma)`` at each sigma (the read
+        noise) instead of Gaussian noise (``restorekit bench --noise pg:GAIN,SIGMA``).
     part : (int, int)
         ``(rank, world_size)``: measure only images ``rank``, ``rank +
         world_size``, ... (each with its own seed, as in a whole run); the
@@ -594,6 +598,9 @@ def run_benchmark(
                         f"{'bicubic' if kernel_spec is None else _kernel_label(kernel_spec)} anti-aliasing kernel "
                         "(circular) + Gaussian noise; input scored upsampled by pixel repetition",
     }[task]
+    if gain > 0:
+        degradation_text = degradation_text.replace("Gaussian noise", f"Poisson-Gaussian noise of gain {gain:g} "
+                                                    "(sigma: its read noise)")
     settings = {
         "task": task,
         "sigmas": list(sigma_list),
@@ -601,6 +608,7 @@ def run_benchmark(
         "scale": scale if task == "superresolve" else None,
         "mask": mask if task == "inpaint" else None,
         "seed": seed,
+        "gain": gain if gain > 0 else None,
         "limit": limit,
         "images": len(sources),
         "image_names": [n for n, _ in sources],
@@ -628,7 +636,8 @@ def run_benchmark(
             if task == "superresolve":
                 clean = _crop_for_scale(clean, scale, image_name)
             for sigma in sigma_list:
-                degradation = make_degradation(task, sigma, clean.shape, seed + index, kernel_tensor, mask, scale)
+                noise = f"pg:{gain},{sigma}" if gain > 0 else sigma
+                degradation = make_degradation(task, noise, clean.shape, seed + index, kernel_tensor, mask, scale)
                 degraded = degradation.apply(clean, seed=seed + index)
                 seen = _as_scored(degraded, degradation.scale)
                 base_records.append({"image": image_name, "sigma": sigma,
@@ -640,7 +649,7 @@ def run_benchmark(
                     bar.set_postfix_str(f"{spec} sigma={sigma:g} {image_name}", refresh=False)
                     try:
                         out, seconds = _timed(built[spec], on_device, moved, device, spec not in warmed,
-                                              (task, sigma, kernel_tensor, mask, seed + index, scale))
+                                              (task, noise, kernel_tensor, mask, seed + index, scale))
                         warmed.add(spec)
                         out = out.detach().to("cpu", torch.float32)
                         if out.shape != clean.shape:

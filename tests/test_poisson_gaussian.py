@@ -146,3 +146,25 @@ def test_pnp_given_the_poisson_gaussian_model_beats_one_sigma():
     b = psnr(pnp(y, Compose(Blur(k), Noise(pg.observe(y).sigma))), x)  # the same RMS sigma, no map
     print(f"pnp PSNR: Poisson-Gaussian model {a:.2f} dB, one sigma {b:.2f} dB")
     assert a > b + 0.1
+
+
+def test_command_line_degrades_restores_and_benches_with_pg(tmp_path, capsys):
+    from restorekit.cli.main import main
+
+    clean = tmp_path / "photo.npy"
+    np.save(clean, _photo(64)[0].permute(1, 2, 0).numpy())
+    noisy, out = tmp_path / "noisy.npy", tmp_path / "out.npy"
+    assert main(["degrade", str(clean), "-o", str(noisy), "--noise", "pg:0.02,0.01"]) == 0
+    y = np.load(noisy)
+    assert 0.05 < float((y - np.load(clean)).std()) < 0.2
+    assert main(["restore", str(noisy), "-o", str(out), "--method", "dncnn", "--noise", "pg:0.02,0.01"]) == 0
+    assert float(((np.load(out) - np.load(clean)) ** 2).mean()) < float(((y - np.load(clean)) ** 2).mean())
+    capsys.readouterr()
+    assert main(["restore", str(noisy), "-o", str(out), "--method", "ffdnet"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"{noisy}: noise sigma ") and line.endswith("estimated (restorekit.estimate_noise)")
+    assert main(["bench", "--data", str(clean), "--task", "denoise", "--methods", "dncnn", "--noise",
+                 "pg:0.02,0.01", "--no-progress"]) == 0
+    assert "Poisson-Gaussian noise of gain 0.02" in capsys.readouterr().out
+    assert main(["degrade", str(clean), "-o", str(out), "--noise", "pg:0.02"]) == 2
+    assert "pg:GAIN,SIGMA" in capsys.readouterr().err

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", metavar="A,B,...",
                         help="comma-separated restorers, NAME or NAME:KEY=VALUE[:KEY=VALUE] (default: all for the task but pipeline steps, e.g. unet-wiener)")
     parser.add_argument("--sigmas", metavar="S,S,...", help="noise levels on the [0, 1] scale (default: per task, see above)")
+    parser.add_argument("--noise", metavar="pg:GAIN,SIGMA",
+                        help="Poisson-Gaussian noise (photon size GAIN, read-noise SIGMA) instead of Gaussian noise; "
+                             "the tables' sigma is the read noise (instead of --sigmas)")
     parser.add_argument("--kernel", metavar="SPEC",
                         help="blur kernel for --task deblur (course by default), or the anti-aliasing kernel for "
                              "superresolve (bicubic by default): levin:N, gaussian:S, a .npy path, ...; or a kernel "
@@ -95,6 +98,23 @@ def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
         raise InputError("the same file is given for two outputs (--json, --markdown, --figure); use different names")
 
 
+def bench_noise(args) -> tuple[float, float | None]:
+    """``(gain, read sigma)`` of ``--noise pg:GAIN,SIGMA``; ``(0, None)`` without it (Gaussian noise at --sigmas)."""
+    from ..degrade import PoissonGaussian, parse_noise
+    from ..errors import InputError
+    from ..kernels import is_kernel_set
+
+    if args.noise is None:
+        return 0.0, None
+    noise = parse_noise(args.noise, "--noise")
+    if not isinstance(noise, PoissonGaussian):
+        raise InputError("--noise takes pg:GAIN,SIGMA (Poisson-Gaussian noise); for Gaussian noise use --sigmas")
+    if args.sigmas is not None or args.blind or is_kernel_set(args.kernel):
+        raise InputError("--noise pg:GAIN,SIGMA goes without --sigmas (SIGMA is the read noise), --blind and a "
+                         "kernel set; give one kernel")
+    return noise.gain, noise.read_sigma
+
+
 def run(args: argparse.Namespace) -> int:
     from ..bench import collect_images, run_benchmark, set_threads
     from ..bench_kernels import run_kernel_set
@@ -115,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError("bench blurs with a known kernel, so --kernel auto has nothing to estimate against; to score "
                          "estimated kernels use --blind with the true kernels, e.g. --kernel levin:all --blind")
+    gain, read_noise = bench_noise(args)
     if args.blind:
         return run_blind(args)
     ctx = start(args.device)
@@ -124,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
             data,
             task,
             methods=methods,
-            sigmas=args.sigmas,
+            sigmas=args.sigmas if gain == 0 else [read_noise],
             kernel=kernel,
+            gain=gain,
             seed=args.seed,
             limit=args.limit,
             progress=not args.no_progress and ctx.is_main,
