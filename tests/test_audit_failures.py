@@ -429,13 +429,16 @@ def test_resume_from_a_corrupted_checkpoint_is_refused(folder, tmp_path, capsys)
 
 def test_history_after_a_crash_mid_epoch_and_resume_matches_an_uninterrupted_run(tmp_path):
     """The interrupted epoch's loss was the mean of the steps after the resume only."""
-    from restorekit.training import AddNoise, DegradedPairs, Patches, TrainConfig, fit, seed_everything
+    from restorekit.degrade import DegradationSampler
+    from restorekit.training import CleanSamples, Patches, TrainConfig, fit, seed_everything
+
+    sampler = DegradationSampler(sigma_range=(0.05, 0.15))
 
     def pairs():
         gen = torch.Generator().manual_seed(0)
         coarse = torch.rand(3, 1, 6, 6, generator=gen)
         images = list(torch.nn.functional.interpolate(coarse, size=(48, 48), mode="bilinear", align_corners=False))
-        return DegradedPairs(Patches(images, size=16), AddNoise(sigma_range=(0.05, 0.15)), seed=0)
+        return CleanSamples(Patches(images, size=16), seed=0)
 
     def net():
         return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
@@ -443,7 +446,7 @@ def test_history_after_a_crash_mid_epoch_and_resume_matches_an_uninterrupted_run
 
     cfg = dict(epochs=1, batch_size=4, lr=3e-3, progress=False, log_every=2, checkpoint_every=2)
     seed_everything(0)
-    straight = fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "straight")
+    straight = fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "straight", sampler=sampler)
     calls = {"n": 0}
 
     def crashing_loss(out, ref):
@@ -454,8 +457,8 @@ def test_history_after_a_crash_mid_epoch_and_resume_matches_an_uninterrupted_run
 
     seed_everything(0)
     with pytest.raises(KeyboardInterrupt):
-        fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "killed", loss_fn=crashing_loss)
-    resumed = fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "killed", resume=True)
+        fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "killed", loss_fn=crashing_loss, sampler=sampler)
+    resumed = fit(net(), pairs(), TrainConfig(**cfg), out=tmp_path / "killed", resume=True, sampler=sampler)
     assert resumed.history["epoch_loss"] == pytest.approx(straight.history["epoch_loss"], rel=1e-5)
     assert resumed.history["loss"] == pytest.approx(straight.history["loss"], rel=1e-5)
     written = json.loads((tmp_path / "killed" / "history.json").read_text())
@@ -464,14 +467,17 @@ def test_history_after_a_crash_mid_epoch_and_resume_matches_an_uninterrupted_run
 
 TINY_FIT = """
 import torch
-from restorekit.training import AddNoise, DegradedPairs, Patches, TrainConfig, fit, seed_everything
+from restorekit.degrade import DegradationSampler
+from restorekit.training import CleanSamples, Patches, TrainConfig, fit, seed_everything
+
+SAMPLER = DegradationSampler(sigma_range=(0.05, 0.15))
 
 
 def pairs():
     gen = torch.Generator().manual_seed(0)
     coarse = torch.rand(3, 1, 6, 6, generator=gen)
     images = list(torch.nn.functional.interpolate(coarse, size=(48, 48), mode="bilinear", align_corners=False))
-    return DegradedPairs(Patches(images, size=16), AddNoise(sigma_range=(0.05, 0.15)), seed=0)
+    return CleanSamples(Patches(images, size=16), seed=0)
 
 
 def net():
@@ -490,7 +496,7 @@ def test_history_after_a_sigkill_mid_epoch_and_resume_matches_an_uninterrupted_r
         import os, signal, sys
         sys.path.insert(0, {str(tmp_path)!r})
         import torch
-        from tiny_fit import CFG, TrainConfig, fit, net, pairs, seed_everything
+        from tiny_fit import CFG, SAMPLER, TrainConfig, fit, net, pairs, seed_everything
         calls = [0]
         def loss(out, ref):
             calls[0] += 1
@@ -498,7 +504,7 @@ def test_history_after_a_sigkill_mid_epoch_and_resume_matches_an_uninterrupted_r
                 os.kill(os.getpid(), signal.SIGKILL)
             return torch.nn.functional.mse_loss(out, ref)
         seed_everything(0)
-        fit(net(), pairs(), TrainConfig(**CFG), out={str(tmp_path / "killed")!r}, loss_fn=loss)
+        fit(net(), pairs(), TrainConfig(**CFG), out={str(tmp_path / "killed")!r}, loss_fn=loss, sampler=SAMPLER)
     """)
     proc = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True, env=ENV, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
@@ -508,9 +514,9 @@ def test_history_after_a_sigkill_mid_epoch_and_resume_matches_an_uninterrupted_r
 
         tiny_fit.seed_everything(0)
         straight = tiny_fit.fit(tiny_fit.net(), tiny_fit.pairs(), tiny_fit.TrainConfig(**tiny_fit.CFG),
-                                out=tmp_path / "straight")
+                                out=tmp_path / "straight", sampler=tiny_fit.SAMPLER)
         resumed = tiny_fit.fit(tiny_fit.net(), tiny_fit.pairs(), tiny_fit.TrainConfig(**tiny_fit.CFG),
-                               out=tmp_path / "killed", resume=True)
+                               out=tmp_path / "killed", resume=True, sampler=tiny_fit.SAMPLER)
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("tiny_fit", None)
@@ -582,3 +588,16 @@ def test_bench_cli_writes_the_image_figure_beside_the_metric_figure(tmp_path, ca
     grid = tmp_path / "out" / "bench-images.png"
     assert f"wrote {grid}" in out and grid.stat().st_size > 0 and figure.stat().st_size > 0
     assert sorted(p.name for p in figure.parent.iterdir()) == ["bench-images.png", "bench.png"]  # no temporaries
+
+
+def test_bench_refuses_an_output_in_a_missing_folder_before_measuring(tmp_path, capsys):
+    """It used to measure everything, print the table, then fail on the figure's folder."""
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "0.npy", np.full((16, 16, 3), 0.5, np.float32))
+    assert main(["bench", "--data", str(data), "--task", "deblur", "--methods", "wiener", "--sigmas", "0.01",
+                 "--figure", str(tmp_path / "missing" / "fig.png"), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing measured
+    line = _one_error_line(captured.err, "bench")
+    assert "missing does not exist; create it first" in line

@@ -94,6 +94,8 @@ def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
             raise InputError(f"{path} is one of the input images; write the results somewhere else")
         if path.is_dir():
             raise InputError(f"{path} is a folder; give a file name for the output")
+        if not path.parent.is_dir():  # said before the benchmark runs, not after it
+            raise InputError(f"cannot write {path}: the folder {path.parent} does not exist; create it first")
     if len(set(given)) != len(given):
         raise InputError("the same file is given for two outputs (--json, --markdown, --figure); use different names")
 
