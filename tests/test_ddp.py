@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from restorekit.training import AddNoise, DegradedPairs, Patches, TrainConfig, fit, load_checkpoint, seed_everything
+from restorekit.degrade import DegradationSampler
+from restorekit.training import CleanSamples, Patches, TrainConfig, fit, load_checkpoint, seed_everything
 
 
 def _free_port() -> int:
@@ -33,9 +34,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     seed_everything(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 3, padding=1))
-    pairs = DegradedPairs(Patches(_images(), size=8), AddNoise(0.1), seed=0)  # 32 patches: 4 steps of 2 x 4
-    result = fit(net, pairs, TrainConfig(epochs=3, batch_size=4, lr=5e-3, progress=False, log_every=1),
-                 out=out if rank == 0 else None)
+    samples = CleanSamples(Patches(_images(), size=8), seed=0)  # 32 patches: 4 steps of 2 x 4
+    result = fit(net, samples, TrainConfig(epochs=3, batch_size=4, lr=5e-3, progress=False, log_every=1),
+                 out=out if rank == 0 else None, sampler=DegradationSampler(sigma=0.1))
     torch.save({"state": net.state_dict(), "history": result.history, "rank": result.rank},
                Path(out).parent / f"rank{rank}.pt")
 

@@ -1,34 +1,40 @@
-"""Training learned restorers: datasets of (degraded, clean) pairs, one loop, checkpoints, DDP.
+"""Training learned restorers: clean samples, one degradation sampler, one loop through the restorer, one export.
 
-Usage (the same for any model; DnCNN's ``train.py`` is a complete example)::
+The object that restores is the object that is trained: :func:`fit` runs a
+learned restorer's own differentiable forward
+(:meth:`restorekit.learned.LearnedRestorer.forward`, what ``restore`` runs under
+``no_grad`` with the guard, tiling, dtype and device around it) on batches of
+clean samples degraded by a :class:`restorekit.degrade.DegradationSampler` (the
+operators and noise restoration uses, one level per sample), and
+:func:`restorekit.weights.export` ships it with the sampler's ``trained_for``.
+Usage (DnCNN's and DRUNet's ``train.py`` are complete examples)::
 
-    import torch
-    from restorekit.training import (AddNoise, BlurNoise, DegradedPairs, Patches, RandomCrops,
-                                     TrainConfig, fit, fixed_pairs, load_images, seed_everything)
+    from restorekit.degrade import DegradationSampler
+    from restorekit.training import (CleanSamples, Patches, RandomCrops, TrainConfig, fit, fixed_pairs,
+                                     load_images, seed_everything)
+    from restorekit.weights import export
 
     images = load_images("../shared/data/CBSD432")           # list of (C, H, W) in [0, 1]
     train, val = images[:-8], images[-8:]
     # clean samples: the course's non-overlapping 32x32 patches, or random crops with flips
-    source = Patches(train, size=32)                         # or RandomCrops(train, size=64, length=20000)
-    # how a clean sample becomes the network's input: any make_input(clean, generator) -> degraded
-    make_input = AddNoise(sigma_range=(0.0, 0.2))            # or AddNoise(0.1), BlurNoise(kernel, sigma_range=...)
-    pairs = DegradedPairs(source, make_input, seed=0)
+    samples = CleanSamples(Patches(train, size=32), seed=0)  # or RandomCrops(train, size=64, length=20000)
+    # how each batch is degraded: one sigma per sample (blur kernels, masks, downsampling too)
+    sampler = DegradationSampler(sigma_range=(0.0, 0.2), low_fraction=0.1, low_sigma=0.01)
 
     seed_everything(0)                                       # before building the model
-    net = MyNet()
-    result = fit(net, pairs, TrainConfig(epochs=2, batch_size=32, lr=1e-3, samples_per_epoch=None),
-                 val_pairs=fixed_pairs(val, make_input, crop=128), out="runs/mynet", resume=False)
+    restorer = MyRestorer.from_network(MyNet())              # a LearnedRestorer around a new network
+    result = fit(restorer, samples, TrainConfig(epochs=2, batch_size=32, lr=1e-3), sampler=sampler,
+                 val_pairs=fixed_pairs(val, DegradationSampler(sigma=0.1), crop=128), out="runs/mynet")
     result.history["val_psnr"], result.model                  # per-epoch validation PSNR, trained net
     # out/ holds checkpoint.pt (atomic, resumable: resume=True), history.json and curves.png
 
-    from restorekit.weights import save_model                # ship it: .pt + .json with SHA-256
-    if result.is_main:
-        save_model(result.model, "plugins/mine/weights/mynet.pt", arch={...}, metadata={...})
+    if result.is_main:                                       # ship it: .pt + .json, trained_for from the sampler
+        export(result.model, "plugins/mine/weights/mynet.pt", sampler=sampler, history=result.history)
 
-A ``make_input`` that runs a classical restorer first (e.g. blur + noise, then
-Wiener) turns the same loop into training a refiner of that restorer's output.
-Under ``torchrun --nproc-per-node N`` the same call trains with DDP (gloo on
-CPU); only rank 0 writes files (``result.is_main``).
+A pipeline step is trained the same way through the pipeline's forward (the
+``unet`` plugin trains ``unet-wiener`` behind the ``wiener`` restorer). Under
+``torchrun --nproc-per-node N`` the same call trains with DDP (gloo on CPU);
+only rank 0 writes files (``result.is_main``).
 
 Plugins expose their training to ``restorekit train PLUGIN`` through the
 optional ``register_trainers`` hook (see :mod:`restorekit.training.trainers`),
@@ -45,7 +51,7 @@ from typing import Any
 # (as plugins do at registration) does not import torch.
 _EXPORTS = {
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "AddNoise": "datasets", "BlurNoise": "datasets", "CleanSamples": "datasets", "ConcatPairs": "datasets", "DegradedPairs": "datasets",
+    "CleanSamples": "datasets", "ConcatPairs": "datasets",
     "GrayAsColour": "datasets", "Patches": "datasets",
     "RandomCrops": "datasets", "extract_patches": "datasets", "fixed_pairs": "datasets", "image_files": "datasets",
     "load_images": "datasets", "mnist_images": "datasets", "to_grayscale": "datasets",

@@ -1,6 +1,9 @@
-"""Training data: image folders, patches, crops, MNIST, and degradation on the fly.
+"""Training data: image folders, patches, crops, MNIST: the clean samples a sampler degrades.
 
-The pieces compose into a dataset of ``(degraded, clean)`` pairs:
+The pieces compose into a dataset of clean samples that
+:func:`restorekit.training.fit` degrades batch by batch with a
+:class:`restorekit.degrade.DegradationSampler` (the operators and noise of
+restoration, one noise level per sample; no noise is made here):
 
 1. **clean images**: :func:`load_images` reads any folder of images (PNG,
    JPEG, TIFF, .npy), or the BSDS300 layout ``folder/images/{train,test}``
@@ -10,39 +13,43 @@ The pieces compose into a dataset of ``(degraded, clean)`` pairs:
    ``size x size`` patches (the course's extraction, 32x32 by default);
    :class:`RandomCrops` draws random crops with random flips and 90-degree
    rotations instead.
-3. **pairs**: :class:`DegradedPairs` applies a ``make_input(clean, generator)
-   -> degraded`` function to each sample: :class:`AddNoise` (a fixed sigma or
-   one drawn uniformly from a range for each sample), :class:`BlurNoise`
-   (blur by a kernel, then noise), or any callable of your own, e.g. "blur,
-   noise, then Wiener" for a network that cleans Wiener estimates.
+3. **samples**: :class:`CleanSamples` draws them afresh every epoch;
+   :class:`GrayAsColour` repeats gray samples into three channels (the
+   sampler gives them gray noise) and :class:`ConcatPairs` chains datasets;
+   :func:`fixed_pairs` draws validation triples ``(degraded, degradation,
+   clean)`` once, with a sampler.
 
-Randomness is drawn from a generator seeded by ``(seed, epoch, index)``, so a
-sample is the same whichever process or worker draws it and in whatever
-order: runs are reproducible, resumable mid-epoch, and identical in one
-process or under DDP. Sigma is on the [0, 1] scale everywhere (25/255 = 0.098).
+A sample's randomness (crop, flips) is drawn from a generator seeded by
+``(seed, epoch, index)``, so a sample is the same whichever process or worker
+draws it and in whatever order: runs are reproducible, resumable mid-epoch,
+and identical in one process or under DDP. Sigma is on the [0, 1] scale
+everywhere (25/255 = 0.098).
 
 Examples
 --------
 >>> import torch
->>> from restorekit.training.datasets import Patches, DegradedPairs, AddNoise
+>>> from restorekit.degrade import DegradationSampler
+>>> from restorekit.training.datasets import CleanSamples, Patches, fixed_pairs
 >>> images = [torch.rand(3, 64, 96)]
->>> pairs = DegradedPairs(Patches(images, size=32), AddNoise(sigma_range=(0, 0.2)), seed=0)
->>> len(pairs), pairs[0][0].shape
+>>> samples = CleanSamples(Patches(images, size=32), seed=0)
+>>> len(samples), samples[0].shape
 (6, torch.Size([3, 32, 32]))
+>>> degraded, degradation, clean = fixed_pairs(images, DegradationSampler(sigma=0.1), crop=32)[0]
+>>> degraded.shape, degradation.sigma
+(torch.Size([1, 3, 32, 32]), 0.1)
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputError
 
-MakeInput = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 #: Luma weights of :func:`skimage.color.rgb2gray` (ITU-R BT.709).
 LUMA = (0.2125, 0.7154, 0.0721)
 
@@ -206,7 +213,7 @@ class RandomCrops(Dataset):
 
     ``length`` samples make an epoch; sample ``i`` comes from image ``i mod
     len(images)`` so every image is used equally. Crops change every epoch
-    (through :class:`DegradedPairs`'s generator).
+    (through :class:`CleanSamples`'s generator).
     """
 
     def __init__(self, images: Sequence[torch.Tensor], size: int = 64, length: int | None = None,
@@ -242,49 +249,7 @@ class RandomCrops(Dataset):
         return self.sample(index, item_generator(0, 0, index))
 
 
-# --------------------------------------------------------------------------- degradations
-class AddNoise:
-    """``make_input``: Gaussian noise, a fixed ``sigma`` or one drawn uniformly per sample from ``sigma_range``."""
-
-    def __init__(self, sigma: float | None = None, sigma_range: tuple[float, float] | None = None) -> None:
-        if (sigma is None) == (sigma_range is None):
-            raise InputError("give either a noise sigma or a sigma range (low, high), not both or neither")
-        lo, hi = (sigma, sigma) if sigma is not None else tuple(sigma_range)  # type: ignore[misc]
-        if not (0 <= lo <= hi):
-            raise InputError(f"noise sigma must satisfy 0 <= low <= high on the [0, 1] scale, got {lo}, {hi}")
-        self.low, self.high = float(lo), float(hi)
-
-    def draw_sigma(self, generator: torch.Generator) -> float:
-        if self.low == self.high:
-            return self.low
-        return self.low + (self.high - self.low) * float(torch.rand((), generator=generator))
-
-    def __call__(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        sigma = self.draw_sigma(generator)
-        return clean + sigma * torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
-
-    def describe(self) -> dict:
-        return {"noise_sigma": self.low} if self.low == self.high else {"noise_sigma_range": [self.low, self.high]}
-
-
-class BlurNoise:
-    """``make_input``: blur by ``kernel`` (circular, like :class:`restorekit.degrade.Blur`), then :class:`AddNoise`."""
-
-    def __init__(self, kernel: Any, sigma: float | None = None, sigma_range: tuple[float, float] | None = None,
-                 boundary: str = "circular") -> None:
-        from ..degrade import Blur
-
-        self.blur = Blur(kernel, boundary=boundary)
-        self.noise = AddNoise(sigma, sigma_range)
-
-    def __call__(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        blurred = self.blur.forward(clean[None])[0]
-        return self.noise(blurred, generator)
-
-    def describe(self) -> dict:
-        return {"blur_kernel_shape": list(self.blur.kernel.shape), **self.noise.describe()}
-
-
+# --------------------------------------------------------------------------- datasets of samples
 class CleanSamples(Dataset):
     """The clean samples of ``source`` (crops change every epoch), for :func:`~restorekit.training.fit` with a sampler.
 
@@ -314,39 +279,6 @@ class CleanSamples(Dataset):
         if hasattr(self.source, "sample"):
             return self.source.sample(index, item_generator(self.seed, self.epoch, index))
         return self.source[index]
-
-
-class DegradedPairs(Dataset):
-    """``(degraded, clean)`` pairs: ``make_input`` applied to the samples of ``source``.
-
-    Parameters
-    ----------
-    source : Patches, RandomCrops, or a dataset of clean ``(C, H, W)`` tensors
-        The clean samples. A source with a ``sample(index, generator)``
-        method draws its own randomness (crops) from the pair's generator.
-    make_input : callable
-        ``make_input(clean, generator) -> degraded``, same shape as ``clean``.
-    seed : int
-        Base of every sample's generator (see :func:`item_generator`).
-    """
-
-    def __init__(self, source: Any, make_input: MakeInput, seed: int = 0) -> None:
-        self.source = source
-        self.make_input = make_input
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw fresh noise (and crops) for ``epoch``; the training loop calls this."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = item_generator(self.seed, self.epoch, index)
-        clean = self.source.sample(index, gen) if hasattr(self.source, "sample") else self.source[index]
-        return self.make_input(clean, gen).to(clean.dtype), clean
 
 
 class GrayAsColour(Dataset):
@@ -411,5 +343,5 @@ def fixed_pairs(images: Sequence[torch.Tensor], sampler: Any, seed: int = 0,
     return pairs
 
 
-__all__ = ["AddNoise", "BlurNoise", "CleanSamples", "ConcatPairs", "DegradedPairs", "GrayAsColour", "MakeInput", "Patches", "RandomCrops", "extract_patches",
+__all__ = ["CleanSamples", "ConcatPairs", "GrayAsColour", "Patches", "RandomCrops", "extract_patches",
            "fixed_pairs", "image_files", "item_generator", "load_images", "mnist_images", "to_grayscale"]
