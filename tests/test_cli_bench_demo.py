@@ -50,7 +50,7 @@ def test_bench_deblur_writes_table_json_markdown_and_figure(clean_folder, tmp_pa
     assert auto["psnr"] > fixed["psnr"]
     assert (out / "r.md").read_text().count("| wiener |") == 2
     assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.name for p in out.iterdir()) == ["r.json", "r.md", "r.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["r-images.png", "r.json", "r.md", "r.png"]  # + the image grid
 
 
 @pytest.mark.parametrize(
