@@ -10,10 +10,15 @@ the rest, the same way for every plugin:
 - **device**: the ``device`` parameter (``cpu``, ``cuda``, ``cuda:1``...);
   asking for a GPU that torch cannot see is a one-line
   :class:`~restorekit.errors.ParameterError` naming the fix;
-- **running**: the network runs under ``torch.no_grad()`` on float32 copies
-  of the input on its device; the result comes back in the input's dtype and
-  device, clipped to [0, 1] (``clip_output``); inputs are clipped first only
-  when ``clip_input`` is set;
+- **running**: :meth:`LearnedRestorer.forward` is the differentiable pass
+  (input clipped when ``clip_input``, gray through a colour network,
+  ``run_network``); ``restore`` runs it under ``torch.no_grad()`` on float32
+  copies of the input on its device (in tiles when large), the result back in
+  the input's dtype and device, clipped to [0, 1] (``clip_output``);
+- **training**: :func:`restorekit.training.fit` trains the same object
+  (``MyRestorer.from_network(net)``) through ``forward`` on batches degraded
+  by a :class:`~restorekit.degrade.DegradationSampler`, and
+  :func:`restorekit.weights.export` ships it with the sampler's ``trained_for``;
 - **gray and colour**: a 1-channel image given to a 3-channel network is
   repeated into three channels and the three outputs averaged; when the
   class names ``default_gray_weights``, 1-channel images go to that
@@ -41,8 +46,9 @@ A subclass declares
     sidecar's ``arch`` dict;
 and may override
     ``run_network(self, net, x, degradation) -> tensor``: one forward pass on
-    ``x`` (float32, on the device, under ``no_grad``; default ``net(x)``),
-    e.g. to add a noise-level channel or pad to a multiple;
+    ``x`` (float32, on the device; under ``no_grad`` when restoring, with
+    gradients when trained; default ``net(x)``), e.g. to add a noise-level
+    channel (a training degradation holds one level per sample) or pad to a multiple;
     ``check_input(self, net, image, degradation)``: extra refusals;
     ``bytes_per_pixel(self, net, channels)``: working memory of one forward
     pass per pixel (default: from the widest convolution, see
@@ -257,10 +263,14 @@ class LearnedRestorer(Restorer):
         raise NotImplementedError(f"{type(self).__name__} must define build_network(self, arch)")
 
     def run_network(self, net: "torch.nn.Module", x: "torch.Tensor", degradation: "Degradation | None") -> "torch.Tensor":
-        """One forward pass: ``x`` is float32 on the device, under ``no_grad``; return the same size.
+        """One forward pass: ``x`` is float32 on the device; return the same size.
 
-        Override to feed more than the image (a noise-level map from
-        ``degradation.sigma``) or to pad to a multiple.
+        Called by :meth:`forward`: under ``no_grad`` when restoring, with
+        gradients when :func:`restorekit.training.fit` trains the network.
+        Override to feed more than the image (a noise-level map from the
+        degradation: ``degradation.sigma_map(x)`` when it gives one, e.g. one
+        level per training sample, else ``degradation.sigma``) or to pad to a
+        multiple.
         """
         return net(x)
 
