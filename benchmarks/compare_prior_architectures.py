@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 from drunet.model import DRUNet  # noqa: E402
 from ffdnet.model import FFDNet  # noqa: E402
 
+from restorekit.degrade import Noise  # noqa: E402
 from restorekit.training.machine import cpu_name  # noqa: E402
 
 CANDIDATES = {
@@ -67,7 +68,7 @@ def main() -> int:
         _, h, w = im.shape
         val_clean.append(im[:, h // 2 - 64:h // 2 + 64, w // 2 - 64:w // 2 + 64])
     val_clean = torch.stack(val_clean)
-    val_noisy = val_clean + 0.1 * torch.randn(val_clean.shape, generator=gval)
+    val_noisy = Noise(0.1).apply(val_clean, generator=gval)  # restorekit.degrade's noise
     val_in = torch.cat([val_noisy, torch.full_like(val_clean[:, :1], 0.1)], 1)
     big = torch.rand(1, 4, 321, 481)
 
@@ -104,7 +105,7 @@ def main() -> int:
                     crops.append(c)
                 clean = torch.stack(crops)
                 sig = draw_sigmas(args.batch, g).view(-1, 1, 1, 1)
-                noisy = clean + sig * torch.randn(clean.shape, generator=g)
+                noisy = Noise(sig.flatten()).apply(clean, generator=g)  # one sigma per crop
                 inp = torch.cat([noisy, sig.expand(-1, 1, args.patch, args.patch)], 1)
                 loss = torch.nn.functional.mse_loss(net(inp), clean)
                 opt.zero_grad()

@@ -33,12 +33,14 @@ EVAL_SIGMAS = (0.05, 0.1, 0.2)
 
 def noisy_inputs(images, sigmas, seed=0):
     """The same noisy copy of every image at every sigma, for every method."""
+    from restorekit.degrade import Noise
+
     out = {}
     for s in sigmas:
         out[s] = []
         for i, img in enumerate(images):
             gen = torch.Generator().manual_seed(seed * 100_000 + i * 100 + int(round(s * 1000)))
-            out[s].append(img[None] + s * torch.randn(img[None].shape, generator=gen))
+            out[s].append(Noise(s).apply(img[None], generator=gen))  # restorekit.degrade's noise
     return out
 
 
