@@ -240,7 +240,10 @@ def test_solvers_with_an_identity_denoiser_reach_the_data_step():
         torch.testing.assert_close(out, y, atol=1e-4, rtol=0)
 
 
-def test_progress_bar_when_asked(smoother, capsys):
+def test_progress_bar_when_asked(smoother, capsys, monkeypatch):
+    import restorekit_plugins.pnp.restorer as pnp_restorer
+
+    monkeypatch.setattr(pnp_restorer, "PROGRESS_DELAY_S", 0.0)  # true: the bar once a run passes 2 s; this one is short
     d = Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.01))
     y = d.apply(scene(32), seed=0)
     with warnings.catch_warnings():
