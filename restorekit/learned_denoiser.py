@@ -235,6 +235,8 @@ class NoiseLevelDenoiser(LearnedRestorer):
 
     tasks = frozenset({"denoise"})
     uses_noise_level = True
+    #: It reads a per-pixel noise map (``degradation.sigma_map``), so Poisson-Gaussian noise needs no transform.
+    reads_noise_map = True
     params = (Param("sigma", "auto", "noise sigma on the [0, 1] scale ('auto': the degradation's, "
                     "else estimated from the image)", parse=parse_sigma, high=1.0), GUARD_PARAM)
     _levels: Any = None  # the batch's levels while restore runs: a list of floats or a map tensor

@@ -96,13 +96,22 @@ def test_vst_denoise_with_a_gaussian_denoiser_beats_the_noisy_input():
     assert float(((out - x) ** 2).mean()) < 0.5 * float(((y - x) ** 2).mean())
 
 
-def test_a_blind_denoiser_goes_through_the_vst_and_a_level_aware_one_reads_the_map():
+def test_each_kind_of_denoiser_meets_poisson_gaussian_noise_its_way():
+    from restorekit.degrade.vst import route
+    from restorekit.metrics import psnr
+
     x = _photo()
     pg = PoissonGaussian(0.02, 0.01)
     y = pg.apply(x, seed=0)
-    for name in ("dncnn", "ffdnet"):
-        out = restorekit.create(name)(y, pg)
-        assert float(((out - x) ** 2).mean()) < 0.3 * float(((y - x) ** 2).mean()), name
+    one = Noise(pg.observe(y).sigma)  # the same RMS sigma, no map
+    for name in ("dncnn", "ffdnet"):  # blind: as it is; a map reader: the map
+        restorer = restorekit.create(name)
+        assert route(restorer, pg) is None
+        assert float(((restorer(y, pg) - x) ** 2).mean()) < 0.3 * float(((y - x) ** 2).mean()), name
+    assert psnr(restorekit.create("ffdnet")(y, pg), x) > psnr(restorekit.create("ffdnet")(y, one), x)
+    nlmeans = restorekit.create("nlmeans")  # one sigma read: through the Anscombe transform
+    assert route(nlmeans, pg) is not None and route(nlmeans, Compose(Blur(torch.ones(3, 3) / 9), pg)) is None
+    assert psnr(nlmeans(y, pg), x) > psnr(nlmeans(y, one), x) + 0.3
 
 
 def test_parse_noise_specs():

@@ -20,9 +20,10 @@ What restorers read:
   image assumes ``m = level`` (0.5, mid-grey); :meth:`PoissonGaussian.observe` binds it to an
   observation (``Restorer.__call__`` does that for every restorer), so a restorer sees the RMS
   noise of the very image it restores.
-* Denoising restorers that read neither a map nor a noise level go through the
-  variance-stabilising path of :mod:`restorekit.degrade.vst` (generalized Anscombe
+* Denoisers that read one noise level but no map (tv, wavelet, nlmeans, bm3d) go through
+  the variance-stabilising path of :mod:`restorekit.degrade.vst` (generalized Anscombe
   transform, Gaussian denoising at one sigma, exact unbiased inverse).
+* ``pnp`` weights its data step by the inverse of the map.
 
 :func:`parse_noise` reads a noise spec, ``0.05`` (Gaussian) or ``pg:GAIN,SIGMA``, for the
 command line (``degrade --noise``, ``restore --sigma``, ``bench --noise``).
