@@ -74,3 +74,35 @@ def test_a_run_is_shipped_from_its_checkpoint_and_resumes_with_more_epochs(tmp_p
     assert len(history["epoch_loss"]) == 3
     built = restorekit.create("drunet", weights=str(shipped))
     assert built(torch.rand(1, 3, 20, 20), Noise(0.05)).shape == (1, 3, 20, 20)
+
+
+def test_a_new_run_starts_from_another_runs_network_with_another_batch(tmp_path):
+    """--init-from (the GPU recipe's larger batch): the new run's first network is the checkpoint's."""
+    from restorekit.errors import InputError
+    from restorekit_plugins.drunet import train
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    from restorekit.imageio import write_image
+
+    for i in range(3):
+        write_image(folder / f"{i}.png", torch.rand(1, 3, 40, 40))
+    args = ["--data", str(folder), "--gray-fraction", "0", "--widths", "4,4,8,8", "--blocks", "1", "--patch", "16",
+            "--crops-per-epoch", "8", "--epochs", "1", "--val-crop", "16", "--no-progress"]
+    assert train.run_request.main(args + ["--batch-size", "4", "--out", str(tmp_path / "a")]) == 0
+    source = tmp_path / "a" / "checkpoint.pt"
+    shipped = tmp_path / "b.pt"
+    assert train.run_request.main(args + ["--batch-size", "8", "--lr", "1e-12", "--init-from", str(source),
+                                          "--out", str(tmp_path / "b"), "--export", str(shipped)]) == 0
+    first = torch.load(source, weights_only=True)["model"]
+    second = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.allclose(first[k], second[k], atol=1e-6) for k in first)  # lr 1e-12: still the source's
+    meta = json.loads(shipped.with_suffix(".json").read_text())["metadata"]
+    assert str(source) in meta["initialized_from"]
+    with pytest.raises(InputError, match="another architecture"):
+        train.train_drunet(train.DRUNetOptions(**{"data": str(folder), "gray_fraction": 0.0, "widths": "8,8,8,8",
+                                                  "blocks": 1, "patch": 16, "crops_per_epoch": 8, "epochs": 1,
+                                                  "val_crop": 16, "init_from": str(source)}),
+                           tmp_path / "c", progress=False)
+    with pytest.raises(InputError, match="choose one"):
+        train.initialize_from(None, source, resume=True)

@@ -69,6 +69,9 @@ class DRUNetOptions(TrainOptions):
     checkpoint_every: int = option(50, "steps between mid-epoch checkpoints (0: only at epoch ends)", minimum=0)
     bf16: str = option("auto", "bfloat16 autocast on the CPU (auto: where the CPU has AMX-BF16)",
                        choices=("auto", "on", "off"))
+    init_from: str = option("", "start a new run from the network of this checkpoint (another run's "
+                            "checkpoint.pt; e.g. to continue on a GPU with a larger batch): weights only, a fresh "
+                            "optimizer and history")
     export_checkpoint: bool = option(False, "train nothing: ship the network of the checkpoint in --out as it "
                                             "is (with --export), a run not finished marked so in its .json")
 
@@ -150,6 +153,8 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
     train, val, described, sampler = build_datasets(opts, progress)
     seed_everything(opts.seed)
     net = DRUNet(channels=3, widths=widths, blocks=opts.blocks)
+    if opts.init_from:
+        described["initialized_from"] = initialize_from(net, opts.init_from, resume)
     cfg = TrainConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, lr_drop_at=opts.lr_drop_at,
                       seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
                       progress=progress, log_every=25)
@@ -162,6 +167,35 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
     if export and result.is_main:
         ship(result.history, net, opts, described, export, command)
     return result
+
+
+def initialize_from(net, path: str | os.PathLike, resume: bool = False) -> str:
+    """Load the network weights of the checkpoint at ``path`` into ``net``; say what was loaded.
+
+    A new run starts from them (a fresh optimizer, schedule and history); the
+    architecture must be the same. Refused together with ``--resume``, which
+    continues a run with its own weights.
+    """
+    from restorekit.errors import InputError
+    from restorekit.training import load_checkpoint
+
+    if resume:
+        raise InputError("--init-from starts a new run from another run's weights and --resume continues the run in "
+                         "--out: choose one")
+    source = Path(path)
+    if not source.is_file():
+        raise InputError(f"--init-from {source}: no such checkpoint file (give a run's checkpoint.pt, e.g. "
+                         "benchmarks/training/drunet-color/checkpoint.pt)")
+    state = load_checkpoint(source)
+    if not isinstance(state, dict) or "model" not in state:
+        raise InputError(f"--init-from {source}: not a checkpoint written by 'restorekit train' (it holds no model)")
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise InputError(f"--init-from {source}: its network has another architecture ({str(exc).splitlines()[0]}); "
+                         "give the same --widths and --blocks as that run") from None
+    steps = len(state.get("history", {}).get("step", [])) and state["history"]["step"][-1]
+    return f"{source} (step {steps})" if steps else str(source)
 
 
 def _jsonable(d: dict) -> dict:
