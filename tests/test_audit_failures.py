@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -371,6 +372,8 @@ def test_torchrun_an_error_on_one_rank_only_names_that_rank(tmp_path, two_images
     workers = _worker_output(proc.stderr)
     assert "Traceback" not in workers, workers
     assert "restorekit restore: error: rank 1: image 1.npy is damaged; replace it" in proc.stderr
+    # torchrun's report names the failing rank with the CLI's status for a user error (it was 1)
+    assert re.search(r"rank\s*: 1 \(local_rank: 1\)\s*\n\s*exitcode\s*: 2 ", proc.stderr), proc.stderr[-2000:]
 
 
 @pytest.mark.slow
