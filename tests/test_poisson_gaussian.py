@@ -177,3 +177,17 @@ def test_command_line_degrades_restores_and_benches_with_pg(tmp_path, capsys):
     assert "Poisson-Gaussian noise of gain 0.02" in capsys.readouterr().out
     assert main(["degrade", str(clean), "-o", str(out), "--noise", "pg:0.02"]) == 2
     assert "pg:GAIN,SIGMA" in capsys.readouterr().err
+
+
+def test_classical_denoisers_estimate_with_restorekit_estimate_noise(monkeypatch):
+    import restorekit.estimate.noise as module
+
+    calls = []
+    real = module.estimate_noise
+    monkeypatch.setattr(module, "estimate_noise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = _photo(64)
+    y = Noise(0.05).apply(x, seed=0)
+    for name in ("tv", "nlmeans", "wavelet", "ffdnet", "drunet"):
+        calls.clear()
+        restorekit.create(name)(y)
+        assert calls, f"{name} with sigma=auto and no degradation did not call restorekit.estimate_noise"

@@ -60,7 +60,11 @@ def noise_sigma(array: np.ndarray, degradation, given) -> float:
     sigma = float(getattr(degradation, "sigma", 0.0) or 0.0)
     if sigma > 0:
         return sigma
-    from skimage.restoration import estimate_sigma
+    if min(array.shape[:2]) >= 21:  # restorekit.estimate_noise (PCA of patches): texture does not read as noise
+        import restorekit
+
+        return float(restorekit.estimate_noise(array.transpose(2, 0, 1) if array.ndim == 3 else array).sigma)
+    from skimage.restoration import estimate_sigma  # too small for 7x7 patches
 
     return float(estimate_sigma(array, average_sigmas=True, channel_axis=-1 if array.ndim == 3 else None))
 
