@@ -172,6 +172,9 @@ def test_command_line_degrades_restores_and_benches_with_pg(tmp_path, capsys):
     assert main(["restore", str(noisy), "-o", str(out), "--method", "ffdnet"]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith(f"{noisy}: noise sigma ") and line.endswith("estimated (restorekit.estimate_noise)")
+    assert main(["restore", str(noisy), "-o", str(out), "--method", "ffdnet", "--noise", "pg:auto"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"{noisy}: noise Poisson-Gaussian gain ") and line.endswith("(restorekit.estimate_noise)")
     assert main(["bench", "--data", str(clean), "--task", "denoise", "--methods", "dncnn", "--noise",
                  "pg:0.02,0.01", "--no-progress"]) == 0
     assert "Poisson-Gaussian noise of gain 0.02" in capsys.readouterr().out

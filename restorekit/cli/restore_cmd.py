@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="noise of the inputs: a Gaussian standard deviation on the [0, 1] scale (0.098 = 25/255), or "
         "pg:GAIN,SIGMA for Poisson-Gaussian noise (photon size and read-noise sigma, e.g. pg:0.02,0.01; denoisers "
         "that read a noise map get its per-pixel level, pnp weights its data step by it, others go through the "
-        "Anscombe transform); not given: estimated from each image (restorekit.estimate_noise, one line per file)",
+        "Anscombe transform); not given: estimated from each image (restorekit.estimate_noise, one line per file); "
+        "pg:auto: Poisson-Gaussian gain and sigma estimated from each image",
     )
     parser.add_argument(
         "--kernel", metavar="SPEC",
@@ -169,8 +170,10 @@ def _check_device_params(params: dict) -> None:
                 check_device(value, f"--param {key}")
 
 
-def estimated_noise(source, image):
+def estimated_noise(source, image, poisson_gaussian: bool = False):
     """``Noise(sigma)`` with ``sigma`` estimated from ``image`` (no --sigma given); prints one line for ``source``.
+
+    With ``poisson_gaussian`` (``--sigma pg:auto``), ``PoissonGaussian(gain, sigma)`` estimated instead.
 
     None (no noise) for an image under 9 pixels on a side, too small to estimate.
 
@@ -183,8 +186,10 @@ def estimated_noise(source, image):
 
     if min(image.shape[-2:]) < 9:  # too small to estimate: no noise assumed
         return None
-    found = estimate_noise(image, patch=min(7, min(image.shape[-2:]) // 3))
-    tqdm.write(f"{source}: noise sigma {found.sigma:.4f} estimated (restorekit.estimate_noise)", file=sys.stdout)
+    found = estimate_noise(image, patch=min(7, min(image.shape[-2:]) // 3),
+                           model="poisson-gaussian" if poisson_gaussian else "gaussian")
+    what = f"Poisson-Gaussian gain {found.gain:.4f}, sigma" if poisson_gaussian else "sigma"
+    tqdm.write(f"{source}: noise {what} {found.sigma:.4f} estimated (restorekit.estimate_noise)", file=sys.stdout)
     return found.degradation()
 
 
@@ -237,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--kernel auto estimates a blur alone; it does not go with --scale or --mask")
     with one_line_warnings():  # a kernel file that does not sum to 1: one line saying it was normalised
         kernel = load_kernel(args.kernel) if args.kernel is not None and not auto_kernel else None
-    noise = parse_noise(args.sigma, "--sigma") if args.sigma is not None else None
+    pg_auto = args.sigma is not None and args.sigma.strip().lower() == "pg:auto"
+    noise = parse_noise(args.sigma, "--sigma") if args.sigma is not None and not pg_auto else None
     mask = MaskSpec(args.mask) if args.mask is not None else None
     scale = check_scale(args.scale) if args.scale is not None else 1
     if scale > 1 and mask is not None:
@@ -274,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             degradation = image_degradation(
                 kernel, args.boundary, mask, noise if noise is not None or mask is not None
-                else estimated_noise(job.source, loaded.tensor), height, width, seed, job.source, scale
+                else estimated_noise(job.source, loaded.tensor, pg_auto), height, width, seed, job.source, scale
             ).to(device)
         check_kernel_fits(degradation, loaded.tensor, job.source, "--kernel")
         for part in degradation.parts():  # the low-resolution input must hold the anti-aliasing kernel
