@@ -90,6 +90,23 @@ def demo_images(names: list[str], size: int) -> dict:
     return out
 
 
+def demo_methods(task: str) -> list[str]:
+    """Every restorer registered for ``task`` (pipeline steps apart), solvers named with their prior.
+
+    A restorer with a ``denoiser`` parameter (``pnp``) runs with its default
+    prior spelled out (``pnp:denoiser=drunet``), so each table row says which
+    denoiser made it.
+    """
+    from ..registry import default_registry
+
+    registry = default_registry()
+    methods = []
+    for name in registry.names(task, standalone_only=True):
+        prior = next((p.default for p in registry.get(name).params if p.name == "denoiser"), None)
+        methods.append(f"{name}:denoiser={prior}" if isinstance(prior, str) and prior else name)
+    return methods
+
+
 def _motion_kernel():
     """Levin et al.'s motion-blur kernel 1, shipped in restorekit/data (provenance in its .json)."""
     from importlib import resources
@@ -177,8 +194,8 @@ def run(args: argparse.Namespace) -> int:
 
             digits, labels = demo_digits()
             images = {f"digit{i:02d}-class{label}": d[None] for i, (d, label) in enumerate(zip(digits, labels))}
-        result = run_benchmark(images, ROW_TASKS.get(task, task), sigmas=sigmas, kernel=kernel, seed=args.seed,
-                               progress=not args.no_progress, keep=1,
+        result = run_benchmark(images, ROW_TASKS.get(task, task), methods=demo_methods(ROW_TASKS.get(task, task)),
+                               sigmas=sigmas, kernel=kernel, seed=args.seed, progress=not args.no_progress, keep=1,
                                scale=DEMO_SCALE if task == "superresolve" else None)
         result.settings["source"] = source
         print(f"## {task}\n")
