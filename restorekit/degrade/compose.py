@@ -79,7 +79,7 @@ class Compose(Degradation):
     def sigma_map(self, image):
         """The per-pixel noise standard deviation for the observation ``image`` when a part's noise varies
         with the signal (:class:`~restorekit.degrade.PoissonGaussian`), else None (one :attr:`sigma`)."""
-        from .poisson import noise_map
+        from .noise import noise_map
 
         return noise_map(self, image)
 

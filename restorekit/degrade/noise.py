@@ -98,4 +98,25 @@ class Noise(Degradation):
         return _identity_prox(y, z, rho)
 
 
-__all__ = ["Noise"]
+
+def noise_map(degradation: Any, y: torch.Tensor) -> torch.Tensor | None:
+    """The per-pixel noise standard deviation of ``degradation`` for the observation ``y``, or None.
+
+    None when no part has a map (the noise is one ``sigma`` everywhere); otherwise the
+    parts' maps (Poisson-Gaussian, or a :class:`Noise` given per-pixel levels) and the other
+    parts' sigmas added in variance.
+    """
+    parts = degradation.parts() if hasattr(degradation, "parts") else (degradation,)
+    maps, rest = [], 0.0
+    for p in parts:
+        found = p.sigma_map(y) if isinstance(p, Noise) else None  # Noise: None for one number
+        if found is None:
+            rest += float(p.sigma) ** 2
+        else:
+            maps.append(found)
+    if not maps:
+        return None
+    return (sum(m.pow(2) for m in maps) + rest).sqrt()
+
+
+__all__ = ["Noise", "noise_map"]

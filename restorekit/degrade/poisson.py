@@ -38,7 +38,7 @@ import torch
 
 from ..checks import check_sigma
 from ..errors import InputError
-from .noise import Noise
+from .noise import Noise, noise_map  # noqa: F401 - noise_map is re-exported here
 
 #: The mean intensity an unbound model assumes for :attr:`PoissonGaussian.sigma` (mid-grey).
 DEFAULT_LEVEL = 0.5
@@ -161,26 +161,6 @@ def observe(degradation: Any, y: torch.Tensor) -> Any:
 
         return Compose(*(p.observe(y) if isinstance(p, PoissonGaussian) else p for p in parts))
     return degradation
-
-
-def noise_map(degradation: Any, y: torch.Tensor) -> torch.Tensor | None:
-    """The per-pixel noise standard deviation of ``degradation`` for the observation ``y``, or None.
-
-    None when no part has a map (the noise is one ``sigma`` everywhere); otherwise the
-    parts' maps (Poisson-Gaussian, or a :class:`Noise` given per-pixel levels) and the other
-    parts' sigmas added in variance.
-    """
-    parts = degradation.parts() if hasattr(degradation, "parts") else (degradation,)
-    maps, rest = [], 0.0
-    for p in parts:
-        found = p.sigma_map(y) if isinstance(p, Noise) else None  # Noise: None for one number
-        if found is None:
-            rest += float(p.sigma) ** 2
-        else:
-            maps.append(found)
-    if not maps:
-        return None
-    return (sum(m.pow(2) for m in maps) + rest).sqrt()
 
 
 def parse_noise(spec: Any, what: str = "--noise") -> Noise:
