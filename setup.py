@@ -22,7 +22,7 @@ from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CUDA_HOME_DEFAULT = "/usr/local/cuda"
-BUILTIN_PLUGINS = ["wiener", "dncnn", "unet", "wiener_unet", "mlp_inpaint", "ffdnet", "interp", "pnp", "drunet"]
+BUILTIN_PLUGINS = ["wiener", "dncnn", "unet", "wiener_unet", "mlp_inpaint", "ffdnet", "interp", "pnp", "drunet", "cbm3d"]
 
 
 def _cuda_wanted() -> bool:

@@ -18,6 +18,10 @@
 //   linear_relu(x, weight, bias=None)          max(x W^T + b, 0), fused
 //   linear_relu_backward(grad_out, x, weight, out, output_mask) -> (grad_x, grad_weight, grad_bias)
 // output_mask says which of the three gradients to compute; the others come back as None.
+//   bm3d(x, sigma, window=39, step=3, wiener=True)  CBM3D / BM3D denoising of x (N, C in {1, 3}, H, W),
+//                                              forward only (no autograd); kernels in bm3d_cpu.cpp and
+//                                              cuda/bm3d_cuda.cu, profile in bm3d_common.h, fake
+//                                              kernel and checks in restorekit/nn/bm3d_ops.py
 #include <torch/extension.h>
 
 namespace restorekit {
@@ -34,6 +38,12 @@ TORCH_LIBRARY(restorekit, m) {
   m.def("linear_relu(Tensor x, Tensor weight, Tensor? bias=None) -> Tensor");
   m.def("linear_relu_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor out, bool[3] output_mask) "
         "-> (Tensor, Tensor, Tensor)");
+}
+
+// bm3d's fake kernel lives in its own Python module (restorekit/nn/bm3d_ops.py), hence a fragment.
+TORCH_LIBRARY_FRAGMENT(restorekit, m) {
+  m.set_python_module("restorekit.nn.bm3d_ops");
+  m.def("bm3d(Tensor x, float sigma, int window=39, int step=3, bool wiener=True) -> Tensor");
 }
 
 }  // namespace restorekit

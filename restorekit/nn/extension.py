@@ -58,6 +58,7 @@ def _finish(module: ModuleType) -> ModuleType:
     """
     global _module, _error, _tried
     importlib.import_module(f"{__package__}.ops")
+    importlib.import_module(f"{__package__}.bm3d_ops").register_fake()  # False for a build without bm3d
     _module, _error, _tried = module, None, True
     return module
 
