@@ -20,7 +20,7 @@
 //           tau_match is the paper's normalised distance ||Z_R - Z_x||^2 / N1^2 on the 0-255 scale.
 //           The paper's high-noise profile (sigma > 40: tau 5000 / 3500, lambda_3d 2.8 and matching on
 //           spectra hard-thresholded at 2.0 sigma) was written for 12x12 / 11x11 blocks; with 8x8
-//           blocks it measured 0.13-0.15 dB worse at sigma 51 on three CBSD68 crops, so it is kept
+//           blocks it measured about 0.13 dB worse at sigma 51 on three CBSD68 crops, so it is kept
 //           (make_profile(sigma, true)) but not used. Reference blocks every `step` pixels (the last
 //           row and column always), search window `window` x `window` centred on the reference
 //           (clipped at the borders). Stage 1's 2-D transform is the paper's bior1.5, stage 2's the

@@ -18,7 +18,7 @@ Algorithm (Dabov, Foi, Katkovnik, Egiazarian, IEEE TIP 2007; colour: ICIP 2007),
   the luminance's blocks at most ``tau_match`` = 3000 in stage 1 and 400 in stage 2, the paper's
   normal profile, used at every noise level: its high-noise profile (above 40/255: 5000 / 3500,
   ``lambda_3d`` 2.8, matching on spectra hard-thresholded at 2.0 sigma) is tuned for 12x12 blocks
-  and measured 0.13-0.15 dB worse with these 8x8 blocks at sigma 0.2 on three CBSD68 crops.
+  and measured about 0.13 dB worse with these 8x8 blocks at sigma 0.2 on three CBSD68 crops.
 
 The noise level comes from, in this order: the ``sigma`` parameter when it is a number; the
 degradation's (``Noise(0.1)``, ``--sigma 0.1``, what ``pnp`` hands its prior at every
