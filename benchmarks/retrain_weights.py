@@ -15,7 +15,10 @@ ones (atomically) together with fresh metadata and SHA-256.
 Each command trains from scratch: ``--overwrite`` is added, so a run folder
 left by an earlier re-training is replaced (the trainers refuse a folder that
 holds a checkpoint otherwise). ``--resume`` instead continues the runs an
-interrupted re-training left behind.
+interrupted re-training left behind. A model trained in stages (a run resumed
+with other settings, e.g. ``drunet-color``: larger crops and a lower rate after
+epoch 18) also records ``metadata.continue_commands``, each a ``--resume`` of
+the same run folder; they run in order after the first command.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shipped() -> list[tuple[str, str]]:
-    """``(name, command)`` of every shipped weights file that records its command."""
+def shipped() -> list[tuple[str, str, list[str]]]:
+    """``(name, command, continue_commands)`` of every shipped weights file that records its command."""
     found = []
     for side in sorted(ROOT.glob("plugins/*/weights/*.json")):
         meta = json.loads(side.read_text()).get("metadata", {})
         command = meta.get("command")
         if command:
-            found.append((side.stem, command))
+            found.append((side.stem, command, list(meta.get("continue_commands") or [])))
     return found
 
 
@@ -48,22 +51,24 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="continue the runs an interrupted re-training left (default: start each from scratch)")
     args = p.parse_args(argv)
-    jobs = [(n, c) for n, c in shipped() if not args.only or n in args.only]
+    jobs = [(n, c, more) for n, c, more in shipped() if not args.only or n in args.only]
     if not jobs:
         print("nothing to re-train (no shipped weights record a command, or --only matched none)", file=sys.stderr)
         return 2
-    for name, command in jobs:
-        print(f"{name}: {command}", flush=True)
-        if args.list:
-            continue
-        words = shlex.split(command)
-        if words and words[0] == "python":
-            words[0] = sys.executable
-        words.append("--resume" if args.resume else "--overwrite")
-        result = subprocess.run(words, cwd=ROOT)
-        if result.returncode != 0:
-            print(f"{name}: failed with exit status {result.returncode}", file=sys.stderr)
-            return result.returncode
+    for name, command, more in jobs:
+        for stage, line in enumerate([command, *more]):
+            print(f"{name}: {line}", flush=True)
+            if args.list:
+                continue
+            words = shlex.split(line)
+            if words and words[0] == "python":
+                words[0] = sys.executable
+            if "--resume" not in words:
+                words.append("--resume" if args.resume else "--overwrite")
+            result = subprocess.run(words, cwd=ROOT)
+            if result.returncode != 0:
+                print(f"{name}: stage {stage + 1} failed with exit status {result.returncode}", file=sys.stderr)
+                return result.returncode
     return 0
 
 

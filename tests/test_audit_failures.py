@@ -372,8 +372,11 @@ def test_torchrun_an_error_on_one_rank_only_names_that_rank(tmp_path, two_images
     workers = _worker_output(proc.stderr)
     assert "Traceback" not in workers, workers
     assert "restorekit restore: error: rank 1: image 1.npy is damaged; replace it" in proc.stderr
-    # torchrun's report names the failing rank with the CLI's status for a user error (it was 1)
-    assert re.search(r"rank\s*: 1 \(local_rank: 1\)\s*\n\s*exitcode\s*: 2 ", proc.stderr), proc.stderr[-2000:]
+    # torchrun's report gives the CLI's status for a user error (it was 1). Which rank torchrun sees stop first
+    # is a race (rank 0 leaves with 2 on losing rank 1; torchrun may SIGTERM rank 1 first), so: each rank in the
+    # report left with 2 or was stopped by torchrun's SIGTERM (-15), and at least one left with 2.
+    codes = [int(c) for c in re.findall(r"rank\s*: \d+ \(local_rank: \d+\)\s*\n\s*exitcode\s*: (-?\d+)", proc.stderr)]
+    assert codes and set(codes) <= {2, -15} and 2 in codes, proc.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -48,7 +48,8 @@ def test_the_sidecar_says_how_the_run_ended_and_how_to_rerun_it():
     meta = json.loads((WEIGHTS_DIR / "drunet-color.json").read_text())["metadata"]
     assert meta["finished"] is True and meta["steps"] == meta["epochs"] * 266
     assert meta["trained_for"]["noise_sigma_range"] == [0.0, 0.21]
-    assert meta["command"].startswith("restorekit train drunet") and "--resume" in meta["command"]
+    assert meta["command"].startswith("python -m restorekit_plugins.drunet.train")  # make weights re-runs it
+    assert all("--resume" in later for later in meta["continue_commands"])  # then the stages resumed
     assert "benchmarks/training/drunet-color" in meta["run_history"]  # the committed run it came from
     assert meta["machine"]["cpu"] and meta["precision"] in ("float32", "bfloat16 autocast")
 

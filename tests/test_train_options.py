@@ -139,9 +139,12 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next(tmp_path):
 def _recorded_commands() -> list[tuple[str, str]]:
     found = []
     for side in sorted(ROOT.glob("plugins/*/weights/*.json")):
-        command = json.loads(side.read_text()).get("metadata", {}).get("command")
-        if command:
-            found.append((side.stem, command))
+        meta = json.loads(side.read_text()).get("metadata", {})
+        if meta.get("command"):
+            found.append((side.stem, meta["command"]))
+        for later in meta.get("continue_commands") or []:  # stages resumed with other settings
+            assert "--resume" in shlex.split(later), f"{side.name}: a continue command must --resume the run"
+            found.append((side.stem + " (continued)", later))
     return found
 
 
