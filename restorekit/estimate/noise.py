@@ -123,13 +123,19 @@ def _patch_matrix(channels: Any, patch: int) -> Any:
     return np.ascontiguousarray(picked.reshape(-1, c * patch * patch))
 
 
-def _sigma_from_patches(matrix: Any) -> float:
-    """Chen et al.'s estimate from a patch matrix (rows: patches)."""
+def _sigma_from_patches(matrix: Any, drop_first: bool = False) -> float:
+    """Chen et al.'s estimate from a patch matrix (rows: patches).
+
+    ``drop_first``: leave out the smallest eigenvalue (for patches whose own
+    means were removed: that direction holds no noise).
+    """
     import numpy as np
 
     centred = matrix - matrix.mean(axis=0, keepdims=True)
     cov = centred.T @ centred / max(1, centred.shape[0] - 1)
     eig = np.sort(np.clip(np.linalg.eigvalsh(cov), 0, None))
+    if drop_first:
+        eig = eig[1:]
     for count in range(eig.size, 0, -1):
         tail = eig[:count]
         tau = tail.mean()
@@ -140,17 +146,7 @@ def _sigma_from_patches(matrix: Any) -> float:
 
 def _ac_sigma(rows: Any) -> float:
     """Chen et al.'s estimate on the zero-mean part of patches (each row's mean removed, its eigenvalue dropped)."""
-    import numpy as np
-
-    centred = rows - rows.mean(axis=0, keepdims=True)
-    cov = centred.T @ centred / max(1, centred.shape[0] - 1)
-    eig = np.sort(np.clip(np.linalg.eigvalsh(cov), 0, None))[1:]
-    for count in range(eig.size, 0, -1):
-        tail = eig[:count]
-        tau = tail.mean()
-        if np.sum(tail > tau) == np.sum(tail < tau):
-            return float(np.sqrt(tau))
-    return float(np.sqrt(eig[0]))
+    return _sigma_from_patches(rows, drop_first=True)
 
 
 def _gradient_energy(rows: Any, patch: int) -> Any:
