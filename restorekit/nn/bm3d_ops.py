@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from ..checks import check_sigma
 from ..errors import ExtensionMissingError, InputError
 
 __all__ = ["MIN_SIZE", "SEARCH_WINDOW", "STEP", "available", "cbm3d", "register_fake"]
@@ -125,16 +126,7 @@ def check_input(x: Any, sigma: Any, who: str = "cbm3d") -> float:
                          "(torch.nan_to_num) or fix what produced them")
     if isinstance(sigma, bool):
         raise InputError(f"{who!r}: sigma must be a number on the [0, 1] scale, got {sigma!r}")
-    try:
-        value = float(sigma)
-    except (TypeError, ValueError):
-        raise InputError(f"{who!r}: sigma must be a number on the [0, 1] scale, got {sigma!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise InputError(f"{who!r}: sigma must be a finite number >= 0 on the [0, 1] scale, got {sigma!r}")
-    if value > 1:
-        raise InputError(f"{who!r}: sigma {value:g} is above 1; sigmas are on the [0, 1] scale here "
-                         f"({value:g} on the 0-255 scale is {value / 255:.4g})")
-    return value
+    return check_sigma(sigma, f"{who!r}: sigma")
 
 
 def cbm3d(x: torch.Tensor, sigma: float, *, window: int = SEARCH_WINDOW, step: int = STEP,
