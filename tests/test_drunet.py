@@ -54,15 +54,21 @@ def test_the_sidecar_says_how_the_run_ended_and_how_to_rerun_it():
     assert meta["machine"]["cpu"] and meta["precision"] in ("float32", "bfloat16 autocast")
 
 
-def test_a_run_is_shipped_from_its_checkpoint_and_resumes_with_more_epochs(tmp_path):
-    from restorekit_plugins.drunet import train
+def _tiny_image_folder(tmp_path):
+    """Three random 40x40 colour images to train a toy DRUNet on."""
+    from restorekit.imageio import write_image
 
     folder = tmp_path / "data"
     folder.mkdir()
-    from restorekit.imageio import write_image
-
     for i in range(3):
         write_image(folder / f"{i}.png", torch.rand(1, 3, 40, 40))
+    return folder
+
+
+def test_a_run_is_shipped_from_its_checkpoint_and_resumes_with_more_epochs(tmp_path):
+    from restorekit_plugins.drunet import train
+
+    folder = _tiny_image_folder(tmp_path)
     args = ["--data", str(folder), "--gray-fraction", "0", "--widths", "4,4,8,8", "--blocks", "1", "--patch", "16",
             "--crops-per-epoch", "8", "--batch-size", "4", "--epochs", "3", "--val-crop", "16", "--no-progress",
             "--out", str(tmp_path / "run")]
@@ -83,12 +89,7 @@ def test_a_new_run_starts_from_another_runs_network_with_another_batch(tmp_path)
     from restorekit.errors import InputError
     from restorekit_plugins.drunet import train
 
-    folder = tmp_path / "data"
-    folder.mkdir()
-    from restorekit.imageio import write_image
-
-    for i in range(3):
-        write_image(folder / f"{i}.png", torch.rand(1, 3, 40, 40))
+    folder = _tiny_image_folder(tmp_path)
     args = ["--data", str(folder), "--gray-fraction", "0", "--widths", "4,4,8,8", "--blocks", "1", "--patch", "16",
             "--crops-per-epoch", "8", "--epochs", "1", "--val-crop", "16", "--no-progress"]
     assert train.run_request.main(args + ["--batch-size", "4", "--out", str(tmp_path / "a")]) == 0
