@@ -26,21 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 
 import torch
 
-
-def cpu_name() -> str:
-    try:
-        from restorekit.training.machine import cpu_name as name
-
-        return name()
-    except Exception:  # noqa: BLE001 - a description only
-        return platform.processor() or platform.machine()
+from restorekit.training.machine import cpu_name
 
 
 def sync(device: torch.device) -> None:
