@@ -292,7 +292,8 @@ def run_blind_benchmark(
         Image ``i`` gets its noise from ``seed + i``; only the first ``limit`` images.
     checkpoint : path, optional
         A JSON file written (atomically) after every case; cases it already
-        holds, for the same method, size, sigma and seed, are not run again.
+        holds, for the same method, size, sigma, seed and estimator version
+        (:data:`restorekit.estimate.kernel.ESTIMATOR_VERSION`), are not run again.
     progress : bool
         A tqdm bar over the cases.
     report : callable, optional
@@ -314,7 +315,7 @@ def run_blind_benchmark(
     from .bench import _load, collect_images, machine_description, parse_method
     from .checks import check_seed, check_sigma
     from .degrade import Blur, Compose, Noise
-    from .estimate.kernel import blind_degradation, check_kernel_size
+    from .estimate.kernel import ESTIMATOR_VERSION, blind_degradation, check_kernel_size
     from .kernels import load_kernel_set
 
     sigma = check_sigma(sigma, "sigma")
@@ -329,6 +330,7 @@ def run_blind_benchmark(
     if limit is not None:
         sources = sources[:int(limit)]
     settings = {"kernels": str(kernels), "sigma": sigma, "seed": seed, "size": size, "boundary": "circular",
+                "estimator": ESTIMATOR_VERSION,
                 "machine": machine_description(), "torch_threads": torch.get_num_threads()}
     done: dict[tuple[str, str], BlindCase] = {}
     if checkpoint is not None and Path(checkpoint).is_file():
@@ -337,7 +339,7 @@ def run_blind_benchmark(
         except (OSError, ValueError):
             old = {}
         same = old.get("method") == method and old.get("size") == size and all(
-            old.get("settings", {}).get(k) == settings[k] for k in ("sigma", "seed"))
+            old.get("settings", {}).get(k) == settings[k] for k in ("sigma", "seed", "estimator"))
         if same:
             done = {(c["image"], c["kernel"]): BlindCase(**c) for c in old.get("cases", [])}
     result = BlindResult(method=method, size=size, cases=[], settings=settings)

@@ -2,7 +2,7 @@
 the refusal of an empty operator, and the blind benchmark's error ratio (issue 14, items 3-5).
 
 Everything runs on small synthetic scenes (no /work/shared data): piecewise-constant shapes blurred by
-a known 9x9 motion kernel, which the estimator recovers to within a few percent.
+a known 9x9 motion kernel, which the estimator recovers to within 10-20% (relative L2 error; a delta is 300% away).
 """
 
 from __future__ import annotations
@@ -49,6 +49,13 @@ def motion_kernel() -> np.ndarray:
     return k / k.sum()
 
 
+#: Relative L2 error the estimates on these scenes stay under (measured 0.11 and 0.17 for seeds 0 and 1). The
+#: kernel step's Tikhonov weight (0.15 of the gradient energy) was chosen on natural photos, where it keeps texture
+#: out of the kernel; on these clean synthetic scenes it smooths the estimate a little (with 0.02 the error was
+#: 0.03 and 0.09, but CBSD68 photos gave streaky kernels and error ratios above 3).
+KERNEL_BOUND = 0.2
+
+
 def kernel_error(estimate: np.ndarray, truth: np.ndarray) -> float:
     """Relative L2 error of ``estimate`` against ``truth`` (padded to its size), up to a shift of 3 pixels."""
     pad = (estimate.shape[0] - truth.shape[0]) // 2
@@ -76,8 +83,8 @@ def run(capsys, *argv):
 def test_recovers_a_motion_kernel(seed):
     k = estimate_kernel(blurred(96, seed), 15)
     assert isinstance(k, torch.Tensor) and tuple(k.shape) == (15, 15)
-    # A delta (no blur) is 3.0 away from this kernel on this measure; the estimate is within 0.15.
-    assert kernel_error(k.numpy(), motion_kernel()) < 0.15
+    # A delta (no blur) is 3.0 away from this kernel on this measure; the estimate is within KERNEL_BOUND.
+    assert kernel_error(k.numpy(), motion_kernel()) < KERNEL_BOUND
 
 
 def test_kernel_is_non_negative_and_sums_to_one():
@@ -89,7 +96,37 @@ def test_kernel_is_non_negative_and_sums_to_one():
 def test_colour_is_estimated_on_luminance():
     y = blurred(96, 0, channels=3)
     for image in (y, y[0], y[0].numpy()):  # (1, C, H, W), (C, H, W), numpy
-        assert kernel_error(estimate_kernel(image, 15).numpy(), motion_kernel()) < 0.15
+        assert kernel_error(estimate_kernel(image, 15).numpy(), motion_kernel()) < KERNEL_BOUND
+
+
+def test_usefulness_map_tells_edges_from_texture():
+    from restorekit.estimate.kernel import usefulness_map
+
+    image = np.zeros((64, 64))
+    image[:, 32:] = 1.0                                      # one step edge
+    image[8:24, 4:20] = 0.5 + 0.2 * (np.indices((16, 16)).sum(0) % 2)  # a fine checkerboard texture
+    r = usefulness_map(image)
+    assert r[40, 31] > 0.8                                   # on the edge: gradients agree
+    assert r[16, 12] < 0.2                                   # in the texture: they cancel
+    assert r[50, 10] < 1e-9                                  # flat: no gradient at all
+
+
+def test_kernel_step_recovers_the_kernel_of_a_known_latent():
+    from scipy import signal
+
+    from restorekit.estimate.kernel import _border_weight, kernel_step
+
+    latent = scene(80, 3)
+    k = motion_kernel()
+    # Circular blur of the latent, so the model is exact; the weight keeps a border out, as in estimate_kernel.
+    big = np.pad(latent, 4, mode="wrap")
+    blurred_ = signal.convolve2d(big, k, mode="valid")
+    weight = _border_weight(latent.shape, (64, 64), 8, 4)
+    start = np.zeros((9, 9))
+    start[4, 4] = 1.0
+    with np.errstate(all="raise"):  # the normal equations are positive definite: no overflow in the solver
+        estimate = kernel_step(latent, blurred_, weight, start, tikhonov=1e-4, iterations=100)
+    assert kernel_error(estimate, k) < 0.05
 
 
 def test_public_export():
@@ -181,7 +218,7 @@ def test_estimate_kernel_command(tmp_path, capsys):
     assert code == 0, err
     k = np.load(tmp_path / "k.npy")
     assert k.shape == (15, 15) and k.dtype == np.float64 and k.sum() == pytest.approx(1.0)
-    assert kernel_error(k, motion_kernel()) < 0.15
+    assert kernel_error(k, motion_kernel()) < KERNEL_BOUND
     line, = out.strip().splitlines()
     assert "kernel 15x15" in line and "noise sigma" in line and "k.npy" in line
     # A .png preview, read back by --kernel as an image kernel (normalised).
@@ -274,6 +311,12 @@ def test_blind_benchmark_runs_and_writes(tmp_path):
     again = run_blind_benchmark(images, "box:3,gauss:1.2:7", "wiener:snr=auto", size=11, progress=False,
                                 checkpoint=tmp_path / "cases.json", report=lines.append)
     assert len(lines) == 4 and [c.ratio for c in again.cases] == [c.ratio for c in result.cases]
+    # ... but not a checkpoint written by another version of the estimator: its cases are run again.
+    stored["settings"]["estimator"] = -1
+    (tmp_path / "cases.json").write_text(json.dumps(stored))
+    run_blind_benchmark(images, "box:3,gauss:1.2:7", "wiener:snr=auto", size=11, progress=False,
+                        checkpoint=tmp_path / "cases.json", report=lines.append)
+    assert len(lines) == 8
     with pytest.raises(InputError, match="smaller than the largest"):
         run_blind_benchmark(images, "box:13", "wiener", size=11, progress=False)
 
