@@ -6,13 +6,17 @@ read it; the script prints the mean and worst relative error of each and the mea
 
 * Poisson-Gaussian: ``estimate_noise(y, model="poisson-gaussian")`` against the true gain and read-noise
   sigma for each ``--pg`` setting (mean / worst relative error, and how many images are within 15%);
-* JPEG: the Gaussian estimate of noisy images saved as JPEG at each ``--jpeg`` quality, against the sigma of
-  the noise added before compression and the std of what JPEG left of it (the JPEG image minus the
-  JPEG of the clean image);
+* JPEG: the Gaussian estimate of noise-free images saved as JPEG at each ``--jpeg`` quality (what the 8x8
+  block edges alone read as), and of noisy images saved as JPEG, against the sigma of the noise added
+  before compression and the std of what JPEG left of it (the JPEG image minus the JPEG of the clean
+  image);
 * pnp: pnp (default prior drunet) on ``--crops`` 128x128 centre crops blurred by Levin's kernel 1 with
   Poisson-Gaussian noise, given the Poisson-Gaussian model (its data step weighted by the noise map)
   against the same prior given one Gaussian sigma (the RMS of the map), side by side, at pnp's default
   iterations and at ``--pnp-iterations``.
+
+The tables also go to ``benchmarks/results/noise_estimation_NAME.md`` and the figures, per setting, to
+``noise_estimation_NAME.json`` (``--name``, default ``cbsd68``). ``--crops 0`` leaves out the pnp table.
 
 Run::
 
@@ -21,6 +25,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -28,6 +33,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Every line printed (the .md file) and the figures of every row (the .json file).
+LINES: list[str] = []
+RECORDS: dict[str, list[dict]] = {"gaussian": [], "poisson_gaussian": [], "jpeg": [], "pnp": []}
+
+
+def say(line: str = "") -> None:
+    """Print a line and keep it for the results file."""
+    print(line, flush=True)
+    LINES.append(line)
 
 
 def main() -> int:
@@ -42,6 +58,7 @@ def main() -> int:
     ap.add_argument("--crops", type=int, default=4, help="images whose 128x128 centre crops pnp restores")
     ap.add_argument("--pnp-iterations", type=int, default=24)
     ap.add_argument("--skip-gaussian", action="store_true")
+    ap.add_argument("--name", default="cbsd68", help="results go to benchmarks/results/noise_estimation_NAME.{md,json}")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from skimage.restoration import estimate_sigma
@@ -54,10 +71,12 @@ def main() -> int:
     images = [load_image(f) for f in files]
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    print(f"{len(images)} images of {args.data}, one thread, {cpu}")
-    print("| sigma | estimate_noise mean / worst error | s per call | skimage estimate_sigma mean / worst error "
-          "| s per call |")
-    print("|---|---|---|---|---|")
+    say(f"{len(images)} images of {args.data}, one thread (torch.set_num_threads(1)), {cpu}, "
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}")
+    say()
+    say("| sigma | estimate_noise mean / worst error | s per call | skimage estimate_sigma mean / worst error "
+        "| s per call |")
+    say("|---|---|---|---|---|")
     for sigma in ([] if args.skip_gaussian else (float(s) for s in args.sigmas.split(","))):
         ours, theirs, t_ours, t_theirs = [], [], 0.0, 0.0
         for i, x in enumerate(images):
@@ -69,11 +88,19 @@ def main() -> int:
             theirs.append(float(np.mean(estimate_sigma(y[0].numpy(), channel_axis=0))) / sigma - 1)
             t_theirs += time.process_time() - t
         n = len(images)
-        print(f"| {sigma} | {np.mean(ours):+.1%} / {max(ours, key=abs):+.1%} | {t_ours / n:.3f} "
-              f"| {np.mean(theirs):+.1%} / {max(theirs, key=abs):+.1%} | {t_theirs / n:.3f} |")
+        say(f"| {sigma} | {np.mean(ours):+.1%} / {max(ours, key=abs):+.1%} | {t_ours / n:.3f} "
+            f"| {np.mean(theirs):+.1%} / {max(theirs, key=abs):+.1%} | {t_theirs / n:.3f} |")
+        RECORDS["gaussian"].append({"sigma": sigma, "errors": ours, "skimage_errors": theirs,
+                                    "s_per_call": t_ours / n, "skimage_s_per_call": t_theirs / n})
     poisson_gaussian(images, args.pg)
     jpeg(images, args.jpeg, args.jpeg_sigmas)
-    pnp_side_by_side(images[: args.crops], files[: args.crops], args.pnp_iterations)
+    if args.crops > 0:
+        pnp_side_by_side(images[: args.crops], files[: args.crops], args.pnp_iterations)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"noise_estimation_{args.name}.md").write_text("\n".join(LINES) + "\n")
+    meta = {"data": args.data, "images": [f.name for f in files], "cpu": cpu, "threads": 1,
+            "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    (RESULTS / f"noise_estimation_{args.name}.json").write_text(json.dumps({**meta, **RECORDS}, indent=1) + "\n")
     return 0
 
 
@@ -81,9 +108,10 @@ def poisson_gaussian(images, settings: str) -> None:
     import restorekit
     from restorekit.degrade import PoissonGaussian
 
-    print("\n| gain | sigma | gain error mean / worst | within 15% | sigma error mean / worst | within 15% "
-          "| s per call |")
-    print("|---|---|---|---|---|---|---|")
+    say()
+    say("| gain | sigma | gain error mean / worst | within 15% | sigma error mean / worst | within 15% "
+        "| s per call |")
+    say("|---|---|---|---|---|---|---|")
     for item in settings.split(","):
         gain, sigma = (float(v) for v in item.split(":"))
         eg, es, spent = [], [], 0.0
@@ -95,9 +123,11 @@ def poisson_gaussian(images, settings: str) -> None:
             eg.append(est.gain / gain - 1)
             es.append(est.sigma / sigma - 1)
         n = len(images)
-        print(f"| {gain} | {sigma} | {np.mean(eg):+.1%} / {max(eg, key=abs):+.1%} | "
-              f"{sum(abs(e) <= 0.15 for e in eg)}/{n} | {np.mean(es):+.1%} / {max(es, key=abs):+.1%} | "
-              f"{sum(abs(e) <= 0.15 for e in es)}/{n} | {spent / n:.2f} |", flush=True)
+        say(f"| {gain} | {sigma} | {np.mean(eg):+.1%} / {max(eg, key=abs):+.1%} | "
+            f"{sum(abs(e) <= 0.15 for e in eg)}/{n} | {np.mean(es):+.1%} / {max(es, key=abs):+.1%} | "
+            f"{sum(abs(e) <= 0.15 for e in es)}/{n} | {spent / n:.2f} |")
+        RECORDS["poisson_gaussian"].append({"gain": gain, "sigma": sigma, "gain_errors": eg, "sigma_errors": es,
+                                            "s_per_call": spent / n})
 
 
 def _jpeg(x, quality: int):
@@ -116,19 +146,33 @@ def jpeg(images, qualities: str, sigmas: str) -> None:
     import restorekit
     from restorekit.degrade import Noise
 
-    print("\n| sigma | JPEG quality | estimate / sigma (mean, worst) | estimate / std of the noise JPEG kept (mean) |")
-    print("|---|---|---|---|")
+    say()
+    say("| noise-free image, JPEG quality | estimate_noise mean / largest (no noise added: block edges read as "
+        "noise would show here) |")
+    say("|---|---|")
+    for quality in (int(q) for q in qualities.split(",")):
+        found = [restorekit.estimate_noise(_jpeg(x, quality)).sigma for x in images]
+        say(f"| {quality} | {np.mean(found):.4f} / {max(found):.4f} |")
+        RECORDS["jpeg"].append({"sigma": 0.0, "quality": quality, "estimate": found})
+    say()
+    say("| sigma | JPEG quality | estimate / sigma (mean, worst) | std of the noise JPEG kept / sigma (mean) "
+        "| estimate / std of the noise JPEG kept (mean) |")
+    say("|---|---|---|---|---|")
     for sigma in (float(s) for s in sigmas.split(",")):
         for quality in (int(q) for q in qualities.split(",")):
-            ratio, kept = [], []
+            ratio, kept, lefts = [], [], []
             for i, x in enumerate(images):
                 y = _jpeg(Noise(sigma).apply(x, seed=i), quality)
                 left = float((y - _jpeg(x, quality)).std())
                 est = restorekit.estimate_noise(y).sigma
                 ratio.append(est / sigma)
                 kept.append(est / left)
+                lefts.append(left / sigma)
             worst = max(ratio, key=lambda r: abs(r - 1))
-            print(f"| {sigma} | {quality} | {np.mean(ratio):.2f} ({worst:.2f}) | {np.mean(kept):.2f} |", flush=True)
+            say(f"| {sigma} | {quality} | {np.mean(ratio):.2f} ({worst:.2f}) | {np.mean(lefts):.2f} "
+                f"| {np.mean(kept):.2f} |")
+            RECORDS["jpeg"].append({"sigma": sigma, "quality": quality, "estimate_over_sigma": ratio,
+                                    "kept_std_over_sigma": lefts, "estimate_over_kept_std": kept})
 
 
 def pnp_side_by_side(images, files, iterations: int) -> None:
@@ -140,8 +184,9 @@ def pnp_side_by_side(images, files, iterations: int) -> None:
     from restorekit.metrics import psnr
 
     kernel = load_kernel("levin:1")
-    print("\n| crop | gain, sigma | iterations | PSNR, Poisson-Gaussian model | PSNR, one sigma (RMS) | gain |")
-    print("|---|---|---|---|---|---|")
+    say()
+    say("| crop | gain, sigma | iterations | PSNR, Poisson-Gaussian model | PSNR, one sigma (RMS) | gain |")
+    say("|---|---|---|---|---|---|")
     for its in (None, iterations):
         pnp = restorekit.create("pnp", progress=False, **({} if its is None else {"iterations": its}))
         diffs = []
@@ -157,10 +202,11 @@ def pnp_side_by_side(images, files, iterations: int) -> None:
                     a = float(psnr(pnp(y, pg), x))
                     b = float(psnr(pnp(y, Compose(Blur(kernel), Noise(rms))), x))
                 diffs.append(a - b)
-                print(f"| {f.name} | {gain}, {sigma} | {its or 'default'} | {a:.2f} | {b:.2f} | {a - b:+.2f} |",
-                      flush=True)
-        print(f"| mean | | {its or 'default'} | | | {np.mean(diffs):+.2f} ({sum(d > 0 for d in diffs)}/"
-              f"{len(diffs)} better) |")
+                say(f"| {f.name} | {gain}, {sigma} | {its or 'default'} | {a:.2f} | {b:.2f} | {a - b:+.2f} |")
+                RECORDS["pnp"].append({"crop": f.name, "gain": gain, "sigma": sigma, "iterations": its,
+                                       "psnr_pg_model": a, "psnr_one_sigma": b})
+        say(f"| mean | | {its or 'default'} | | | {np.mean(diffs):+.2f} ({sum(d > 0 for d in diffs)}/"
+            f"{len(diffs)} better) |")
 
 
 if __name__ == "__main__":

@@ -29,20 +29,25 @@ before compression there (``benchmarks/RESULTS.md`` gives the figures).
 the level is estimated per intensity and a line is fitted to variance
 against mean, as in Foi, Trimeche, Katkovnik and Egiazarian, "Practical
 Poissonian-Gaussian noise modeling and fitting for single-image raw-data"
-(IEEE TIP 2008). The 7x7 patches of every channel are sorted by their mean
-into 16 bins of equal count; in each bin the noise variance is Chen et al.'s
-PCA estimate computed on the patches' zero-mean part (each patch's own mean
-removed: binning by the noisy mean squeezes the constant direction, which
-would otherwise pull the estimate down) and restricted to weak-texture
-patches in the manner of Liu, Tanaka and Okutomi, "Single-image noise level
-estimation for blind denoising" (IEEE TIP 2013): patches whose gradient
-energy exceeds the 99% quantile of pure noise at the current estimate are
-dropped, three times. The line ``variance = gain * mean + sigma^2`` is fitted
-by least squares weighted by the inverse variance (relative error), bins
-further than three robust deviations from it left out, twice. The read
-noise ``sigma`` comes from the line's intercept, an extrapolation to black:
-it is far less certain than the gain on images without dark regions
-(``benchmarks/RESULTS.md`` gives the errors per setting).
+(IEEE TIP 2008). The 7x7 patches of every channel are sorted by their own
+mean into 32 bins of equal count; each patch's mean is removed (for
+Poisson counts the spread of a patch about its own noisy mean has
+expectation ``gain`` times that mean, which is the bin's level), and in
+each bin the noise variance is Chen et al.'s PCA estimate restricted to
+weak-texture patches in the manner of Liu, Tanaka and Okutomi, "Single-image
+noise level estimation for blind denoising" (IEEE TIP 2013): patches whose
+gradient energy exceeds the 99% quantile of pure noise at the current
+estimate are dropped, three times. A first line from these bins sets each
+patch's expected variance; two more passes divide every patch by its
+expected standard deviation before the selection (a wide dark bin no longer
+loses its brighter, noisier patches as "texture": that had read the darkest
+bin 20% low) and refit. Texture that passes the selection only adds
+variance, so the line is not a least-squares fit through the bins but their
+25% quantile regression on relative residuals (:func:`_quantile_line`: the
+bins texture spared). The read noise ``sigma`` is the square root of the
+line's intercept at black: an extrapolation from the darkest intensities the
+image has, so it is far less certain than the gain where shot noise
+dominates there (``benchmarks/RESULTS.md`` gives the errors per setting).
 """
 
 from __future__ import annotations
@@ -98,13 +103,17 @@ class NoiseEstimate:
 
 
 #: Intensity bins of the Poisson-Gaussian fit (equal numbers of patches).
-PG_BINS = 16
+PG_BINS = 32
+#: The line is the PG_QUANTILE quantile regression of the bins' variances (texture only adds variance).
+PG_QUANTILE = 0.25
+#: Passes of the weak-texture selection with each patch scaled to the fitted line's variance.
+PG_PASSES = 2
 #: At most this many patches (of all channels) enter the Poisson-Gaussian fit.
 PG_MAX_PATCHES = 150000
 #: Weak-texture selection: patches whose gradient energy is below this quantile of pure noise's are kept.
 TEXTURE_QUANTILE = 0.99
 #: The name and references of the Poisson-Gaussian method.
-PG_METHOD = ("PCA of weak-texture patches per intensity bin, line fit of variance on mean "
+PG_METHOD = ("PCA of weak-texture patches per intensity bin, quantile line fit of variance on mean "
              "(Foi et al. 2008; Chen et al. 2015; Liu et al. 2013)")
 
 
@@ -184,6 +193,54 @@ def _bin_variance(rows: Any, patch: int) -> float:
     return variance
 
 
+def _quantile_line(level: Any, variance: Any, quantile: float = PG_QUANTILE) -> tuple[float, float]:
+    """``(gain, offset)`` of the line under ``variance`` against ``level``: quantile regression, relative residuals.
+
+    Minimises the pinball loss of ``(variance - gain * level - offset) / variance`` (a linear program,
+    :func:`scipy.optimize.linprog`): the line has ``quantile`` of the bins below it. Texture that the
+    weak-texture selection lets through only adds variance, so a low quantile follows the bins that
+    texture spared (a lower envelope) instead of their mean. Falls back to weighted least squares
+    if the program fails.
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    weight = 1 / np.maximum(variance, 1e-12)
+    n = len(level)
+    design = np.stack([level * weight, weight], axis=1)
+    cost = np.concatenate([[0.0, 0.0], np.full(n, quantile), np.full(n, 1 - quantile)])
+    constraints = np.hstack([design, np.eye(n), -np.eye(n)])
+    bounds = [(None, None), (None, None)] + [(0, None)] * (2 * n)
+    result = linprog(cost, A_eq=constraints, b_eq=np.ones(n), bounds=bounds, method="highs")
+    if result.status == 0:
+        return float(result.x[0]), float(result.x[1])
+    solution = np.linalg.lstsq(design, np.ones(n), rcond=None)[0]
+    return float(solution[0]), float(solution[1])
+
+
+def _normalised_bin_variance(rows: Any, energy: Any, expected: Any, patch: int) -> float:
+    """Noise variance of one bin with each patch scaled to the variance the current line predicts for it.
+
+    ``rows``: the bin's zero-mean patches; ``energy``: their gradient energy; ``expected``: the current
+    fit's variance at each patch's mean. Dividing by ``sqrt(expected)`` makes the noise of a wide bin
+    (the darkest one spans black to mid-grey) of one level, so that the weak-texture threshold no
+    longer drops its noisier, brighter patches as texture (which pulled the darkest bin 20% low);
+    the bin's variance is the normalised estimate times the mean expected variance.
+    """
+    import numpy as np
+
+    z = rows / np.sqrt(expected)[:, None]
+    e = energy / expected
+    limit = _noise_quantile(patch)
+    ratio = _ac_sigma(z) ** 2
+    for _ in range(3):
+        keep = e < limit * ratio
+        if keep.sum() < 4 * patch * patch:
+            break
+        ratio = _ac_sigma(z[keep]) ** 2
+    return float(ratio * expected.mean())
+
+
 def _pg_fit(item: Any, patch: int) -> tuple[float, float]:
     """``(gain, sigma)`` of one image (C, H, W) by the line fit of the module docstring."""
     import numpy as np
@@ -192,25 +249,23 @@ def _pg_fit(item: Any, patch: int) -> tuple[float, float]:
     rows = np.concatenate([sliding_window_view(c, (patch, patch)).reshape(-1, patch * patch) for c in item])
     rows = rows[:: max(1, len(rows) // PG_MAX_PATCHES)]
     means = rows.mean(axis=1)
-    bins = [b for b in np.array_split(np.argsort(means, kind="stable"), PG_BINS) if len(b) >= 4 * patch * patch]
+    order = np.argsort(means, kind="stable")
+    bins = [b for b in np.array_split(order, PG_BINS) if len(b) >= 4 * patch * patch]
     if len(bins) < 3:
-        bins = [b for b in np.array_split(np.argsort(means, kind="stable"), 3)]
+        bins = [b for b in np.array_split(order, 3)]
     level = np.array([means[b].mean() for b in bins])
     variance = np.array([_bin_variance(rows[b], patch) for b in bins])
-    design = np.stack([level, np.ones_like(level)], axis=1)
-    weight = 1 / np.maximum(variance, 1e-10)
-    keep = np.ones(len(level), bool)
-    for _ in range(3):
-        solution = np.linalg.lstsq(design[keep] * weight[keep, None], variance[keep] * weight[keep], rcond=None)[0]
-        residual = np.abs(variance - design @ solution) * weight
-        spread = 1.4826 * np.median(residual[keep]) + 1e-12
-        new = residual < 3 * spread
-        if new.sum() < 3 or (new == keep).all():
-            break
-        keep = new
-    gain, offset = float(solution[0]), float(solution[1])
+    gain, offset = _quantile_line(level, variance)
+    centred = rows - means[:, None]
+    energy = _gradient_energy(centred, patch)
+    for _ in range(PG_PASSES):
+        if gain <= 0:
+            gain, offset = 0.0, float(np.median(variance))
+        expected = np.maximum(gain * np.clip(means, 0, None) + max(offset, 0.0), 1e-3 * float(np.median(variance)))
+        variance = np.array([_normalised_bin_variance(centred[b], energy[b], expected[b], patch) for b in bins])
+        gain, offset = _quantile_line(level, variance)
     if gain < 0:  # no signal dependence: a constant variance
-        gain, offset = 0.0, float(np.average(variance, weights=weight))
+        gain, offset = 0.0, float(np.median(variance))
     return gain, float(np.sqrt(max(offset, 0.0)))
 
 
