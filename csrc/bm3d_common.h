@@ -4,27 +4,39 @@
 // The algorithm is that of Dabov, Foi, Katkovnik, Egiazarian, "Image denoising by sparse 3-D
 // transform-domain collaborative filtering" (IEEE TIP 2007) and, for colour, "Color image denoising
 // via sparse 3D collaborative filtering with grouping constraint in luminance-chrominance space"
-// (ICIP 2007), written from the papers:
+// (ICIP 2007), with the noise variances of Makinen, Azzari, Foi, "Collaborative filtering of
+// correlated noise: exact transform-domain variance for improved shrinkage and patch matching"
+// (IEEE TIP 2020), written from the papers:
 //   colour  RGB -> opponent Y U V (Y = (R+G+B)/3, U = (R-B)/2, V = (R-2G+B)/4); white noise of std
 //           s in RGB has std s/sqrt(3), s/sqrt(2), s*sqrt(3/8) in Y, U, V. Blocks are matched on Y
 //           only; the same groups (positions) filter U and V.
-//   stage 1 8x8 blocks, orthonormal 2-D DCT, orthonormal Haar along the group (size: the largest
-//           power of 2 <= the matches, at most 16), hard threshold lambda_3d * s_c, aggregation
-//           weight 1 / (s_c^2 * nonzero coefficients), Kaiser window (beta 2).
-//   stage 2 matching on the stage-1 estimate, groups up to 32, 2-D DCT + Haar, empirical Wiener
-//           shrinkage w = B^2 / (B^2 + s_c^2) from the stage-1 estimate's spectrum B, weight
-//           1 / (s_c^2 * ||w||^2).
-//   profile (sigma on the 0-255 scale, as in the paper; the ops take it on the [0, 1] scale): the
-//           paper's normal profile for sigma <= 40 at every level: tau_match 3000 (stage 1) and 400
-//           (stage 2), lambda_3d 2.7, Wiener regularisation mu2 = 1, no matching pre-filter.
-//           tau_match is the paper's normalised distance ||Z_R - Z_x||^2 / N1^2 on the 0-255 scale.
-//           The paper's high-noise profile (sigma > 40: tau 5000 / 3500, lambda_3d 2.8 and matching on
-//           spectra hard-thresholded at 2.0 sigma) was written for 12x12 / 11x11 blocks; with 8x8
-//           blocks it measured about 0.13 dB worse at sigma 51 on three CBSD68 crops, so it is kept
-//           (make_profile(sigma, true)) but not used. Reference blocks every `step` pixels (the last
-//           row and column always), search window `window` x `window` centred on the reference
-//           (clipped at the borders). Stage 1's 2-D transform is the paper's bior1.5, stage 2's the
-//           DCT; matching uses the luminance's DCT spectra (orthonormal: pixel-domain distances).
+//   variances  the blocks of a group may overlap, so their noise is correlated: the variance of each
+//           3-D coefficient is s_c^2 * v, v = 1 + sum over overlapping pairs (a, b) of
+//           2 H[j][a] H[j][b] A_k(dy) A_l(dx) (H the Haar matrix along the group, A the per-axis
+//           transform's autocorrelation at the pair's offset), computed per group (TIP 2020).
+//   stage 1 8x8 blocks, the paper's bior1.5 2-D transform (rows of unit norm), orthonormal Haar
+//           along the group (size: the largest power of 2 <= the matches, at most 16), hard
+//           threshold: keep a coefficient c when c^2 > lambda_3d^2 s_c^2 v, and always the group's
+//           DC (j = 0, k = l = 0); aggregation weight 1 / sum(s_c^2 v) over the kept coefficients,
+//           Kaiser window (beta 2). Matching on the luminance's bior1.5 spectra (the paper matches
+//           in the stage's 2-D transform domain).
+//   stage 2 matching on the stage-1 estimate's DCT spectra (= pixel distances), groups up to 32,
+//           2-D DCT + Haar, empirical Wiener shrinkage w = B^2 / (B^2 + mu2 s_c^2 v) from the
+//           stage-1 estimate's spectrum B (w = 1 for the group's DC), weight 1 / sum(w^2 s_c^2 v).
+//           Keeping the DC whole makes the result independent of a channel's offset (the opponent
+//           chroma sit around 0, where a small DC would otherwise be cut or shrunk).
+//   profile (sigma on the 0-255 scale, as in the paper; the ops take it on the [0, 1] scale), at
+//           every level: tau_match 3000 (stage 1, the paper's) and 1600 (stage 2; the paper's 400
+//           measured 0.01-0.04 dB worse on CBSD68 crops), lambda_3d 3.0 and mu2 0.4 (the values the
+//           `bm3d` package v4 uses for white noise; the paper's 2.7 and 1.0 measured 0.02-0.03 dB
+//           worse at sigma 0.1 / 0.2 with the exact variances), no matching pre-filter.
+//           tau_match is the paper's normalised distance ||T(Z_R) - T(Z_x)||^2 / N1^2 on the 0-255
+//           scale. The paper's high-noise profile (sigma > 40: tau 5000 / 3500, lambda_3d 2.8 and
+//           matching on spectra hard-thresholded at 2.0 sigma) was written for 12x12 / 11x11
+//           blocks; with 8x8 blocks it measured worse at sigma 51 on CBSD68 crops, so it is kept
+//           (make_profile(sigma, true)) but not used. Reference blocks every `step` pixels (the
+//           last row and column always), search window `window` x `window` centred on the
+//           reference (clipped at the borders).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -54,25 +66,25 @@ constexpr double kKaiserBeta = 2.0;
 struct Profile {
   float tau_ht;       // squared-distance thresholds on the [0, 1] scale, summed over a block's 64 pixels
   float tau_wiener;
-  float lambda_3d;    // stage-1 hard threshold, in units of the channel's noise std
+  float lambda_3d;    // stage-1 hard threshold, in units of the coefficient's noise std
   float lambda_2d;    // stage-1 matching pre-filter (0: none), in units of the luminance's noise std
-  float mu2;          // Wiener regularisation: w = B^2 / (B^2 + mu2 s^2)
+  float mu2;          // Wiener regularisation: w = B^2 / (B^2 + mu2 var)
   int max_group_ht;
   int max_group_wiener;
 };
 
-// The profile for noise std `sigma` on the [0, 1] scale: the paper's normal profile (sigma <= 40)
-// at every level; with paper_high, its high-noise profile above 40 (see the top of this file).
+// The profile for noise std `sigma` on the [0, 1] scale, the same at every level (see the top of
+// this file); with paper_high, the paper's high-noise profile above 40.
 inline Profile make_profile(double sigma, bool paper_high = false) {
   const double s255 = sigma * 255.0;
   const bool high = paper_high && s255 > 40.0;
   const double to_unit = double(kB2) / (255.0 * 255.0);
   Profile p;
   p.tau_ht = float((high ? 5000.0 : 3000.0) * to_unit);
-  p.tau_wiener = float((high ? 3500.0 : 400.0) * to_unit);
-  p.lambda_3d = high ? 2.8f : 2.7f;
+  p.tau_wiener = float((high ? 3500.0 : 1600.0) * to_unit);
+  p.lambda_3d = high ? 2.8f : 3.0f;
   p.lambda_2d = high ? 2.0f : 0.0f;
-  p.mu2 = 1.0f;
+  p.mu2 = 0.4f;
   p.max_group_ht = kMaxGroupHT;
   p.max_group_wiener = kMaxGroupWiener;
   return p;
@@ -159,6 +171,47 @@ inline void kaiser_window(float* w, double beta = kKaiserBeta) {
   }
   for (int i = 0; i < kB; ++i)
     for (int j = 0; j < kB; ++j) w[i * kB + j] = float(w1[i] * w1[j]);
+}
+
+// Autocorrelation of each row of a per-axis transform m at each lag: acorr[d * 8 + k] =
+// sum_i m[k][i] m[k][i + d], d in [0, 8) (symmetric in d). The covariance of coefficient (k, l) of
+// two blocks offset by (dy, dx) under white noise of variance 1 is acorr[|dy|][k] * acorr[|dx|][l].
+inline void autocorrelation(const float* m, float* acorr) {
+  for (int d = 0; d < kB; ++d)
+    for (int k = 0; k < kB; ++k) {
+      double a = 0.0;
+      for (int i = 0; i + d < kB; ++i) a += double(m[k * kB + i]) * m[k * kB + i + d];
+      acorr[d * kB + k] = float(a);
+    }
+}
+
+// The orthonormal Haar matrices along a group, n = 1, 2, 4, ..., kMaxGroup: haar[haar_offset(n) +
+// j * n + a] is the weight of block a in coefficient j (the full dyadic decomposition of
+// haar_forward: averages first, then the differences of each level).
+constexpr int kHaarTableSize = 1 + 4 + 16 + 64 + 256 + 1024;
+RK_HD inline int haar_offset(int n) {
+  int off = 0;
+  for (int m = 1; m < n; m *= 2) off += m * m;
+  return off;
+}
+
+inline void haar_matrices(float* haar) {
+  const double r = 1.0 / std::sqrt(2.0);
+  for (int n = 1; n <= kMaxGroup; n *= 2) {
+    for (int a = 0; a < n; ++a) {
+      double v[kMaxGroup] = {0}, t[kMaxGroup];
+      v[a] = 1.0;
+      for (int len = n; len > 1; len /= 2) {
+        const int half = len / 2;
+        for (int i = 0; i < half; ++i) {
+          t[i] = (v[2 * i] + v[2 * i + 1]) * r;
+          t[half + i] = (v[2 * i] - v[2 * i + 1]) * r;
+        }
+        for (int i = 0; i < len; ++i) v[i] = t[i];
+      }
+      for (int j = 0; j < n; ++j) haar[haar_offset(n) + j * n + a] = float(v[j]);
+    }
+  }
 }
 
 // Positions of the reference blocks along one axis of length n (>= kB): 0, step, 2 step, ... and

@@ -2,15 +2,17 @@
 //
 // The same algorithm, profile and block order as the CPU kernel (bm3d_cpu.cpp; profile in
 // bm3d_common.h), laid out for a GPU:
-//   spectra_kernel  one thread per (channel, block position): the block's orthonormal 8x8 DCT,
+//   spectra_kernel  one thread per (channel, block position): the block's 8x8 spectrum (bior1.5
+//                   for stage 1, which also matches on the luminance's, the DCT for stage 2),
 //                   64 contiguous floats per position;
 //   stage_kernel    one thread block of 64 threads per reference block. Block matching: the
 //                   threads compute the distances of 64 candidates at a time (in the CPU kernel's
 //                   scan order) and thread 0 merges them into the sorted list of best matches, so
 //                   the groups are the CPU kernel's (up to floating-point rounding of distances).
 //                   Filtering: thread t owns coefficient t of every block of the group (the Haar
-//                   transform along the group runs in registers), the group's statistics (nonzero
-//                   count, Wiener norm) are a block reduction, then thread (r, q) inverts pixel
+//                   transform along the group runs in registers) and computes its coefficients'
+//                   noise variances from the group's overlapping pairs (bm3d_common.h), the group's
+//                   statistics (kept variance, Wiener norm) are a block reduction, then thread (r, q) inverts pixel
 //                   (r, q) of every block and adds it to the estimate with atomicAdd (so the sums'
 //                   order, and the last bits of the result, can vary from run to run).
 // The colour transform, the pre-filter and the final division are ATen operations on the device.
@@ -33,7 +35,9 @@ using namespace bm3d;
 struct Tables {
   float dct[kB2], dct_inv[kB2];    // per-axis transforms (rows: basis) and their inverses
   float bior[kB2], bior_inv[kB2];
+  float dct_acorr[kB2], bior_acorr[kB2];
   float kaiser[kB2];
+  float haar[kHaarTableSize];
 };
 
 struct Matrix {
@@ -80,7 +84,9 @@ struct StageArgs {
   float sig[3];
   bool wiener;
   Matrix inv;          // inverse of the per-axis transform of `noisy`
+  Matrix acorr;        // that transform's autocorrelation (autocorrelation())
   Matrix kaiser;
+  const float* haar;   // haar_matrices(), on the device
 };
 
 __device__ void haar_forward(float* g, int n, float* tmp) {
@@ -181,6 +187,24 @@ __global__ void __launch_bounds__(kB2) stage_kernel(StageArgs a) {
   int n = 1;
   while (n * 2 <= count) n *= 2;
 
+  // ---- noise variance of coefficient t of each Haar coefficient j (units of the channel's):
+  // 1 + sum over overlapping pairs a < b of 2 H[j][a] H[j][b] acorr[|dy|][k] acorr[|dx|][l]
+  float var[kMaxGroup];
+  {
+    const int k = t / kB, l = t % kB;
+    const float* H = a.haar + haar_offset(n);
+    for (int j = 0; j < n; ++j) var[j] = 1.f;
+    for (int p = 0; p < n; ++p) {
+      const int py = s_bp[p] / a.wp, px = s_bp[p] % a.wp;
+      for (int b = p + 1; b < n; ++b) {
+        const int dy = abs(s_bp[b] / a.wp - py), dx = abs(s_bp[b] % a.wp - px);
+        if (dy >= kB || dx >= kB) continue;
+        const float cov = 2.f * a.acorr.m[dy * kB + k] * a.acorr.m[dx * kB + l];
+        for (int j = 0; j < n; ++j) var[j] += H[j * n + p] * H[j * n + b] * cov;
+      }
+    }
+  }
+
   // ---- collaborative filtering, channel by channel
   const long long plane = (long long)a.hp * a.wp * kB2;
   const int r = t / kB, q = t % kB;
@@ -191,23 +215,23 @@ __global__ void __launch_bounds__(kB2) stage_kernel(StageArgs a) {
     haar_forward(g, n, tmp);
     const float s = a.sig[c];
     float local = 0.f;
-    if (!a.wiener) {
-      const float thr = a.lambda_3d * s;
+    const float s2 = s * s;
+    if (!a.wiener) {  // keep c when c^2 > lambda^2 s^2 v; the group's DC (t = 0, i = 0) always
+      const float thr2 = a.lambda_3d * a.lambda_3d * s2;
       for (int i = 0; i < n; ++i) {
-        const bool keep = fabsf(g[i]) > thr;
+        const bool keep = g[i] * g[i] > thr2 * var[i] || (t == 0 && i == 0);
         g[i] = keep ? g[i] : 0.f;
-        local += keep ? 1.f : 0.f;
+        local += keep ? var[i] : 0.f;
       }
     } else {
       const float* bspec = a.basic + c * plane;
       for (int i = 0; i < n; ++i) gb[i] = bspec[(long long)s_bp[i] * kB2 + t];
       haar_forward(gb, n, tmp);
-      const float s2 = s * s;
       for (int i = 0; i < n; ++i) {
         const float b2 = gb[i] * gb[i];
-        const float wt = b2 / (b2 + a.mu2 * s2);
+        const float wt = (t == 0 && i == 0) ? 1.f : b2 / (b2 + a.mu2 * s2 * var[i]);
         g[i] *= wt;
-        local += wt * wt;
+        local += wt * wt * var[i];
       }
     }
     s_red[t] = local;
@@ -216,8 +240,8 @@ __global__ void __launch_bounds__(kB2) stage_kernel(StageArgs a) {
       if (t < stride) s_red[t] += s_red[t + stride];
       __syncthreads();
     }
-    const float stat = s_red[0];
-    const float weight = stat > 0.f ? 1.f / (s * s * stat) : 1.f;
+    const float stat = s_red[0];  // > 0: the DC's variance is in it
+    const float weight = 1.f / (s2 * stat);
     haar_inverse(g, n, tmp);
     for (int i = 0; i < n; ++i) s_grp[i * kB2 + t] = g[i];
     __syncthreads();
@@ -245,7 +269,10 @@ Tables make_tables() {
   invert8(tab.dct, tab.dct_inv);
   bior15_matrix(tab.bior);
   invert8(tab.bior, tab.bior_inv);
+  autocorrelation(tab.dct, tab.dct_acorr);
+  autocorrelation(tab.bior, tab.bior_acorr);
   kaiser_window(tab.kaiser);
+  haar_matrices(tab.haar);
   return tab;
 }
 
@@ -269,14 +296,16 @@ at::Tensor spectra(const at::Tensor& img, const float* T) {
 }
 
 at::Tensor run_stage(bool wiener, const at::Tensor& noisy, const at::Tensor* basic, const at::Tensor& key,
-                     const float* inv, int C, int h, int w, const float* sig, const Profile& prof, int window,
-                     int step, const Tables& tab) {
+                     const float* inv, const float* acorr, int C, int h, int w, const float* sig,
+                     const Profile& prof, int window, int step, const Tables& tab) {
   std::vector<int> rows(h), cols(w);
   const int nr = reference_positions(h, step, rows.data());
   const int nc = reference_positions(w, step, cols.data());
   auto int_opts = at::TensorOptions().dtype(at::kInt);
   at::Tensor drows = at::from_blob(rows.data(), {nr}, int_opts).to(noisy.device());
   at::Tensor dcols = at::from_blob(cols.data(), {nc}, int_opts).to(noisy.device());
+  at::Tensor dhaar = at::from_blob(const_cast<float*>(tab.haar), {kHaarTableSize}, at::TensorOptions().dtype(at::kFloat))
+                         .to(noisy.device());
   at::Tensor num = at::zeros({C, h, w}, noisy.options());
   at::Tensor den = at::zeros({C, h, w}, noisy.options());
   StageArgs a;
@@ -302,7 +331,9 @@ at::Tensor run_stage(bool wiener, const at::Tensor& noisy, const at::Tensor* bas
   for (int c = 0; c < 3; ++c) a.sig[c] = c < C ? sig[c] : 0.f;
   a.wiener = wiener;
   a.inv = matrix(inv);
+  a.acorr = matrix(acorr);
   a.kaiser = matrix(tab.kaiser);
+  a.haar = dhaar.data_ptr<float>();
   stage_kernel<<<unsigned(nr) * unsigned(nc), kB2, 0, at::cuda::getCurrentCUDAStream()>>>(a);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return num / den;
@@ -325,22 +356,24 @@ at::Tensor denoise_image(const at::Tensor& img_in, double sigma, int window, int
   float sig[3];
   channel_sigmas(sigma, C, sig);
   const Profile prof = make_profile(sigma);
-  // DCT spectra: stage 2 filters them, the luminance's are stage 1's matching key; stage 1 filters
-  // the bior1.5 spectra.
-  at::Tensor noisy = spectra(img, tab.dct);
-  at::Tensor key = noisy[0];
+  // stage 1 filters the bior1.5 spectra and matches on the luminance's; stage 2 filters the DCT
+  // spectra and matches on the stage-1 estimate's.
+  at::Tensor bior = spectra(img, tab.bior);
+  at::Tensor key = bior[0];
   if (prof.lambda_2d > 0.f) {  // the high-noise pre-filter: hard-threshold all but the DC coefficient
     at::Tensor kept = key.abs() > double(prof.lambda_2d * sig[0]);
     kept.select(1, 0).fill_(true);
     key = key * kept;
   }
   key = key.contiguous();
-  at::Tensor est = run_stage(false, spectra(img, tab.bior), nullptr, key, tab.bior_inv, C, h, w, sig, prof, window,
+  at::Tensor est = run_stage(false, bior, nullptr, key, tab.bior_inv, tab.bior_acorr, C, h, w, sig, prof, window,
                              step, tab);
   if (wiener) {
+    bior = at::Tensor();
+    at::Tensor noisy = spectra(img, tab.dct);
     at::Tensor basic = spectra(est.contiguous(), tab.dct);
     at::Tensor bkey = basic[0].contiguous();
-    est = run_stage(true, noisy, &basic, bkey, tab.dct_inv, C, h, w, sig, prof, window, step, tab);
+    est = run_stage(true, noisy, &basic, bkey, tab.dct_inv, tab.dct_acorr, C, h, w, sig, prof, window, step, tab);
   }
   return C == 3 ? from_opponent(est) : est;
 }
