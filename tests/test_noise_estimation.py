@@ -202,3 +202,12 @@ def test_jpeg_block_edges_are_not_read_as_noise():
     # (measured 0.0013 here; the same crop before JPEG reads 0.006, its own fine texture).
     y = _jpeg(_photo("astronaut", 256), 30)
     assert restorekit.estimate_noise(y).sigma < 0.005
+
+
+def test_poisson_gaussian_on_a_noise_free_flat_image_is_zero_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = restorekit.estimate_noise(torch.full((1, 3, 64, 64), 0.5), model="poisson-gaussian")
+    assert est.gain == 0.0 and est.sigma == 0.0

@@ -261,7 +261,8 @@ def _pg_fit(item: Any, patch: int) -> tuple[float, float]:
     for _ in range(PG_PASSES):
         if gain <= 0:
             gain, offset = 0.0, float(np.median(variance))
-        expected = np.maximum(gain * np.clip(means, 0, None) + max(offset, 0.0), 1e-3 * float(np.median(variance)))
+        floor = max(1e-3 * float(np.median(variance)), 1e-12)  # a noise-free image: no division by 0
+        expected = np.maximum(gain * np.clip(means, 0, None) + max(offset, 0.0), floor)
         variance = np.array([_normalised_bin_variance(centred[b], energy[b], expected[b], patch) for b in bins])
         gain, offset = _quantile_line(level, variance)
     if gain < 0:  # no signal dependence: a constant variance
