@@ -9,6 +9,13 @@ only; ``pip install bm3d``) is reached through the restorekit-skimage example's 
 
     OMP_NUM_THREADS=1 python benchmarks/bench_cbm3d.py --data ../shared/data/CBSD68 --limit 20
     OMP_NUM_THREADS=1 python benchmarks/bench_cbm3d.py --limit 2 --name quick   # a quick look
+
+A long run can be split across processes and merged (the same noisy inputs: image ``i`` of the
+folder keeps seed ``i``)::
+
+    python benchmarks/bench_cbm3d.py --first 0 --limit 10 --name part0 &
+    python benchmarks/bench_cbm3d.py --first 10 --limit 10 --name part1 &
+    wait; python benchmarks/bench_cbm3d.py --merge part0,part1 --name cbsd68
 """
 
 from __future__ import annotations
@@ -38,11 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="bm3d,cbm3d",
                     help="method specs, the reference first, each compared with it (default bm3d,cbm3d)")
     ap.add_argument("--name", default="cbsd68", help="results go to benchmarks/results/cbm3d_NAME.{md,json}")
+    ap.add_argument("--first", type=int, default=0,
+                    help="start at image FIRST of the folder (its noise seed stays its index; default 0)")
+    ap.add_argument("--merge", default=None,
+                    help="comma-separated result names (cbm3d_NAME.json) to merge into --name instead of running")
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.merge:
+        return merge([n.strip() for n in args.merge.split(",") if n.strip()], args.name, args.no_write)
 
-    from restorekit.bench import run_benchmark
+    from restorekit.bench import collect_images, run_benchmark
     from restorekit.registry import default_registry
 
     sigmas = [float(s) for s in args.sigmas.split(",")]
@@ -52,46 +65,98 @@ def main(argv: list[str] | None = None) -> int:
     for m in missing:
         print(f"note: {m!r} is not registered (for bm3d: pip install bm3d); left out", file=sys.stderr)
     methods = [m for m in methods if m not in missing]
-    result = run_benchmark(args.data, "denoise", methods=methods, sigmas=sigmas, limit=args.limit, progress=True)
+    images = args.data
+    if args.first:
+        images = [path for _, path in collect_images(args.data)][args.first:]
+        if not images:
+            ap.error(f"--first {args.first}: {args.data} has no image there; use a smaller --first")
+    result = run_benchmark(images, "denoise", methods=methods, sigmas=sigmas, limit=args.limit, seed=args.first,
+                           progress=True)
     cpu = cpu_name()
-    lines = [f"{result.settings['images']} images of {args.data}, sigma {args.sigmas}, one thread "
-             f"(torch.set_num_threads(1), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), CPU: {cpu}", ""]
+    rows = {(r.method, r.sigma): (r.psnr, r.seconds) for r in result.rows}
+    head = (f"{result.settings['images']} images of {args.data} from image {args.first}, sigma {args.sigmas}, one "
+            f"thread (torch.set_num_threads(1), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), CPU: {cpu}")
+    text = table(head, methods, sigmas, rows, [f"skipped {s.method}: {s.reason}" for s in result.skipped])
+    print(text)
+    if not args.no_write:
+        payload = json.loads(result.to_json())
+        payload["cpu"] = cpu
+        payload["first"] = args.first
+        payload["methods"] = methods
+        write(args.name, text + "\n\n" + result.to_markdown() + "\n", payload)
+    return 0
+
+
+def table(head: str, methods: list[str], sigmas: list[float], rows: dict, notes: list[str]) -> str:
+    """The comparison table: each method against the first (PSNR difference, speed-up)."""
+    lines = [head, ""]
     if len(methods) >= 2:
         ref = methods[0]
         lines += [f"| sigma | method | PSNR | difference to {ref} (dB) | s/image | speed-up over {ref} |",
                   "| ---: | --- | ---: | ---: | ---: | ---: |"]
         for s in sigmas:
-            a = result.row(ref, s)
-            lines.append(f"| {s:g} | {ref} | {a.psnr:.2f} | | {a.seconds:.2f} | |")
+            pa, ta = rows[ref, s]
+            lines.append(f"| {s:g} | {ref} | {pa:.2f} | | {ta:.2f} | |")
             for ours in methods[1:]:
-                b = result.row(ours, s)
-                lines.append(f"| {s:g} | {ours} | {b.psnr:.2f} | {b.psnr - a.psnr:+.2f} | {b.seconds:.3f} | "
-                             f"{a.seconds / b.seconds:.1f}x |")
-        mean_a = sum(result.row(ref, s).seconds for s in sigmas) / len(sigmas)
+                pb, tb = rows[ours, s]
+                lines.append(f"| {s:g} | {ours} | {pb:.2f} | {pb - pa:+.2f} | {tb:.3f} | {ta / tb:.1f}x |")
+        mean_a = sum(rows[ref, s][1] for s in sigmas) / len(sigmas)
         lines.append("")
         for ours in methods[1:]:
-            mean_b = sum(result.row(ours, s).seconds for s in sigmas) / len(sigmas)
+            mean_b = sum(rows[ours, s][1] for s in sigmas) / len(sigmas)
             lines.append(f"Mean seconds per image: {ref} {mean_a:.2f}, {ours} {mean_b:.3f}; "
                          f"{ours} is {mean_a / mean_b:.1f}x faster.")
     else:
         lines += ["| sigma | method | PSNR | s/image |", "| ---: | --- | ---: | ---: |"]
         for s in sigmas:
             for m in methods:
-                r = result.row(m, s)
-                lines.append(f"| {s:g} | {m} | {r.psnr:.2f} | {r.seconds:.3f} |")
-    for skipped in result.skipped:
-        lines.append(f"skipped {skipped.method}: {skipped.reason}")
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        from restorekit.atomic import write_text_atomic
+                lines.append(f"| {s:g} | {m} | {rows[m, s][0]:.2f} | {rows[m, s][1]:.3f} |")
+    return "\n".join(lines + notes)
 
-        write_text_atomic(RESULTS / f"cbm3d_{args.name}.md", text + "\n\n" + result.to_markdown() + "\n")
-        payload = json.loads(result.to_json())
-        payload["cpu"] = cpu
-        write_text_atomic(RESULTS / f"cbm3d_{args.name}.json", json.dumps(payload, indent=1) + "\n")
-        print(f"wrote {RESULTS / f'cbm3d_{args.name}.md'} and .json")
+
+def write(name: str, markdown: str, payload: dict) -> None:
+    from restorekit.atomic import write_text_atomic
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(RESULTS / f"cbm3d_{name}.md", markdown)
+    write_text_atomic(RESULTS / f"cbm3d_{name}.json", json.dumps(payload, indent=1) + "\n")
+    print(f"wrote {RESULTS / f'cbm3d_{name}.md'} and .json")
+
+
+def merge(names: list[str], name: str, no_write: bool) -> int:
+    """Merge the per-image records of runs (--first/--limit parts) into one table: means over all images."""
+    parts = []
+    for n in names:
+        path = RESULTS / f"cbm3d_{n}.json"
+        if not path.is_file():
+            sys.exit(f"--merge: {path} does not exist; run the part first (--name {n})")
+        parts.append(json.loads(path.read_text()))
+    methods, sigmas = parts[0]["methods"], parts[0]["settings"]["sigmas"]
+    if any(p.get("methods") != methods or p["settings"]["sigmas"] != sigmas for p in parts):
+        sys.exit("--merge: the parts were run with different methods or sigmas; rerun them alike")
+    records = [r for p in parts for r in p["records"]]
+    names_seen = [r["image"] for r in records if r["method"] == methods[0] and r["sigma"] == sigmas[0]]
+    if len(set(names_seen)) != len(names_seen):
+        sys.exit("--merge: the parts share images; give them disjoint --first/--limit ranges")
+    rows = {}
+    for m in methods:
+        for s in sigmas:
+            mine = [r for r in records if r["method"] == m and r["sigma"] == s]
+            rows[m, s] = (sum(r["psnr"] for r in mine) / len(mine), sum(r["seconds"] for r in mine) / len(mine))
+    cpu = parts[0].get("cpu", "?")
+    head = (f"{len(names_seen)} images ({', '.join(names)} merged: " +
+            ", ".join(f"{p['settings']['images']} from image {p.get('first', 0)}" for p in parts) +
+            f"), sigma {','.join(f'{s:g}' for s in sigmas)}, one thread per run, CPU: {cpu}")
+    text = table(head, methods, sigmas, rows, [])
+    print(text)
+    if not no_write:
+        per_image = ["| image | sigma | method | PSNR (dB) | SSIM | s |", "| --- | ---: | --- | ---: | ---: | ---: |"]
+        per_image += [f"| {r['image']} | {r['sigma']:g} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+                      f"{r['seconds']:.2f} |" for r in records]
+        payload = {"parts": names, "methods": methods, "settings": {**parts[0]["settings"], "images": len(names_seen),
+                   "image_names": names_seen}, "rows": [{"method": m, "sigma": s, "psnr": p, "seconds": t,
+                   "images": len(names_seen)} for (m, s), (p, t) in rows.items()], "records": records, "cpu": cpu}
+        write(name, text + "\n\n" + "\n".join(per_image) + "\n", payload)
     return 0
 
 

@@ -1,24 +1,29 @@
 """The ``cbm3d`` restorer: compiled BM3D (gray) / CBM3D (colour) given the noise level.
 
-Algorithm (Dabov, Foi, Katkovnik, Egiazarian, IEEE TIP 2007; colour: ICIP 2007), computed by
-``torch.ops.restorekit.bm3d`` (:func:`restorekit.nn.bm3d_ops.cbm3d`):
+Algorithm (Dabov, Foi, Katkovnik, Egiazarian, IEEE TIP 2007; colour: ICIP 2007; noise variances:
+Makinen, Azzari, Foi, IEEE TIP 2020), computed by ``torch.ops.restorekit.bm3d``
+(:func:`restorekit.nn.bm3d_ops.cbm3d`; the profile is documented in ``csrc/bm3d_common.h``):
 
 * **colour**: RGB is taken to the opponent space ``Y = (R+G+B)/3, U = (R-B)/2, V = (R-2G+B)/4``;
   white noise of std ``s`` becomes ``s/sqrt(3), s/sqrt(2), s*sqrt(3/8)`` there, and each channel
   is filtered with its own std. Blocks are matched on ``Y``; the same groups filter ``U`` and ``V``.
+* **noise variances**: blocks of a group may overlap, which correlates their noise; each 3-D
+  coefficient's variance ``s^2 v`` accounts for it (TIP 2020). The group's DC coefficient is never
+  cut or shrunk, so an offset of the image passes through unchanged.
 * **stage 1** (hard thresholding): 8x8 blocks, one reference every ``step`` = 3 pixels (and the
   last row and column), search window ``window`` = 39, at most 16 blocks a group (the largest power
-  of 2 at most the number of matches), the paper's bior1.5 2-D transform (rows scaled to unit norm)
-  then Haar along the group, threshold ``lambda_3d * s`` (2.7), aggregation weight
-  ``1 / (s^2 N_nonzero)`` times a Kaiser window (beta 2).
+  of 2 at most the number of matches) matched on the luminance's bior1.5 spectra, the paper's
+  bior1.5 2-D transform (rows scaled to unit norm) then Haar along the group, a coefficient kept when
+  above ``lambda_3d * s * sqrt(v)`` (``lambda_3d`` 3.0), aggregation weight ``1 / sum(s^2 v)`` over
+  the kept coefficients times a Kaiser window (beta 2).
 * **stage 2** (Wiener): matching on the stage-1 estimate, at most 32 blocks a group, 2-D DCT and
-  Haar, shrinkage ``B^2 / (B^2 + s^2)`` from the stage-1 estimate's group spectrum ``B``, weight
-  ``1 / (s^2 ||w||^2)``.
+  Haar, shrinkage ``B^2 / (B^2 + mu2 s^2 v)`` (``mu2`` 0.4) from the stage-1 estimate's group
+  spectrum ``B``, weight ``1 / sum(w^2 s^2 v)``.
 * **matching**: the normalised distance ``||Z_R - Z_x||^2 / 64`` (0-255 scale, as in the paper) of
-  the luminance's blocks at most ``tau_match`` = 3000 in stage 1 and 400 in stage 2, the paper's
-  normal profile, used at every noise level: its high-noise profile (above 40/255: 5000 / 3500,
-  ``lambda_3d`` 2.8, matching on spectra hard-thresholded at 2.0 sigma) is tuned for 12x12 blocks
-  and measured about 0.13 dB worse with these 8x8 blocks at sigma 0.2 on three CBSD68 crops.
+  the luminance's block spectra at most ``tau_match`` = 3000 in stage 1 (the paper's) and 1600 in
+  stage 2, used at every noise level. ``lambda_3d`` 3.0 and ``mu2`` 0.4 are the values the ``bm3d``
+  package (v4) uses for white noise; the paper's 2.7 / 1.0 and stage-2 ``tau_match`` 400 measured
+  worse at sigma 0.1 and 0.2 (``benchmarks/RESULTS.md``, CBM3D).
 
 The noise level comes from, in this order: the ``sigma`` parameter when it is a number; the
 degradation's (``Noise(0.1)``, ``--sigma 0.1``, what ``pnp`` hands its prior at every

@@ -4,7 +4,9 @@ The op (C++ in ``csrc/bm3d_cpu.cpp``, CUDA in ``csrc/cuda/bm3d_cuda.cu``, profil
 ``csrc/bm3d_common.h``) denoises a batch ``(N, C, H, W)`` of gray (C = 1, BM3D) or RGB (C = 3,
 CBM3D: opponent colour space, blocks matched on the luminance) images with additive white Gaussian
 noise of a known standard deviation, following Dabov et al. 2007 (both stages: hard thresholding
-then empirical Wiener filtering). It is forward only: no gradient flows through it.
+then empirical Wiener filtering) with the per-coefficient noise variances of overlapping blocks of
+Makinen, Azzari and Foi 2020 (the profile: ``csrc/bm3d_common.h`` and the ``cbm3d`` plugin's
+docstring). It is forward only: no gradient flows through it.
 
 :func:`cbm3d` checks its input and raises :class:`restorekit.errors.InputError` (one line naming
 the problem and the fix) for what the op would refuse or mis-handle: a size under
