@@ -233,7 +233,7 @@ GUARD_PARAM = Param("low_noise_guard", "auto", f"at noise sigma <= {LOW_NOISE}, 
 #: The self-ensemble every learned denoiser shares (:func:`restorekit.dihedral.average`).
 ENSEMBLE_PARAM = Param("ensemble", 1, "average the network over this many flips/rotations of the image (1, 2, "
                        "4 or 8: the self-ensemble, DRUNet's x8), at that many times the time",
-                       choices=(1, 2, 4, 8))
+                       choices=(1, 2, 4, 8), low=1, high=8)
 
 
 class NoiseLevelDenoiser(LearnedRestorer):

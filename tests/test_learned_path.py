@@ -130,10 +130,8 @@ def test_forward_reads_one_level_per_sample_as_restore_does_one_image_at_a_time(
 
 @pytest.mark.parametrize("name", ["dncnn", "ffdnet", "drunet", "unet", "unet-wiener"])
 def test_each_shipped_model_restores_exactly_what_its_raw_network_gives(name):
-    from restorekit import weights as rw
-
     restorer = restorekit.create(name, **({"low_noise_guard": "off"} if name in ("dncnn", "ffdnet", "drunet") else {}))
-    net, _ = rw.load_model(restorer.weights_path(restorer.config["weights"]), restorer.build_network)
+    net, _ = restorer.load_network(restorer.config["weights"])  # the verified weights, in the layout restore uses
     net.eval()
     x = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(2))
     degradation = Noise(0.1)
