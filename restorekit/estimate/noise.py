@@ -182,7 +182,12 @@ def _noise_quantile(patch: int) -> float:
 def _bin_variance(rows: Any, patch: int) -> float:
     """Noise variance of one intensity bin: PCA of its weak-texture, zero-mean patches."""
     rows = rows - rows.mean(axis=1, keepdims=True)
-    energy = _gradient_energy(rows, patch)
+    return _weak_texture_variance(rows, _gradient_energy(rows, patch), patch)
+
+
+def _weak_texture_variance(rows: Any, energy: Any, patch: int) -> float:
+    """PCA noise variance of ``rows``, re-estimated three times on the patches whose gradient ``energy``
+    is below the noise quantile at the current variance (while enough patches remain)."""
     limit = _noise_quantile(patch)
     variance = _ac_sigma(rows) ** 2
     for _ in range(3):
@@ -229,15 +234,7 @@ def _normalised_bin_variance(rows: Any, energy: Any, expected: Any, patch: int) 
     """
     import numpy as np
 
-    z = rows / np.sqrt(expected)[:, None]
-    e = energy / expected
-    limit = _noise_quantile(patch)
-    ratio = _ac_sigma(z) ** 2
-    for _ in range(3):
-        keep = e < limit * ratio
-        if keep.sum() < 4 * patch * patch:
-            break
-        ratio = _ac_sigma(z[keep]) ** 2
+    ratio = _weak_texture_variance(rows / np.sqrt(expected)[:, None], energy / expected, patch)
     return float(ratio * expected.mean())
 
 
