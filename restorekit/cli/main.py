@@ -91,8 +91,16 @@ def main(argv: Sequence[str] | None = None, *, handle_signals: bool | None = Non
         handle_signals = argv is None
     if not handle_signals:
         return _run(args)
-    with _file_size_errors(), terminate_as_interrupt():  # SIGTERM cleans up like Ctrl-C: no partial file left
-        return _run(args)
+    code: int | None = None
+    try:
+        with _file_size_errors(), terminate_as_interrupt():  # SIGTERM cleans up like Ctrl-C: no partial file left
+            code = _run(args)
+    except Terminated:
+        # SIGTERM arrived after the command had ended, while the block was being left (under torchrun: the
+        # group being stopped after this process already reported why): the command's own outcome stands.
+        if code is None:
+            return report_terminated(args.command)
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:
