@@ -465,7 +465,7 @@ def export(model: Any, path: str | os.PathLike, *, sampler: Any = None, trained_
     """
     import torch
 
-    from .training.machine import cpu_has_amx_bf16, cpu_name
+    from .training.machine import cpu_has_amx_bf16, cpu_has_avx512_bf16, cpu_name
 
     net = model if isinstance(model, (torch.nn.Module, Mapping)) else model.net  # a restorer: its network
     if arch is None:
@@ -490,7 +490,7 @@ def export(model: Any, path: str | os.PathLike, *, sampler: Any = None, trained_
     elif steps is not None:
         meta["steps"] = steps
     meta["precision"] = precision
-    meta["machine"] = {"cpu": cpu_name(), "amx_bf16": cpu_has_amx_bf16(),
+    meta["machine"] = {"cpu": cpu_name(), "amx_bf16": cpu_has_amx_bf16(), "avx512_bf16": cpu_has_avx512_bf16(),
                        "threads": int(threads) if threads else torch.get_num_threads(), "device": str(device)}
     if command:
         meta["command"] = command

@@ -366,3 +366,15 @@ def test_a_learned_restorer_trains_through_its_forward_with_bf16_autocast():
     result = fit(restorer, _samples(), _cfg(epochs=1), val_pairs=val, sampler=SAMPLER, bf16=True)
     assert result.restorer is restorer and result.model is restorer.net
     assert len(result.history["val_psnr"]) == 1 and all(p.grad is not None for p in restorer.net.parameters())
+
+
+def test_bf16_auto_follows_the_cpus_native_bfloat16(monkeypatch):
+    """``--bf16 auto``: AMX-BF16 (Xeon) or AVX512-BF16 (EPYC Zen 4, 2.2x faster training there); float32 elsewhere."""
+    from restorekit.training import machine
+
+    for flags, expected in [({"avx2", "fma"}, False), ({"avx512f", "avx512_bf16"}, True), ({"amx_bf16"}, True)]:
+        monkeypatch.setattr(machine, "_cpu_flags", lambda flags=flags: set(flags))
+        assert machine.use_bf16("auto", "cpu") is expected
+        assert machine.use_bf16("auto", "cuda") is False
+        assert machine.use_bf16("off", "cpu") is False
+        assert machine.use_bf16("on", "cuda") is True

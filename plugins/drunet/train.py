@@ -21,7 +21,7 @@ Run (resumable: a run stopped at any point continues with ``--resume``)::
 ``--export NAME`` writes ``weights/NAME.pt`` and ``NAME.json`` (architecture,
 data, noise range, steps, validation PSNR, the CPU, precision and seconds, the
 command) when the run ends. ``--bf16`` trains under bfloat16 autocast (``auto``,
-the default, turns it on only where ``/proc/cpuinfo`` lists ``amx_bf16``).
+the default, turns it on where ``/proc/cpuinfo`` lists ``amx_bf16`` or ``avx512_bf16``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class DRUNetOptions(TrainOptions):
     val_crop: int = option(128, "side of the central validation crops", minimum=8)
     threads: int = option(1, "torch CPU threads per process (0: torch's default)", minimum=0)
     checkpoint_every: int = option(50, "steps between mid-epoch checkpoints (0: only at epoch ends)", minimum=0)
-    bf16: str = option("auto", "bfloat16 autocast on the CPU (auto: where the CPU has AMX-BF16)",
+    bf16: str = option("auto", "bfloat16 autocast on the CPU (auto: where the CPU has AMX-BF16 or AVX512-BF16)",
                        choices=("auto", "on", "off"))
     init_from: str = option("", "start a new run from the network of this checkpoint (another run's "
                             "checkpoint.pt; e.g. to continue on a GPU with a larger batch): weights only, a fresh "

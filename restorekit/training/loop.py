@@ -31,7 +31,7 @@ A plain ``torch.nn.Module`` trained on a dataset of ``(input, target)`` pairs
   has passed since the last one) beside the checkpoint, both replaced
   atomically;
 * **bfloat16 autocast** of the forward pass when asked (``bf16=True``: where
-  the CPU has AMX, see :mod:`.machine`);
+  the CPU computes bfloat16 natively, AMX or AVX512-BF16, see :mod:`.machine`);
 * **DDP** when launched by ``torchrun``: samples sharded with
   ``DistributedSampler``, gradients averaged by ``DistributedDataParallel``,
   rank 0 alone validating and writing files.
