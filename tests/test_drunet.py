@@ -109,3 +109,36 @@ def test_a_new_run_starts_from_another_runs_network_with_another_batch(tmp_path)
                            tmp_path / "c", progress=False)
     with pytest.raises(InputError, match="choose one"):
         train.initialize_from(None, source, resume=True)
+
+
+def test_bfloat16_precision_is_close_above_the_guard_and_exact_float32_within_it(monkeypatch):
+    """precision=bfloat16: autocast above LOW_NOISE (within 0.1 dB here), float32 where the SURE probe runs."""
+    from restorekit.training import machine
+
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: True)
+    torch.manual_seed(0)
+    clean = torch.rand(1, 3, 48, 64).cumsum(-1) / 64  # smooth ramps plus texture
+    clean = (clean / clean.max()).clamp(0, 1)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    plain, fast = restorekit.create("drunet"), restorekit.create("drunet", precision="bfloat16")
+    a, b = plain(noisy, Noise(0.1)), fast(noisy, Noise(0.1))
+    assert not torch.equal(a, b)  # it did run in bfloat16
+    assert b.dtype == torch.float32 and abs(psnr(a, clean) - psnr(b, clean)) < 0.1
+    light = clean + 0.01 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(plain(light, Noise(0.01)), fast(light, Noise(0.01)))  # the guard's levels stay float32
+
+
+def test_bfloat16_precision_warns_once_where_the_cpu_emulates_it(monkeypatch):
+    from restorekit.errors import RestorekitWarning
+    from restorekit.training import machine
+
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: False)
+    fast = restorekit.create("drunet", precision="bfloat16")
+    image = torch.rand(1, 3, 16, 16)
+    with pytest.warns(RestorekitWarning, match="emulated"):
+        fast(image, Noise(0.1))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fast(image, Noise(0.1))  # once per instance
