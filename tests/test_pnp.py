@@ -475,3 +475,65 @@ def test_reflect_superresolution_pads_and_crops_too(smoother):
     exact = quiet_pnp(denoiser=smoother, iterations=4, cg_iterations=100)(y, d)
     assert fast.shape == exact.shape == x.shape
     assert psnr(fast, exact) > 30 and abs(psnr(fast, x) - psnr(exact, x)) < 0.5
+
+
+# --------------------------------------------------------------------------- issue 13: inpainting and x4 defaults
+def test_noise_free_inpainting_keeps_the_observed_pixels_and_superresolution_meets_its_measurement(smoother):
+    """``final_data_step`` (auto for a noise-free inpaint/superresolve): the result agrees with the measurement."""
+    x = photo(48)
+    mask = Compose(Mask.random(48, 48, 0.5, seed=3), Noise(0.0))
+    y = mask.apply(x, seed=0)
+    seen = mask.mask.expand_as(x) > 0
+    out = quiet_pnp(denoiser=smoother, iterations=4)(y, mask)
+    smoothed = quiet_pnp(denoiser=smoother, iterations=4, final_data_step=False)(y, mask)
+    gap = (smoothed[seen] - y[seen]).abs().max()
+    assert gap > 1e-2  # the denoiser's output alone moves them
+    assert (out[seen] - y[seen]).abs().max() < 0.01 * gap  # the last data step (rho_k about 0.004) puts them back
+    sr = Compose(Downsample(2), Noise(0.0))
+    low = sr.apply(x, seed=0)
+    met = quiet_pnp(denoiser=smoother, iterations=4)(low, sr)
+    off = quiet_pnp(denoiser=smoother, iterations=4, final_data_step=False)(low, sr)
+    assert (sr.forward(met) - low).abs().max() < 0.3 * (sr.forward(off) - low).abs().max()
+
+
+def test_average_is_the_mean_of_the_last_denoiser_outputs():
+    outputs = []
+
+    def denoise(v, k):
+        z = v + float(k + 1)
+        outputs.append(z)
+        return z
+
+    x0 = torch.zeros(1, 1, 2, 2)
+    for solve in (solvers.hqs, solvers.admm):
+        outputs.clear()
+        got = solve(lambda v, rho: v, denoise, x0, [1.0] * 5, average=3)
+        assert torch.allclose(got, torch.stack(outputs[-3:]).mean(0))
+        outputs.clear()
+        assert torch.equal(solve(lambda v, rho: v, denoise, x0, [1.0] * 5), outputs[-1])  # default: the last
+
+
+def test_inpainting_starts_from_the_biharmonic_fill_with_its_own_schedule(smoother):
+    from skimage.restoration import inpaint_biharmonic
+
+    x = photo(32)
+    d = Compose(Mask.random(32, 32, 0.5, seed=2), Noise(0.0))
+    y = d.apply(x, seed=0)
+    pnp = quiet_pnp(denoiser=smoother)
+    start = pnp.start(y, d, "inpaint")
+    missing = (d.mask[0, 0] == 0).numpy()
+    want = inpaint_biharmonic(y[0].permute(1, 2, 0).double().numpy(), missing, channel_axis=-1)
+    assert torch.allclose(start[0], torch.from_numpy(want).permute(2, 0, 1).float(), atol=1e-5)
+    levels, _ = pnp.schedule(d, "inpaint")
+    assert levels[0] == pytest.approx(20 / 255) and levels[-1] == pytest.approx(2 / 255)
+    assert len(levels) == DEFAULT_ITERATIONS["inpaint"]
+    blur = Compose(Blur(torch.ones(3, 3) / 9), Noise(0.0))
+    levels, _ = pnp.schedule(blur, "deblur")  # deblurring keeps DPIR's schedule
+    assert levels[0] == pytest.approx(49 / 255) and levels[-1] == pytest.approx(0.6 / 255)
+
+
+def test_deblurring_result_is_unchanged_by_the_inpainting_and_x4_defaults(smoother):
+    d = Compose(Blur(load_kernel("gaussian:1.0:5")), Noise(0.0))
+    y = d.apply(scene(32), seed=0)
+    assert torch.equal(quiet_pnp(denoiser=smoother, iterations=4)(y, d),
+                       quiet_pnp(denoiser=smoother, iterations=4, average=1, final_data_step=False)(y, d))
