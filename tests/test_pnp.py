@@ -525,7 +525,7 @@ def test_inpainting_starts_from_the_biharmonic_fill_with_its_own_schedule(smooth
     want = inpaint_biharmonic(y[0].permute(1, 2, 0).double().numpy(), missing, channel_axis=-1)
     assert torch.allclose(start[0], torch.from_numpy(want).permute(2, 0, 1).float(), atol=1e-5)
     levels, _ = pnp.schedule(d, "inpaint")
-    assert levels[0] == pytest.approx(20 / 255) and levels[-1] == pytest.approx(2 / 255)
+    assert levels[0] == pytest.approx(49 / 255) and levels[-1] == pytest.approx(2 / 255)
     assert len(levels) == DEFAULT_ITERATIONS["inpaint"]
     blur = Compose(Blur(torch.ones(3, 3) / 9), Noise(0.0))
     levels, _ = pnp.schedule(blur, "deblur")  # deblurring keeps DPIR's schedule

@@ -8,8 +8,11 @@ the prior step, a call of the denoiser named by ``denoiser`` through the
 public Restorer interface, ``denoiser(x, Noise(sigma_k))``. ``sigma_k`` falls
 log-spaced from 49/255 to the measurement's noise level and
 ``rho_k = rho * sigma^2 / sigma_k^2`` (DPIR's schedule; ``schedule.py``);
-iteration ``k`` denoises the ``k % 8``-th flip or rotation of the image
-(``ensemble``, on by default; ``ensemble.py``). The denoiser is found by name
+inpainting starts from a biharmonic fill and runs from 49/255 to at least
+2/255. Iteration ``k`` denoises the ``k % 8``-th flip or rotation of the image
+(``ensemble``, on by default; ``ensemble.py``); inpainting and super-resolution
+return the mean of the last 8 denoiser outputs (``average``) and, for a
+noise-free measurement, one more data step (``final_data_step``). The denoiser is found by name
 in the registry that builds ``pnp``, so a third party's denoiser installed by
 entry point, or one in a private registry, works unchanged; a blind one
 (``uses_noise_level`` False) works too, with a warning, since it cannot follow

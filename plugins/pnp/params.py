@@ -65,8 +65,8 @@ PARAMS = (
     Param("final_data_step", "auto", "end with a data step, so the result agrees with a noise-free measurement "
           "(the observed pixels put back, the low-resolution image reproduced); 'auto' (default): for inpaint and "
           "superresolve when the noise sigma is 0", parse=bool_or_auto),
-    Param("sigma_start", "auto", "first denoiser level, [0, 1] scale; 'auto' (default): 20/255 for inpaint (it "
-          "starts from a biharmonic fill), 49/255 otherwise", parse=level_or_auto, low=0.0, high=1.0,
+    Param("sigma_start", "auto", "first denoiser level, [0, 1] scale; 'auto' (default): 49/255 (DPIR's; inpaint "
+          "starts from a biharmonic fill)", parse=level_or_auto, low=0.0, high=1.0,
           closed="right"),
     Param("sigma_end", "auto",
           "last denoiser level; 'auto': the measurement's sigma, at least 0.6/255 (2/255 for inpaint, scale/255 "
