@@ -197,7 +197,7 @@ class PnPRestorer(Restorer):
             end = schedule.end_level(sigma, int(getattr(degradation, "scale", 1)), inpaint=task == "inpaint")
         first = self.config["sigma_start"]
         if first == "auto":
-            first = schedule.start_level(task)
+            first = schedule.DEFAULT_SIGMA_START
         levels = schedule.noise_levels(count, first, end)
         return levels, schedule.penalties(levels, sigma, self.config["rho"])
 

@@ -18,17 +18,10 @@ import math
 
 #: DPIR's scale of the penalty: rho_k = 0.23 sigma^2 / sigma_k^2.
 DEFAULT_RHO_SCALE = 0.23
-#: The first denoiser level, 49 on the 0-255 scale (DPIR's).
+#: The first denoiser level, 49 on the 0-255 scale (DPIR's), for every task: inpainting from its biharmonic
+#: fill too (on the first 20 CBSD68 images +1.03 / +0.78 dB over biharmonic at 50% / 80% missing, against
+#: +0.90 / +0.67 from 20/255, RESULTS.md).
 DEFAULT_SIGMA_START = 49 / 255
-#: The first level for inpainting, which starts from a biharmonic fill (the baseline itself): DPIR's 49/255
-#: too. On the first 20 CBSD68 images 49/255 gave +1.03 / +0.78 dB over biharmonic at 50% / 80% missing against
-#: +0.90 / +0.67 from 20/255, which had looked better on 2 images but loses on textured ones (RESULTS.md).
-INPAINT_SIGMA_START = DEFAULT_SIGMA_START
-
-
-def start_level(task: str) -> float:
-    """The first denoiser level of ``task`` when ``sigma_start`` is ``auto``."""
-    return INPAINT_SIGMA_START if task == "inpaint" else DEFAULT_SIGMA_START
 #: The measurement noise level assumed in rho_k when it is smaller (DPIR's 0.255/255), so a
 #: noise-free measurement still gets a positive penalty.
 SIGMA_FLOOR = 0.255 / 255
