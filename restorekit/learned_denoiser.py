@@ -32,8 +32,8 @@ that :func:`restorekit.training.fit` trains.
 **Precision.** ``precision=bfloat16`` runs the network under bfloat16
 autocast when restoring above :data:`LOW_NOISE` (the low-noise guard's
 Monte-Carlo probe needs float32 and keeps it): on a CPU that computes bfloat16
-natively (AVX512-BF16, AMX-BF16) it is about 2x faster for about 0.01-0.02 dB
-(``benchmarks/RESULTS.md``); elsewhere bfloat16 is emulated and slower, and a
+natively (AVX512-BF16, AMX-BF16) it is about 2x faster and at most about 0.01 dB
+lower (0.001-0.006 dB on 20 CBSD68 images, ``benchmarks/RESULTS.md``); elsewhere bfloat16 is emulated and slower, and a
 warning says so. The default is ``float32``.
 
 Such a denoiser declares ``uses_noise_level = True``: ``pnp`` hands it the
@@ -246,7 +246,7 @@ ENSEMBLE_PARAM = Param("ensemble", 1, "average the network over this many flips/
 #: The network's arithmetic when restoring (float32, or bfloat16 autocast above LOW_NOISE).
 PRECISION_PARAM = Param("precision", "float32", "arithmetic of the network when restoring: float32, or bfloat16 "
                         f"(autocast above sigma {LOW_NOISE}: about 2x faster where the CPU has AVX512-BF16 or "
-                        "AMX-BF16, about 0.01-0.02 dB lower)", choices=("float32", "bfloat16"))
+                        "AMX-BF16, at most about 0.01 dB lower)", choices=("float32", "bfloat16"))
 
 
 class NoiseLevelDenoiser(LearnedRestorer):
