@@ -142,3 +142,14 @@ def test_bfloat16_precision_warns_once_where_the_cpu_emulates_it(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fast(image, Noise(0.1))  # once per instance
+
+
+def test_map_share_reaches_the_training_sampler_and_its_record(capsys):
+    from restorekit_plugins.drunet import train
+
+    assert "noise_maps" not in train.training_sampler(train.DRUNetOptions()).trained_for
+    sampler = train.training_sampler(train.DRUNetOptions(map_share=0.25))
+    assert sampler.map_share == 0.25
+    assert sampler.trained_for["noise_maps"] == {"share": 0.25, "kinds": ["mask", "signal"]}
+    assert train.run_request.main(["--map-share", "1.5", "--out", "/nonexistent/never"]) == 2
+    assert "--map-share must be below 1" in capsys.readouterr().err

@@ -225,3 +225,39 @@ def test_the_committed_drunet_run_resumes_on_the_new_path(tmp_path):
     result = train.train_drunet(train.DRUNetOptions(epochs=done, limit=20), run, resume=True, progress=False)
     assert result.history["epoch_loss"] == before["history"]["epoch_loss"]
     assert all(torch.equal(result.model.state_dict()[k], v) for k, v in before["model"].items())
+
+
+def test_sampler_draws_per_pixel_maps_for_its_map_share():
+    x = torch.rand(64, 3, 24, 24) * 0.8 + 0.1
+    sampler = DegradationSampler(sigma_range=(0.05, 0.2), map_share=0.5)
+    y, d = sampler(x, torch.Generator().manual_seed(1))
+    levels = d.sigma_map(y)
+    assert levels.shape == (64, 1, 24, 24)
+    flat = levels.flatten(1)
+    uniform = flat.max(dim=1).values - flat.min(dim=1).values < 1e-12
+    masked = (flat == 0).any(dim=1) & ~uniform
+    signal = ~uniform & ~masked
+    assert 16 <= int((~uniform).sum()) <= 48 and int(masked.sum()) >= 5 and int(signal.sum()) >= 5
+    # mask kind: no noise where the map is 0; elsewhere noise of the map's level
+    i = int(masked.nonzero()[0])
+    zero = levels[i, 0] == 0
+    assert float((y[i] - x[i])[:, zero].abs().max()) == 0.0
+    # signal kind: the level grows with the clean image's intensity
+    j = int(signal.nonzero()[0])
+    v = x[j].mean(dim=0).flatten().double()
+    assert torch.corrcoef(torch.stack([v, levels[j, 0].flatten()]))[0, 1] > 0.99
+    # everywhere the noise is the map's level
+    z = ((y - x) / levels.clamp(min=1e-9).float())[levels.expand_as(y) > 0]
+    assert abs(float(z.std()) - 1.0) < 0.02
+    assert sampler.trained_for["noise_maps"] == {"share": 0.5, "kinds": ["mask", "signal"]}
+    # map_share 0: the draws of before, and nothing recorded
+    plain = DegradationSampler(sigma_range=(0.05, 0.2))
+    assert "noise_maps" not in plain.trained_for
+    assert plain(x, torch.Generator().manual_seed(1))[1].levels.shape == (64,)
+
+
+@pytest.mark.parametrize("kwargs, words", [({"map_share": 1.0}, "in [0, 1)"), ({"map_share": "x"}, "in [0, 1)"),
+                                           ({"map_share": 0.2, "scale": 2}, "downsampling")])
+def test_sampler_refuses_bad_map_shares(kwargs, words):
+    with pytest.raises(InputError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        DegradationSampler(sigma=0.1, **kwargs)

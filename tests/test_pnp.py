@@ -537,3 +537,76 @@ def test_deblurring_result_is_unchanged_by_the_inpainting_and_x4_defaults(smooth
     y = d.apply(scene(32), seed=0)
     assert torch.equal(quiet_pnp(denoiser=smoother, iterations=4)(y, d),
                        quiet_pnp(denoiser=smoother, iterations=4, average=1, final_data_step=False)(y, d))
+
+
+class MapReader(Restorer):
+    """A stand-in denoiser that reads noise maps and records the map it is given (or None)."""
+
+    name = "test-map-reader"
+    tasks = frozenset({"denoise"})
+    uses_noise_level = True
+    reads_noise_map = True
+    trained_for = None
+    maps: list = []
+
+    def restore(self, image, degradation=None):
+        found = degradation.sigma_map(image)
+        MapReader.maps.append((float(degradation.sigma), None if found is None else found.clone(), image.clone()))
+        return image
+
+
+class MapTrainedReader(MapReader):
+    name = "test-map-trained-reader"
+    trained_for = {"tasks": ["denoise"], "noise_maps": {"share": 0.25, "kinds": ["mask", "signal"]}}
+
+
+class MapPlugin:
+    @hookimpl
+    def register_restorers(self, register):
+        register(MapReader)
+        register(MapTrainedReader)
+
+
+@pytest.fixture()
+def map_readers():
+    reg = default_registry()
+    reg.add_plugin(MapPlugin(), name="pnp-map-plugin")
+    MapReader.maps = []
+    yield
+    reg.remove_plugin("pnp-map-plugin")
+
+
+def test_inpaint_map_gives_the_level_on_the_missing_pixels_only(map_readers):
+    x = photo(24)[..., :16]  # 24 x 16: the quarter turns of the ensemble swap height and width
+    d = Compose(Mask.random(24, 16, 0.5, seed=1), Noise(0.0))
+    y = d.apply(x, seed=0)
+    missing = (d.mask[:, :1] == 0).float()
+    quiet_pnp(denoiser="test-map-reader", iterations=3, inpaint_map=True)(y, d)
+    assert len(MapReader.maps) == 3
+    for k, (sigma, found, image) in enumerate(MapReader.maps):
+        assert found is not None
+        want = sigma * ensemble.transform(missing, k)  # the map turned with the image it goes with
+        assert torch.allclose(found, want.expand_as(found))
+        # the zeros of the map sit on the observed pixels of the image as the denoiser sees it
+        seen = ensemble.transform(d.mask[:, :1], k).expand_as(image) > 0
+        assert torch.allclose(image[seen], ensemble.transform(y, k)[seen], atol=1e-3)
+    # off: one level everywhere
+    MapReader.maps = []
+    quiet_pnp(denoiser="test-map-reader", iterations=2, inpaint_map=False)(y, d)
+    assert all(found is None for _, found, _ in MapReader.maps)
+
+
+def test_inpaint_map_auto_follows_the_weights_and_stays_off_elsewhere(map_readers):
+    x = photo(16)
+    d = Compose(Mask.random(16, 16, 0.5, seed=1), Noise(0.0))
+    y = d.apply(x, seed=0)
+    quiet_pnp(denoiser="test-map-reader", iterations=2)(y, d)  # weights not trained on maps: off
+    assert all(found is None for _, found, _ in MapReader.maps)
+    MapReader.maps = []
+    quiet_pnp(denoiser="test-map-trained-reader", iterations=2)(y, d)  # trained on maps: on
+    assert all(found is not None for _, found, _ in MapReader.maps)
+    for other in (Compose(Mask.random(16, 16, 0.5, seed=1), Noise(0.02)),  # a noisy measurement: not exact
+                  Compose(Blur(torch.ones(3, 3) / 9), Noise(0.0))):        # not inpainting
+        MapReader.maps = []
+        quiet_pnp(denoiser="test-map-trained-reader", iterations=2, inpaint_map=True)(other.apply(x, seed=0), other)
+        assert all(found is None for _, found, _ in MapReader.maps)

@@ -55,6 +55,10 @@ class DRUNetOptions(TrainOptions):
     low_fraction: float = option(0.1, "share of samples whose sigma is drawn in [0, --low-sigma] instead",
                                  minimum=0, below=1)
     low_sigma: float = option(0.01, "upper end of the low-noise draws", minimum=0, maximum=1)
+    map_share: float = option(0.0, "share of samples whose noise level is a per-pixel map (noise on a random part "
+                              "of the pixels only, or growing with the intensity as shot noise does), so the "
+                              "network learns to read maps such as Poisson-Gaussian noise's or pnp's inpainting "
+                              "map", minimum=0, below=1)
     patch: int = option(64, "crop side in pixels (a multiple of 8)", minimum=8)
     crops_per_epoch: int = option(3200, "random crops per epoch", minimum=1)
     epochs: int = option(18, "passes of --crops-per-epoch crops", minimum=1)
@@ -92,11 +96,12 @@ def parse_widths(text: str) -> tuple[int, ...]:
 
 
 def training_sampler(opts: DRUNetOptions):
-    """The :class:`restorekit.degrade.DegradationSampler` of ``opts``: sigma per sample over the range, a low share."""
+    """The :class:`restorekit.degrade.DegradationSampler` of ``opts``: sigma per sample over the range, a low
+    share, and a ``map_share`` of per-pixel maps."""
     from restorekit.degrade import DegradationSampler
 
     return DegradationSampler(sigma_range=tuple(opts.sigma_range), low_fraction=opts.low_fraction,
-                              low_sigma=opts.low_sigma)
+                              low_sigma=opts.low_sigma, map_share=getattr(opts, "map_share", 0.0))
 
 
 def build_datasets(opts: DRUNetOptions, progress: bool = True):

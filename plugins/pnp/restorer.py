@@ -250,11 +250,18 @@ class PnPRestorer(Restorer):
                 return padded(v, rho)
             return degradation.prox(y, v, rho, iterations=cg_iterations)
 
+        missing = self.missing_map(denoiser, degradation, y, task)
+
+        def noise(k: int, turn: int | None) -> Noise:
+            if missing is None:
+                return Noise(levels[k])
+            return Noise(levels[k] * (missing if turn is None else ensemble.transform(missing, turn)))
+
         def denoise(v: torch.Tensor, k: int) -> torch.Tensor:
             v = v.clamp(0, 1)
             if use_ensemble:
-                return ensemble.untransform(denoiser(ensemble.transform(v, k), Noise(levels[k])), k)
-            return denoiser(v, Noise(levels[k]))
+                return ensemble.untransform(denoiser(ensemble.transform(v, k), noise(k, k)), k)
+            return denoiser(v, noise(k, None))
 
         x0 = self.start(y, degradation, task)
         solve = solvers.solver(self.config["solver"])
@@ -263,6 +270,27 @@ class PnPRestorer(Restorer):
         if self.final_data_step(degradation, task):
             out = data_step(out.clamp(0, 1), rhos[-1])
         return out.clamp(0, 1).to(image.dtype)
+
+    def missing_map(self, denoiser, degradation, y: torch.Tensor, task: str) -> torch.Tensor | None:
+        """For inpainting with ``inpaint_map``: 1 on the missing pixels, 0 on the observed ``(N, 1, H, W)``.
+
+        The denoiser is then told ``sigma_k`` times this map, a per-pixel noise
+        map: the observed pixels are exact (the data step puts them back), the
+        missing ones carry the error. None when the map is off, the task is
+        not inpainting, or the measurement is noisy (its observed pixels are
+        not exact).
+        """
+        wanted = self.config["inpaint_map"]
+        if task != "inpaint" or float(degradation.sigma) > 0:
+            return None
+        if wanted == "auto":
+            trained = getattr(denoiser, "trained_for", None)
+            wanted = bool(getattr(denoiser, "reads_noise_map", False) and isinstance(trained, dict)
+                          and trained.get("noise_maps"))
+        if not wanted:
+            return None
+        observed = observed_pixels(degradation, y)
+        return 1.0 - observed.to(y.dtype).amin(dim=1, keepdim=True)
 
     def final_data_step(self, degradation, task: str) -> bool:
         """Whether the result is one more data step from the denoiser's (see ``final_data_step``)."""

@@ -6,12 +6,24 @@ made, with the operators restoration itself uses (:class:`Blur`,
 images it draws each sample's noise level (uniform in a range, with an
 optional share of low levels), one blur kernel from a list, a mask, and
 applies them as one :class:`Degradation` (its :class:`Noise` holds one level
-per image). The degradation goes to the restorer's forward with ``y``, so a
+per image, or a per-pixel map for a ``map_share`` of the samples: see
+below). The degradation goes to the restorer's forward with ``y``, so a
 network told the noise level reads it exactly as it does when restoring.
 
 It also says what it draws, as a sidecar's ``trained_for``
 (:attr:`DegradationSampler.trained_for`), which the learned restorers' guard
 reads; :func:`restorekit.weights.export` records it.
+
+Per-pixel noise maps (``map_share``): a network that reads a noise-level map
+(``drunet``) is restored with maps that vary over the image, e.g. the
+signal-dependent map of :class:`PoissonGaussian` noise, or pnp's inpainting
+map (the level on the missing pixels, 0 on the observed ones). A network
+trained on uniform maps alone has never seen one. For that share of the
+samples the drawn level ``s`` becomes a map of one of two kinds, half each:
+*mask*, ``s`` on a random share (uniform in [0.1, 0.9]) of the pixels and 0
+on the rest; *signal*, ``s * sqrt(t * v / mean(v) + 1 - t)`` with ``v`` the
+clean image's channel mean and ``t`` uniform in [0, 1] (shot noise's
+variance grows with the intensity; the mean variance stays about ``s^2``).
 
 Gray samples: a sample whose channels are all equal (a gray image repeated
 into three channels for a colour network) gets the same noise in every
@@ -75,12 +87,15 @@ class DegradationSampler:
     tasks : sequence of str, optional
         The tasks recorded in :attr:`trained_for` (default: those of the
         degradations drawn, e.g. ``deblur`` and ``denoise``).
+    map_share : float
+        Share of the noisy samples whose level is a per-pixel map (kinds
+        *mask* and *signal*, see the module docstring) instead of one number.
     """
 
     def __init__(self, sigma: float | None = None, sigma_range: Sequence[float] | None = None,
                  low_fraction: float = 0.0, low_sigma: float = 0.0, kernels: Any = None,
                  boundary: str = "circular", mask: str | float | None = None, scale: int = 1,
-                 tasks: Sequence[str] | None = None) -> None:
+                 tasks: Sequence[str] | None = None, map_share: float = 0.0) -> None:
         if sigma is not None and sigma_range is not None:
             raise InputError("give a fixed noise sigma or a sigma range (low, high), not both")
         if sigma_range is not None:
@@ -107,6 +122,12 @@ class DegradationSampler:
         self.mask = _mask_fraction(mask)
         self.mask_spec = None if mask is None else str(mask)
         self._tasks = tuple(tasks) if tasks is not None else None
+        if isinstance(map_share, bool) or not isinstance(map_share, (int, float)) or not 0 <= float(map_share) < 1:
+            raise InputError(f"the share of per-pixel noise maps must be a number in [0, 1), got {map_share!r}")
+        self.map_share = float(map_share)
+        if self.map_share and self.scale > 1:
+            raise InputError("per-pixel noise maps (map_share) are drawn at the clean image's size; they do not "
+                             "combine with downsampling (scale > 1): leave map_share at 0")
 
     # ------------------------------------------------------------------ drawing
     def draw_sigmas(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -117,6 +138,32 @@ class DegradationSampler:
             low = torch.rand(n, generator=generator, dtype=torch.float64) < self.low_fraction
             sigmas = torch.where(low, u * self.low_sigma, sigmas)
         return sigmas
+
+    def draw_maps(self, x: torch.Tensor, sigmas: torch.Tensor, generator: torch.Generator | None = None
+                  ) -> torch.Tensor:
+        """The levels ``sigmas`` (N,), a ``map_share`` of them made per-pixel maps: ``(N, 1, H, W)`` float64.
+
+        Kinds, half each: *mask* (``s`` on a random 10-90% of the pixels, 0
+        elsewhere) and *signal* (``s * sqrt(t v / mean(v) + 1 - t)``, ``v`` the
+        clean image ``x``'s channel mean, ``t`` uniform in [0, 1]).
+        """
+        n, _, h, w = x.shape
+        levels = sigmas.reshape(n, 1, 1, 1).expand(n, 1, h, w).clone()
+        chosen = torch.rand(n, generator=generator, dtype=torch.float64) < self.map_share
+        kind = torch.rand(n, generator=generator, dtype=torch.float64) < 0.5
+        share = 0.1 + 0.8 * torch.rand(n, generator=generator, dtype=torch.float64)
+        t = torch.rand(n, generator=generator, dtype=torch.float64)
+        u = torch.rand(n, 1, h, w, generator=generator, dtype=torch.float64)
+        v = x.detach().to("cpu", torch.float64).mean(dim=1, keepdim=True).clamp(min=0)
+        for i in range(n):
+            if not bool(chosen[i]):
+                continue
+            if bool(kind[i]):  # mask: noise on a random share of the pixels only
+                levels[i] = torch.where(u[i] < share[i], levels[i], torch.zeros_like(levels[i]))
+            else:  # signal-dependent: variance linear in the intensity, mean variance about s^2
+                ratio = v[i] / v[i].mean().clamp(min=1e-3)
+                levels[i] = levels[i] * (t[i] * ratio + 1 - t[i]).sqrt()
+        return levels.clamp(max=1.0)
 
     def operators(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[Degradation]:
         """The linear parts for the batch ``x`` (blur or downsampling, then the mask), drawn from ``generator``."""
@@ -148,7 +195,8 @@ class DegradationSampler:
         parts = self.operators(x, generator)
         noisy = self.high > 0 or (self.low_fraction > 0 and self.low_sigma > 0)
         if noisy:
-            parts.append(Noise(self.draw_sigmas(x.shape[0], generator)))
+            sigmas = self.draw_sigmas(x.shape[0], generator)
+            parts.append(Noise(self.draw_maps(x, sigmas, generator) if self.map_share else sigmas))
         degradation = parts[0] if len(parts) == 1 else Compose(*parts)
         y = degradation.apply(x, generator=generator)
         if x.shape[1] > 1 and noisy:
@@ -197,6 +245,8 @@ class DegradationSampler:
             found["boundary"] = self.boundary
         if self.mask_spec is not None:
             found["mask"] = self.mask_spec
+        if self.map_share:
+            found["noise_maps"] = {"share": self.map_share, "kinds": ["mask", "signal"]}
         return found
 
     def describe(self) -> dict:
