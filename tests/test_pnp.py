@@ -555,16 +555,10 @@ class MapReader(Restorer):
         return image
 
 
-class MapTrainedReader(MapReader):
-    name = "test-map-trained-reader"
-    trained_for = {"tasks": ["denoise"], "noise_maps": {"share": 0.25, "kinds": ["mask", "signal"]}}
-
-
 class MapPlugin:
     @hookimpl
     def register_restorers(self, register):
         register(MapReader)
-        register(MapTrainedReader)
 
 
 @pytest.fixture()
@@ -596,17 +590,14 @@ def test_inpaint_map_gives_the_level_on_the_missing_pixels_only(map_readers):
     assert all(found is None for _, found, _ in MapReader.maps)
 
 
-def test_inpaint_map_auto_follows_the_weights_and_stays_off_elsewhere(map_readers):
+def test_inpaint_map_is_off_by_default_and_stays_off_elsewhere(map_readers):
     x = photo(16)
     d = Compose(Mask.random(16, 16, 0.5, seed=1), Noise(0.0))
     y = d.apply(x, seed=0)
-    quiet_pnp(denoiser="test-map-reader", iterations=2)(y, d)  # weights not trained on maps: off
-    assert all(found is None for _, found, _ in MapReader.maps)
-    MapReader.maps = []
-    quiet_pnp(denoiser="test-map-trained-reader", iterations=2)(y, d)  # trained on maps: on
-    assert all(found is not None for _, found, _ in MapReader.maps)
+    quiet_pnp(denoiser="test-map-reader", iterations=2)(y, d)  # the default: one level everywhere
+    assert MapReader.maps and all(found is None for _, found, _ in MapReader.maps)
     for other in (Compose(Mask.random(16, 16, 0.5, seed=1), Noise(0.02)),  # a noisy measurement: not exact
                   Compose(Blur(torch.ones(3, 3) / 9), Noise(0.0))):        # not inpainting
         MapReader.maps = []
-        quiet_pnp(denoiser="test-map-trained-reader", iterations=2, inpaint_map=True)(other.apply(x, seed=0), other)
-        assert all(found is None for _, found, _ in MapReader.maps)
+        quiet_pnp(denoiser="test-map-reader", iterations=2, inpaint_map=True)(other.apply(x, seed=0), other)
+        assert MapReader.maps and all(found is None for _, found, _ in MapReader.maps)

@@ -250,7 +250,7 @@ class PnPRestorer(Restorer):
                 return padded(v, rho)
             return degradation.prox(y, v, rho, iterations=cg_iterations)
 
-        missing = self.missing_map(denoiser, degradation, y, task)
+        missing = self.missing_map(degradation, y, task)
 
         def noise(k: int, turn: int | None) -> Noise:
             if missing is None:
@@ -271,7 +271,7 @@ class PnPRestorer(Restorer):
             out = data_step(out.clamp(0, 1), rhos[-1])
         return out.clamp(0, 1).to(image.dtype)
 
-    def missing_map(self, denoiser, degradation, y: torch.Tensor, task: str) -> torch.Tensor | None:
+    def missing_map(self, degradation, y: torch.Tensor, task: str) -> torch.Tensor | None:
         """For inpainting with ``inpaint_map``: 1 on the missing pixels, 0 on the observed ``(N, 1, H, W)``.
 
         The denoiser is then told ``sigma_k`` times this map, a per-pixel noise
@@ -280,14 +280,7 @@ class PnPRestorer(Restorer):
         not inpainting, or the measurement is noisy (its observed pixels are
         not exact).
         """
-        wanted = self.config["inpaint_map"]
-        if task != "inpaint" or float(degradation.sigma) > 0:
-            return None
-        if wanted == "auto":
-            trained = getattr(denoiser, "trained_for", None)
-            wanted = bool(getattr(denoiser, "reads_noise_map", False) and isinstance(trained, dict)
-                          and trained.get("noise_maps"))
-        if not wanted:
+        if not self.config["inpaint_map"] or task != "inpaint" or float(degradation.sigma) > 0:
             return None
         observed = observed_pixels(degradation, y)
         return 1.0 - observed.to(y.dtype).amin(dim=1, keepdim=True)
