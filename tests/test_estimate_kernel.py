@@ -205,6 +205,17 @@ def test_blind_degradation_estimates_sigma():
     assert not given["sigma_estimated"] and given["sigma"] == 0.02
 
 
+def test_blind_degradation_floors_an_estimated_sigma_only():
+    from restorekit.estimate.kernel import BLIND_SIGMA_FLOOR
+
+    y = blurred(96, 0, sigma=0.0)  # noise-free: the estimate is about 0
+    degradation, found = blind_degradation(y, 15, boundary="circular")
+    assert found["sigma_estimate"] < BLIND_SIGMA_FLOOR
+    assert found["sigma"] == BLIND_SIGMA_FLOOR and degradation.sigma == pytest.approx(BLIND_SIGMA_FLOOR)
+    _, given = blind_degradation(y, 15, sigma=0.001)  # a level the user gives is kept
+    assert given["sigma"] == 0.001 and given["sigma_estimate"] == 0.001
+
+
 # --------------------------------------------------------------------------- refusal of an empty operator
 @pytest.mark.parametrize("method", ["pnp", "wiener"])
 def test_restorers_needing_an_operator_refuse_an_empty_one(method):
@@ -371,3 +382,13 @@ def test_blind_result_round_trips_through_json(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError, match="not a blind benchmark result"):
         BlindResult.from_json(tmp_path / "bad.json")
+
+
+def test_restore_kernel_auto_says_when_the_estimate_was_floored(tmp_path, capsys):
+    y = blurred(96, 0, sigma=0.0)
+    source = tmp_path / "blurred.png"
+    write_image(source, y.clamp(0, 1), bit_depth=16)
+    code, out, err = run(capsys, "restore", source, "-o", tmp_path / "sharp.png", "--method", "wiener",
+                         "--kernel", "auto", "--size", "15", "--boundary", "circular", "--param", "snr=auto")
+    assert code == 0, err
+    assert "noise sigma 0.0050 (estimated 0.00" in out and "raised to the blind path's floor" in out

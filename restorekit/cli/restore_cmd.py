@@ -211,6 +211,8 @@ def estimated_degradation(source, image, size, boundary: str, noise):
         raise InputError(f"{source}: --kernel auto: {exc}") from None
     k = found["kernel"].numpy()
     how = "estimated" if found["sigma_estimated"] else "given"
+    if found["sigma_estimated"] and found["sigma"] > found["sigma_estimate"]:
+        how = f"estimated {found['sigma_estimate']:.4f}, raised to the blind path's floor"
     tqdm.write(f"{source}: estimated kernel {k.shape[0]}x{k.shape[1]} (support {support(k)}), noise sigma "
                f"{found['sigma']:.4f} ({how})", file=sys.stdout)
     return degradation

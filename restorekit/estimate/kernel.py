@@ -87,6 +87,12 @@ PRUNE = 1 / 200
 USEFUL_SHARE = 0.85
 #: Side of the r-map's window (pixels).
 RMAP_WINDOW = 5
+#: The least noise level the blind path hands a deblurrer when it estimated the level itself. A kernel
+#: estimate is never exact and JPEG smooths the noise the estimate reads (0.0014-0.0017 for sigma 0.01 at
+#: quality 75), so a deblurrer told the raw estimate trusts the data too much: on 4 CBSD68 images x Levin's
+#: kernels 2 and 5 the floor gained 1.2-3.0 dB on such JPEGs and 0.1-1.1 dB at sigma 0.002, and lost nowhere
+#: (a floor of 0.01 gained more on the JPEGs but lost up to 0.6 dB at sigma 0.002; benchmarks/RESULTS.md).
+BLIND_SIGMA_FLOOR = 0.005
 #: Luminance weights of R, G, B (ITU-R BT.601).
 LUMA = (0.299, 0.587, 0.114)
 
@@ -499,7 +505,8 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
         The border model of the returned :class:`~restorekit.degrade.Blur`
         (reflect for photos, circular for synthetic periodic blur).
     sigma : float, optional
-        The noise level if known; else estimated (:func:`estimate_sigma`).
+        The noise level if known; else estimated (:func:`estimate_sigma`) and
+        raised to at least :data:`BLIND_SIGMA_FLOOR` (0.005).
     progress : bool
         Show the estimation's progress bar.
 
@@ -507,7 +514,9 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
     -------
     (Compose, dict)
         The degradation to hand any deblurrer, and what was estimated:
-        ``{"kernel": tensor, "size": int, "sigma": float, "sigma_estimated": bool}``.
+        ``{"kernel": tensor, "size": int, "sigma": float, "sigma_estimated": bool,
+        "sigma_estimate": float}`` (``sigma`` is the level handed on;
+        ``sigma_estimate`` the estimate before the floor, or the level given).
 
     Examples
     --------
@@ -520,11 +529,12 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
 
     kernel = estimate_kernel(y, size, progress=progress)
     estimated = sigma is None
-    if estimated:
-        sigma = max(0.0, estimate_sigma(y))
-    found = {"kernel": kernel, "size": int(kernel.shape[0]), "sigma": float(sigma), "sigma_estimated": estimated}
+    raw = max(0.0, estimate_sigma(y)) if estimated else float(sigma)
+    sigma = max(raw, BLIND_SIGMA_FLOOR) if estimated else raw
+    found = {"kernel": kernel, "size": int(kernel.shape[0]), "sigma": float(sigma), "sigma_estimated": estimated,
+             "sigma_estimate": float(raw)}
     return Compose(Blur(kernel, boundary), Noise(float(sigma))), found
 
 
-__all__ = ["ESTIMATOR_VERSION", "blind_degradation", "check_kernel_size", "clean_kernel", "estimate_kernel", "estimate_sigma",
+__all__ = ["BLIND_SIGMA_FLOOR", "ESTIMATOR_VERSION", "blind_degradation", "check_kernel_size", "clean_kernel", "estimate_kernel", "estimate_sigma",
            "kernel_step", "l0_intermediate", "pyramid_sizes"]
