@@ -373,7 +373,7 @@ def run_blind_benchmark(
             case = BlindCase(
                 image=label, kernel=kernel_label, ratio=sse_blind / max(sse_known, 1e-30),
                 psnr_blind=_psnr_upto_shift(sse_blind, xs), psnr_known=_psnr_upto_shift(sse_known, xs),
-                sigma=sigma, sigma_estimated=found["sigma"], seconds_estimate=estimated, seconds_blind=seconds,
+                sigma=sigma, sigma_estimated=found["sigma_estimate"], seconds_estimate=estimated, seconds_blind=seconds,
                 cpu_seconds_blind=cpu_seconds,
                 estimated_kernel=np.round(found["kernel"].numpy(), 6).tolist(),
             )

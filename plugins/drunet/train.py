@@ -101,7 +101,7 @@ def training_sampler(opts: DRUNetOptions):
     from restorekit.degrade import DegradationSampler
 
     return DegradationSampler(sigma_range=tuple(opts.sigma_range), low_fraction=opts.low_fraction,
-                              low_sigma=opts.low_sigma, map_share=getattr(opts, "map_share", 0.0))
+                              low_sigma=opts.low_sigma, map_share=opts.map_share)
 
 
 def build_datasets(opts: DRUNetOptions, progress: bool = True):

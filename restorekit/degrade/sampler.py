@@ -155,14 +155,13 @@ class DegradationSampler:
         t = torch.rand(n, generator=generator, dtype=torch.float64)
         u = torch.rand(n, 1, h, w, generator=generator, dtype=torch.float64)
         v = x.detach().to("cpu", torch.float64).mean(dim=1, keepdim=True).clamp(min=0)
-        for i in range(n):
-            if not bool(chosen[i]):
-                continue
-            if bool(kind[i]):  # mask: noise on a random share of the pixels only
-                levels[i] = torch.where(u[i] < share[i], levels[i], torch.zeros_like(levels[i]))
-            else:  # signal-dependent: variance linear in the intensity, mean variance about s^2
-                ratio = v[i] / v[i].mean().clamp(min=1e-3)
-                levels[i] = levels[i] * (t[i] * ratio + 1 - t[i]).sqrt()
+        per = (-1, 1, 1, 1)
+        masked = (chosen & kind).reshape(per)  # mask: noise on a random share of the pixels only
+        levels = torch.where(masked & (u >= share.reshape(per)), torch.zeros_like(levels), levels)
+        # signal-dependent: variance linear in the intensity, mean variance about s^2
+        ratio = v / v.flatten(1).mean(dim=1).clamp(min=1e-3).reshape(per)
+        t = t.reshape(per)
+        levels = torch.where((chosen & ~kind).reshape(per), levels * (t * ratio + 1 - t).sqrt(), levels)
         return levels.clamp(max=1.0)
 
     def operators(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[Degradation]:
