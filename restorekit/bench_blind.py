@@ -193,6 +193,35 @@ class BlindResult:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path}: not a blind benchmark result ({exc}); write one with run_blind_benchmark") from None
 
+    @classmethod
+    def merge(cls, parts: Sequence["BlindResult"]) -> "BlindResult":
+        """One result from the parts of a split run (``run_blind_benchmark(part=(rank, world))``), in rank order.
+
+        Part ``r`` holds cases ``r, r + world, ...``, so the cases are
+        interleaved back into the order of a single run. The parts must share
+        method, size and settings (the machine aside).
+        """
+        parts = list(parts)
+        if not parts:
+            raise InputError("nothing to merge: give the parts of a split blind benchmark")
+        first = parts[0]
+
+        def same(r: "BlindResult") -> bool:
+            keep = {k: v for k, v in r.settings.items() if k != "machine"}
+            return (r.method, r.size, keep) == (first.method, first.size,
+                                                {k: v for k, v in first.settings.items() if k != "machine"})
+
+        if not all(same(r) for r in parts):
+            raise InputError("the parts differ in method, size or settings; merge the parts of one run only")
+        cases = []
+        for i in range(sum(len(r.cases) for r in parts)):
+            part = parts[i % len(parts)]
+            if i // len(parts) >= len(part.cases):
+                raise InputError(f"part {i % len(parts)} stops at {len(part.cases)} cases: finish it (rerun with its "
+                                 "checkpoint) before merging")
+            cases.append(part.cases[i // len(parts)])
+        return cls(method=first.method, size=first.size, cases=cases, settings=dict(first.settings))
+
     def to_dict(self) -> dict:
         return {"method": self.method, "size": self.size, "settings": self.settings,
                 "summary": {"cases": len(self.cases), "mean_ratio": self.mean_ratio, "share_good": self.share_good,
@@ -271,6 +300,8 @@ def run_blind_benchmark(
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
     report: Callable[[BlindCase], None] | None = None,
+    refine: int | None = None,
+    part: tuple[int, int] = (0, 1),
 ) -> BlindResult:
     """Score blind deblurring against known-kernel deblurring with one method (see the module docstring).
 
@@ -298,6 +329,16 @@ def run_blind_benchmark(
         A tqdm bar over the cases.
     report : callable, optional
         Called with each finished :class:`BlindCase` (e.g. to print a line).
+    refine : int, optional
+        Rounds of the kernel's refinement with the method itself
+        (:func:`restorekit.estimate.kernel.blind_degradation`'s ``deblurrer``;
+        default :data:`~restorekit.estimate.kernel.REFINE_ROUNDS`, as
+        ``restore --kernel auto``); 0 scores the coarse-to-fine estimate alone.
+        The refinement's seconds count in the blind path's.
+    part : (rank, world)
+        Run only the cases ``rank``, ``rank + world``, ... of the image-by-kernel
+        list (several processes, one checkpoint each; :meth:`BlindResult.merge`
+        joins them). ``(0, 1)``: all.
 
     Returns
     -------
@@ -315,9 +356,15 @@ def run_blind_benchmark(
     from .bench import _load, collect_images, machine_description, parse_method
     from .checks import check_seed, check_sigma
     from .degrade import Blur, Compose, Noise
-    from .estimate.kernel import ESTIMATOR_VERSION, blind_degradation, check_kernel_size
+    from .estimate.kernel import ESTIMATOR_VERSION, REFINE_ROUNDS, blind_degradation, check_kernel_size
     from .kernels import load_kernel_set
 
+    rank, world = part
+    if not (isinstance(world, int) and isinstance(rank, int) and world >= 1 and 0 <= rank < world):
+        raise InputError(f"part must be (rank, world) with 0 <= rank < world, got {part!r}")
+    refine = REFINE_ROUNDS if refine is None else refine
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+        raise InputError(f"refine must be a whole number of rounds >= 0, got {refine!r}")
     sigma = check_sigma(sigma, "sigma")
     seed = check_seed(seed)
     name, params = parse_method(method)
@@ -330,7 +377,7 @@ def run_blind_benchmark(
     if limit is not None:
         sources = sources[:int(limit)]
     settings = {"kernels": str(kernels), "sigma": sigma, "seed": seed, "size": size, "boundary": "circular",
-                "estimator": ESTIMATOR_VERSION,
+                "estimator": ESTIMATOR_VERSION, "refine": refine,
                 "machine": machine_description(), "torch_threads": torch.get_num_threads()}
     done: dict[tuple[str, str], BlindCase] = {}
     if checkpoint is not None and Path(checkpoint).is_file():
@@ -339,11 +386,11 @@ def run_blind_benchmark(
         except (OSError, ValueError):
             old = {}
         same = old.get("method") == method and old.get("size") == size and all(
-            old.get("settings", {}).get(k) == settings[k] for k in ("sigma", "seed", "estimator"))
+            old.get("settings", {}).get(k) == settings[k] for k in ("sigma", "seed", "estimator", "refine"))
         if same:
             done = {(c["image"], c["kernel"]): BlindCase(**c) for c in old.get("cases", [])}
     result = BlindResult(method=method, size=size, cases=[], settings=settings)
-    todo = [(i, label, source, k) for i, (label, source) in enumerate(sources) for k in kernel_set]
+    todo = [(i, label, source, k) for i, (label, source) in enumerate(sources) for k in kernel_set][rank::world]
     steps = todo
     if progress:
         import sys
@@ -363,7 +410,7 @@ def run_blind_benchmark(
             truth = Compose(Blur(kernel.to(x.dtype)), Noise(sigma))
             y = truth.apply(x, seed=seed + index)
             start, cpu_start = time.perf_counter(), time.process_time()
-            degradation, found = blind_degradation(y, size, boundary="circular")
+            degradation, found = blind_degradation(y, size, boundary="circular", deblurrer=restorer, rounds=refine)
             estimated = time.perf_counter() - start
             blind = restorer(y, degradation)
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start

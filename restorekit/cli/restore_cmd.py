@@ -21,8 +21,10 @@ image's noise sigma is estimated (restorekit.estimate_noise) and printed.
 --kernel auto estimates each image's blur kernel from the image itself
 (restorekit.estimate_kernel: an L0 sparse-gradient method, coarse to fine;
 --size N, default 31, odd, a little larger than the blur) and, unless --sigma
-is given, its noise level, prints one line per file of what it estimated,
-and hands both to the method (a deblurrer: pnp, wiener).
+is given, its noise level, refines the kernel with the method itself (it
+deblurs with the estimate and re-estimates the kernel against the result,
+3 rounds: each costs one restoration), prints one line per file of what it
+estimated, and hands both to the method (a deblurrer: pnp, wiener).
 
 --scale S says the inputs were downsampled by S ('degrade --scale S'): the
 degradation is the anti-aliasing blur (--kernel, bicubic by default) then one
@@ -193,9 +195,11 @@ def estimated_noise(source, image, poisson_gaussian: bool = False):
     return found.degradation()
 
 
-def estimated_degradation(source, image, size, boundary: str, noise):
+def estimated_degradation(source, image, size, boundary: str, noise, deblurrer=None):
     """``Compose(Blur(k), Noise(sigma))`` with ``k`` (and ``sigma`` unless ``noise`` is given) estimated from ``image``.
 
+    With ``deblurrer`` (the restorer about to run, when it deblurs) the kernel
+    is refined with it (:func:`~restorekit.estimate.kernel.blind_degradation`).
     Prints one line naming what was estimated for ``source``.
     """
     from tqdm.auto import tqdm
@@ -206,14 +210,15 @@ def estimated_degradation(source, image, size, boundary: str, noise):
 
     try:
         degradation, found = blind_degradation(image, DEFAULT_SIZE if size is None else size, boundary=boundary,
-                                               sigma=None if noise is None else noise.sigma)
+                                               sigma=None if noise is None else noise.sigma, deblurrer=deblurrer)
     except InputError as exc:
         raise InputError(f"{source}: --kernel auto: {exc}") from None
     k = found["kernel"].numpy()
     how = "estimated" if found["sigma_estimated"] else "given"
     if found["sigma_estimated"] and found["sigma"] > found["sigma_estimate"]:
         how = f"estimated {found['sigma_estimate']:.4f}, raised to the blind path's floor"
-    tqdm.write(f"{source}: estimated kernel {k.shape[0]}x{k.shape[1]} (support {support(k)}), noise sigma "
+    refined = f", refined {found['refined']}x with the method" if found["refined"] else ""
+    tqdm.write(f"{source}: estimated kernel {k.shape[0]}x{k.shape[1]} (support {support(k)}{refined}), noise sigma "
                f"{found['sigma']:.4f} ({how})", file=sys.stdout)
     return degradation
 
@@ -273,12 +278,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     prepare_folders(jobs)
+    deblurrer = None
+    if auto_kernel and "deblur" in restorer.tasks:  # --kernel auto: the kernel is refined with the method itself
+
+        def deblurrer(y, degradation):
+            return restorer(y.to(device), degradation.to(device)).to("cpu", torch.float64 if y.dtype ==
+                                                                          torch.float64 else torch.float32)
 
     def restore_one(job) -> None:
         loaded = read_image(job.source)
         height, width = loaded.size
         if auto_kernel:
-            degradation = estimated_degradation(job.source, loaded.tensor, args.size, args.boundary, noise).to(device)
+            degradation = estimated_degradation(job.source, loaded.tensor, args.size, args.boundary, noise,
+                                                deblurrer).to(device)
         else:
             degradation = image_degradation(
                 kernel, args.boundary, mask, noise if noise is not None or mask is not None
