@@ -20,7 +20,7 @@ from restorekit.kernels import load_kernel
 from restorekit.metrics import psnr
 from restorekit.registry import default_registry
 from restorekit_plugins.pnp import ensemble, schedule, solvers
-from restorekit_plugins.pnp.params import DEFAULT_ITERATIONS
+from restorekit_plugins.pnp.params import DEFAULT_HOLD, DEFAULT_ITERATIONS
 from restorekit_plugins.pnp.restorer import PnPRestorer
 
 BLIND = "is blind"
@@ -184,7 +184,7 @@ def test_the_denoiser_gets_the_log_spaced_schedule_as_noise_degradations(smoothe
 ])
 def test_iterations_default_per_task(smoother, degradation, task):
     quiet_pnp(denoiser=smoother)(degradation.apply(scene(32), seed=0), degradation)
-    assert len(Smoother.calls) == DEFAULT_ITERATIONS[task]
+    assert len(Smoother.calls) == DEFAULT_ITERATIONS[task]  # x2: no hold (x4 and more: test below)
     assert DEFAULT_ITERATIONS["deblur"] < DEFAULT_ITERATIONS["superresolve"] <= DEFAULT_ITERATIONS["inpaint"]
 
 
@@ -491,8 +491,9 @@ def test_noise_free_inpainting_keeps_the_observed_pixels_and_superresolution_mee
     assert (out[seen] - y[seen]).abs().max() < 0.01 * gap  # the last data step (rho_k about 0.004) puts them back
     sr = Compose(Downsample(2), Noise(0.0))
     low = sr.apply(x, seed=0)
-    met = quiet_pnp(denoiser=smoother, iterations=4)(low, sr)
-    off = quiet_pnp(denoiser=smoother, iterations=4, final_data_step=False)(low, sr)
+    # hold=0: the outputs averaged then come from a descent, which does not meet the measurement by itself
+    met = quiet_pnp(denoiser=smoother, iterations=4, hold=0)(low, sr)
+    off = quiet_pnp(denoiser=smoother, iterations=4, hold=0, final_data_step=False)(low, sr)
     assert (sr.forward(met) - low).abs().max() < 0.3 * (sr.forward(off) - low).abs().max()
 
 
@@ -530,6 +531,31 @@ def test_inpainting_starts_from_the_biharmonic_fill_with_its_own_schedule(smooth
     blur = Compose(Blur(torch.ones(3, 3) / 9), Noise(0.0))
     levels, _ = pnp.schedule(blur, "deblur")  # deblurring keeps DPIR's schedule
     assert levels[0] == pytest.approx(49 / 255) and levels[-1] == pytest.approx(0.6 / 255)
+
+
+def test_superresolution_by_four_holds_its_last_level(smoother):
+    d = Compose(Downsample(4), Noise(0.0))
+    pnp = quiet_pnp(denoiser=smoother)
+    levels, rhos = pnp.schedule(d, "superresolve")
+    count, hold = DEFAULT_ITERATIONS["superresolve"], DEFAULT_HOLD["superresolve"]
+    assert hold > 0 and len(levels) == len(rhos) == count + hold
+    assert levels[0] == pytest.approx(49 / 255) and levels[count - 1] == pytest.approx(4 / 255)
+    assert levels[count:] == [levels[count - 1]] * hold and rhos[count:] == [rhos[count - 1]] * hold
+    assert all(a > b for a, b in zip(levels[:count], levels[1:count]))  # the descent itself is unchanged
+    assert quiet_pnp(denoiser=smoother, hold=0).schedule(d, "superresolve")[0] == levels[:count]
+    x2 = Compose(Downsample(2), Noise(0.0))  # x2 (measured lower with the hold) holds none unless asked
+    assert len(pnp.schedule(x2, "superresolve")[0]) == count
+    assert len(quiet_pnp(denoiser=smoother, hold=3).schedule(x2, "superresolve")[0]) == count + 3
+    held, _ = quiet_pnp(denoiser=smoother, iterations=3, hold=2).schedule(
+        Compose(Blur(torch.ones(3, 3) / 9), Noise(0.01)), "deblur")
+    assert held == pytest.approx([49 / 255, math.sqrt(49 / 255 * 0.01), 0.01, 0.01, 0.01])
+    assert DEFAULT_HOLD["deblur"] == 0 == DEFAULT_HOLD["inpaint"]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "many", True])
+def test_hold_must_be_a_count(bad, smoother):
+    with pytest.raises(restorekit.errors.ParameterError, match="hold"):
+        quiet_pnp(denoiser=smoother, hold=bad)
 
 
 def test_deblurring_result_is_unchanged_by_the_inpainting_and_x4_defaults(smoother):

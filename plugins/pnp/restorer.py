@@ -26,7 +26,10 @@ first iterations (small ``rho_k``, the prior dominating anyway);
 ``reflect_step=pad`` pads, solves in closed form and crops (:mod:`.datastep`):
 faster still, but less accurate near the border.
 
-For inpainting and super-resolution the result is the mean of the last 8
+Super-resolution by 4 or more holds the last level for 16 more iterations
+(``hold``), so the outputs it averages all come from that level (at x2 it
+measured lower, so x2 and x3 hold none). For inpainting and
+super-resolution the result is the mean of the last 8
 denoiser outputs (``average``: with ``ensemble``, one per flip/rotation) and,
 when the measurement is noise-free, one more data step (``final_data_step``),
 which puts the observed pixels back (to within the last penalty, rho_k about
@@ -51,7 +54,7 @@ from restorekit.restorer import Pipeline, Restorer, scale_of
 
 from . import TASKS, ensemble, schedule, solvers
 from .datastep import padded_step
-from .params import DEFAULT_AVERAGE, DEFAULT_ITERATIONS, PARAMS, SUMMARY
+from .params import DEFAULT_AVERAGE, DEFAULT_HOLD, DEFAULT_ITERATIONS, HOLD_MIN_SCALE, PARAMS, SUMMARY
 
 
 def _denoiser_spec(registry, name: str, owner: str):
@@ -198,7 +201,12 @@ class PnPRestorer(Restorer):
         first = self.config["sigma_start"]
         if first == "auto":
             first = schedule.DEFAULT_SIGMA_START
+        hold = self.config["hold"]
+        if hold is None:
+            hold = DEFAULT_HOLD[task] if int(getattr(degradation, "scale", 1)) >= HOLD_MIN_SCALE or \
+                task != "superresolve" else 0
         levels = schedule.noise_levels(count, first, end)
+        levels = levels + [levels[-1]] * hold
         return levels, schedule.penalties(levels, sigma, self.config["rho"])
 
     def start(self, y: torch.Tensor, degradation, task: str) -> torch.Tensor:
