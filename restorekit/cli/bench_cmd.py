@@ -33,7 +33,8 @@ with the reason. Output files are written atomically.
 --blind (with --task deblur) scores blind against known-kernel deblurring:
 each image blurred by each kernel of --kernel (default levin:all) is restored
 by one method (--methods, default pnp) twice, with the kernel (--size,
-default 31) and noise level estimated from the image and with the true ones;
+default 31; refined with the method, as restore --kernel auto does) and
+noise level estimated from the image and with the true ones;
 the table gives Levin's error ratio (blind squared error over known-kernel,
 each up to a shift) per kernel, the share of cases with ratio <= 3 and the
 mean ratio; --figure draws the estimated kernels against the true ones.
