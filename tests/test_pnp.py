@@ -184,7 +184,7 @@ def test_the_denoiser_gets_the_log_spaced_schedule_as_noise_degradations(smoothe
 ])
 def test_iterations_default_per_task(smoother, degradation, task):
     quiet_pnp(denoiser=smoother)(degradation.apply(scene(32), seed=0), degradation)
-    assert len(Smoother.calls) == DEFAULT_ITERATIONS[task]  # x2: no hold (x4 and more: test below)
+    assert len(Smoother.calls) == DEFAULT_ITERATIONS[task]  # x2: no hold (x3 and more: test below)
     assert DEFAULT_ITERATIONS["deblur"] < DEFAULT_ITERATIONS["superresolve"] <= DEFAULT_ITERATIONS["inpaint"]
 
 
@@ -546,6 +546,7 @@ def test_superresolution_by_four_holds_its_last_level(smoother):
     x2 = Compose(Downsample(2), Noise(0.0))  # x2 (measured lower with the hold) holds none unless asked
     assert len(pnp.schedule(x2, "superresolve")[0]) == count
     assert len(quiet_pnp(denoiser=smoother, hold=3).schedule(x2, "superresolve")[0]) == count + 3
+    assert len(pnp.schedule(Compose(Downsample(3), Noise(0.0)), "superresolve")[0]) == count + hold  # x3 holds
     held, _ = quiet_pnp(denoiser=smoother, iterations=3, hold=2).schedule(
         Compose(Blur(torch.ones(3, 3) / 9), Noise(0.01)), "deblur")
     assert held == pytest.approx([49 / 255, math.sqrt(49 / 255 * 0.01), 0.01, 0.01, 0.01])

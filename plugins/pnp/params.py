@@ -17,12 +17,12 @@ from .solvers import SOLVERS
 DEFAULT_ITERATIONS = {"deblur": 8, "superresolve": 24, "inpaint": 40}
 #: Iterations held at the last level after the descent when ``hold`` is not given, per task: 16 for
 #: super-resolution by :data:`HOLD_MIN_SCALE` or more, whose result is then the mean of outputs all at the last
-#: level (RESULTS.md: at x4 +0.12 dB over bicubic on 6 CBSD68 images against none held, 8 held +0.09; at x2 it lost
-#: 0.06 dB on 4 images, so x2 and x3 hold none), none for deblurring (unchanged) and inpainting (at 50% missing
+#: level (RESULTS.md: at x4 +0.12 dB over bicubic on 6 CBSD68 images against none held, 8 held +0.09; at x3 +0.06 on
+#: 4 images; at x2 it lost 0.06 dB on 4 images, so x2 holds none), none for deblurring (unchanged) and inpainting (at 50% missing
 #: 8 held at 2/255 were +0.007 dB on 4 images, -0.05 to +0.13 each; 16 held lost 0.06).
 DEFAULT_HOLD = {"deblur": 0, "superresolve": 16, "inpaint": 0}
 #: The smallest super-resolution scale that gets ``DEFAULT_HOLD["superresolve"]`` by default.
-HOLD_MIN_SCALE = 4
+HOLD_MIN_SCALE = 3
 #: Denoiser outputs averaged into the result when ``average`` is not given, per task: the last 8
 #: for inpainting and super-resolution (one per flip/rotation under ``ensemble``; RESULTS.md: +0.01 to
 #: +0.05 dB), the last one for deblurring (unchanged).
@@ -82,7 +82,7 @@ PARAMS = (
           parse=optional_positive_int, low=1, high=MAX_ITERATIONS),
     Param("hold", None,
           "iterations held at the last level after the descent (the outputs averaged then all come from that level); "
-          "'auto' (default): 16 for superresolve by 4 or more, 0 otherwise",
+          "'auto' (default): 16 for superresolve by 3 or more, 0 otherwise",
           parse=optional_count, low=0, high=MAX_ITERATIONS),
     Param("average", None, "average the last N denoiser outputs into the result (with ensemble: over the flips "
           "and rotations); 'auto' (default): 8 for inpaint and superresolve, 1 (the last output) for deblur",

@@ -26,9 +26,9 @@ first iterations (small ``rho_k``, the prior dominating anyway);
 ``reflect_step=pad`` pads, solves in closed form and crops (:mod:`.datastep`):
 faster still, but less accurate near the border.
 
-Super-resolution by 4 or more holds the last level for 16 more iterations
+Super-resolution by 3 or more holds the last level for 16 more iterations
 (``hold``), so the outputs it averages all come from that level (at x2 it
-measured lower, so x2 and x3 hold none). For inpainting and
+measured lower, so x2 holds none). For inpainting and
 super-resolution the result is the mean of the last 8
 denoiser outputs (``average``: with ``ensemble``, one per flip/rotation) and,
 when the measurement is noise-free, one more data step (``final_data_step``),
