@@ -206,12 +206,10 @@ class BlindResult:
             raise InputError("nothing to merge: give the parts of a split blind benchmark")
         first = parts[0]
 
-        def same(r: "BlindResult") -> bool:
-            keep = {k: v for k, v in r.settings.items() if k != "machine"}
-            return (r.method, r.size, keep) == (first.method, first.size,
-                                                {k: v for k, v in first.settings.items() if k != "machine"})
+        def run_of(r: "BlindResult") -> tuple:
+            return r.method, r.size, {k: v for k, v in r.settings.items() if k != "machine"}
 
-        if not all(same(r) for r in parts):
+        if any(run_of(r) != run_of(first) for r in parts):
             raise InputError("the parts differ in method, size or settings; merge the parts of one run only")
         cases = []
         for i in range(sum(len(r.cases) for r in parts)):
@@ -356,15 +354,13 @@ def run_blind_benchmark(
     from .bench import _load, collect_images, machine_description, parse_method
     from .checks import check_seed, check_sigma
     from .degrade import Blur, Compose, Noise
-    from .estimate.kernel import ESTIMATOR_VERSION, REFINE_ROUNDS, blind_degradation, check_kernel_size
+    from .estimate.kernel import ESTIMATOR_VERSION, REFINE_ROUNDS, blind_degradation, check_kernel_size, check_rounds
     from .kernels import load_kernel_set
 
     rank, world = part
     if not (isinstance(world, int) and isinstance(rank, int) and world >= 1 and 0 <= rank < world):
         raise InputError(f"part must be (rank, world) with 0 <= rank < world, got {part!r}")
-    refine = REFINE_ROUNDS if refine is None else refine
-    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
-        raise InputError(f"refine must be a whole number of rounds >= 0, got {refine!r}")
+    refine = check_rounds(REFINE_ROUNDS if refine is None else refine, "refine")
     sigma = check_sigma(sigma, "sigma")
     seed = check_seed(seed)
     name, params = parse_method(method)

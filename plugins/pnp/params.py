@@ -34,28 +34,26 @@ MAX_ITERATIONS = 1000
 DEFAULT_DENOISER = "drunet"  # noise-level-aware (it reads Noise(sigma_k)), so it follows the schedule; RESULTS.md: above ffdnet
 
 
-def optional_positive_int(value) -> int | None:
-    """A whole number >= 1, or ``None``/``"auto"`` for the task's default."""
+def _optional_whole(value, least: int) -> int | None:
+    """A whole number >= ``least``, or ``None``/``"auto"`` for the task's default."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("auto", "none", "")):
         return None
     if isinstance(value, bool):
-        raise ValueError("must be a whole number >= 1 or 'auto'")
+        raise ValueError(f"must be a whole number >= {least} or 'auto'")
     number = float(value)
-    if not math.isfinite(number) or number != int(number) or number < 1:
-        raise ValueError("must be a whole number >= 1 (or 'auto' for the task's default)")
+    if not math.isfinite(number) or number != int(number) or number < least:
+        raise ValueError(f"must be a whole number >= {least} (or 'auto' for the task's default)")
     return int(number)
+
+
+def optional_positive_int(value) -> int | None:
+    """A whole number >= 1, or ``None``/``"auto"`` for the task's default."""
+    return _optional_whole(value, 1)
 
 
 def optional_count(value) -> int | None:
     """A whole number >= 0, or ``None``/``"auto"`` for the task's default."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("auto", "none", "")):
-        return None
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number >= 0 or 'auto'")
-    number = float(value)
-    if not math.isfinite(number) or number != int(number) or number < 0:
-        raise ValueError("must be a whole number >= 0 (or 'auto' for the task's default)")
-    return int(number)
+    return _optional_whole(value, 0)
 
 
 def level_or_auto(value) -> float | str:

@@ -202,9 +202,9 @@ class PnPRestorer(Restorer):
         if first == "auto":
             first = schedule.DEFAULT_SIGMA_START
         hold = self.config["hold"]
-        if hold is None:
-            hold = DEFAULT_HOLD[task] if int(getattr(degradation, "scale", 1)) >= HOLD_MIN_SCALE or \
-                task != "superresolve" else 0
+        if hold is None:  # x2 super-resolution measured lower with the hold: none below HOLD_MIN_SCALE
+            below = task == "superresolve" and int(getattr(degradation, "scale", 1)) < HOLD_MIN_SCALE
+            hold = 0 if below else DEFAULT_HOLD[task]
         levels = schedule.noise_levels(count, first, end)
         levels = levels + [levels[-1]] * hold
         return levels, schedule.penalties(levels, sigma, self.config["rho"])

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import InputError
-    from ..estimate.kernel import blind_degradation, estimate_sigma
+    from ..estimate.kernel import blind_degradation
     from ..imageio import read_image
 
     source = Path(args.input)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         _, found = blind_degradation(loaded.tensor, args.size, progress=not args.no_progress, deblurrer=deblurrer)
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from None
-    sigma = estimate_sigma(loaded.tensor)
+    sigma = found["sigma_estimate"]  # estimated by blind_degradation, before the blind path's floor
     array = found["kernel"].numpy()
     write_kernel(target, array)
     refined = f", refined {found['refined']}x with {args.refine_with}" if found["refined"] else ""

@@ -281,9 +281,8 @@ def run(args: argparse.Namespace) -> int:
     deblurrer = None
     if auto_kernel and "deblur" in restorer.tasks:  # --kernel auto: the kernel is refined with the method itself
 
-        def deblurrer(y, degradation):
-            return restorer(y.to(device), degradation.to(device)).to("cpu", torch.float64 if y.dtype ==
-                                                                          torch.float64 else torch.float32)
+        def deblurrer(y, degradation):  # refine_kernel reads the result back to the CPU itself
+            return restorer(y.to(device), degradation.to(device))
 
     def restore_one(job) -> None:
         loaded = read_image(job.source)

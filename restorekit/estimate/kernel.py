@@ -155,6 +155,13 @@ def check_kernel_size(size: Any, shape: tuple[int, int]) -> int:
     return size
 
 
+def check_rounds(rounds: Any, name: str = "rounds") -> int:
+    """``rounds`` of refinement as an int >= 0, or a one-line :class:`InputError` naming ``name``."""
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
+        raise InputError(f"{name} must be a whole number >= 0 (refinement rounds), got {rounds!r}")
+    return int(rounds)
+
+
 # --------------------------------------------------------------------------- Fourier helpers
 def _otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The ``rfft2`` of ``kernel`` placed with its centre at index (0, 0) of a ``shape`` grid."""
@@ -318,15 +325,26 @@ def clean_kernel(k: np.ndarray, threshold: float = None, min_mass: float = 0.1) 
             if mass < min_mass * k.sum():
                 k[labels == index] = 0.0
     k = k / k.sum()
-    cy, cx = ndimage.center_of_mass(k)
-    shift = (int(round(size // 2 - cy)), int(round(size // 2 - cx)))
-    if shift != (0, 0):
-        k = ndimage.shift(k, shift, order=0, mode="constant", cval=0.0)
-        if k.sum() <= 0:  # everything shifted out: cannot happen for a centred support, but stay safe
-            k = np.zeros_like(k)
-            k[size // 2, size // 2] = 1.0
-        k = k / k.sum()
-    return k
+    centred = _moved(k, (size // 2, size // 2))
+    if centred is None:  # everything shifted out: cannot happen for a centred support, but stay safe
+        centred = np.zeros_like(k)
+        centred[size // 2, size // 2] = 1.0
+    return centred
+
+
+def _moved(k: np.ndarray, target: tuple[float, float]) -> np.ndarray | None:
+    """``k`` (summing to 1) shifted by whole pixels so its centre of mass is within half a pixel of ``target``.
+
+    Returned as it is when no shift is needed, renormalised after one, None
+    when the shift leaves nothing inside the support.
+    """
+    from scipy import ndimage
+
+    shift = tuple(int(round(t - c)) for t, c in zip(target, ndimage.center_of_mass(k)))
+    if shift == (0, 0):
+        return k
+    k = ndimage.shift(k, shift, order=0, mode="constant", cval=0.0)
+    return k / k.sum() if k.sum() > 0 else None
 
 
 # --------------------------------------------------------------------------- pyramid
@@ -468,12 +486,8 @@ def _aligned(kernel: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """
     from scipy import ndimage
 
-    want, got = ndimage.center_of_mass(reference), ndimage.center_of_mass(kernel)
-    shift = tuple(int(round(w - g)) for w, g in zip(want, got))
-    if shift == (0, 0):
-        return kernel
-    moved = ndimage.shift(kernel, shift, order=0, mode="constant", cval=0.0)
-    return moved / moved.sum() if moved.sum() > 0 else kernel
+    moved = _moved(kernel, ndimage.center_of_mass(reference))
+    return kernel if moved is None else moved
 
 
 def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8,
@@ -628,8 +642,7 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
 
     from ..degrade import Blur, Compose, Noise
 
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-        raise InputError(f"rounds must be a whole number >= 0, got {rounds!r}")
+    rounds = check_rounds(rounds)
     kernel = estimate_kernel(y, size, progress=progress)
     estimated = sigma is None
     raw = max(0.0, estimate_sigma(y)) if estimated else float(sigma)
@@ -649,5 +662,5 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
 
 
 __all__ = ["BLIND_SIGMA_FLOOR", "ESTIMATOR_VERSION", "REFINE_ROUNDS", "REFINE_SMOOTH", "blind_degradation",
-           "check_kernel_size", "clean_kernel", "estimate_kernel", "estimate_sigma", "kernel_step", "l0_intermediate",
+           "check_kernel_size", "check_rounds", "clean_kernel", "estimate_kernel", "estimate_sigma", "kernel_step", "l0_intermediate",
            "pyramid_sizes", "refine_kernel"]
