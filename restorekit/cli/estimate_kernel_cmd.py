@@ -24,7 +24,7 @@ support, and the image's noise level.
 a little larger than the blur you expect (31 covers motion blurs up to about
 27 pixels). --refine-with METHOD refines the estimate as 'restore --kernel
 auto' does: the image is deblurred with METHOD (e.g. pnp) and the kernel
-re-estimated against the result, 3 rounds (each costs one restoration; on
+re-estimated against the result, 5 rounds (each costs one restoration; on
 CBSD68 with Levin's kernels it cut the error ratio of pnp's results,
 benchmarks/RESULTS.md). To estimate and restore in one go use
 'restorekit restore IN -o OUT --method pnp --kernel auto'.

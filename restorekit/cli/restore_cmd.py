@@ -23,7 +23,7 @@ image's noise sigma is estimated (restorekit.estimate_noise) and printed.
 --size N, default 31, odd, a little larger than the blur) and, unless --sigma
 is given, its noise level, refines the kernel with the method itself (it
 deblurs with the estimate and re-estimates the kernel against the result,
-3 rounds: each costs one restoration), prints one line per file of what it
+5 rounds: each costs one restoration), prints one line per file of what it
 estimated, and hands both to the method (a deblurrer: pnp, wiener).
 
 --scale S says the inputs were downsampled by S ('degrade --scale S'): the
