@@ -1,4 +1,4 @@
-"""Command-line specs shared by ``degrade`` and ``restore``: ``--param`` pairs, seeds, kernel fit.
+"""Command-line specs shared by the commands: ``--param`` pairs, declared parameters, seeds, kernel fit.
 
 Degradations from words (a mask SPEC: ``lower-half``, ``random:FRACTION``, a
 mask file; noise; the Compose one image sees) are built by
@@ -43,6 +43,38 @@ def parse_params(pairs: Sequence[str] | None) -> dict[str, str]:
             raise ParameterError(f"--param {key} is given twice; give it once")
         params[key] = value.strip()
     return params
+
+
+def with_declared_params(registry: Any, method: str, params: dict, **wanted: Any) -> dict:
+    """``params`` plus each of ``wanted`` (not None) for the method, or each pipeline step, that declares it.
+
+    A value already in ``params`` is kept; a step's parameter is added as
+    ``STEP.NAME``. An unknown method is returned as it is (``registry.create``
+    gives the clear error).
+    """
+    specs = {s.name: s for s in registry.specs()}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    out = dict(params)
+
+    def add(name: str, prefix: str) -> None:
+        spec = specs.get(name)
+        for pname, value in wanted.items():
+            if spec is not None and any(p.name == pname for p in spec.params):
+                out.setdefault(f"{prefix}{pname}", value)
+
+    if method in specs:
+        spec = specs[method]
+        if not spec.steps:
+            add(method, "")
+            return out
+        steps = [n for n, _ in spec.steps]
+    elif "+" in method:
+        steps = [p.strip() for p in method.split("+")]
+    else:
+        return out
+    for step in steps:
+        add(step, f"{step}.")
+    return out
 
 
 def check_kernel_fits(degradation: Any, image: Any, path: Path, option: str) -> None:

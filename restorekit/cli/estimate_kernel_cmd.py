@@ -115,12 +115,11 @@ def _refiner(method: str, quiet: bool):
     from ..bench import parse_method
     from ..errors import InputError
     from ..registry import default_registry
+    from ._specs import with_declared_params
 
     name, params = parse_method(method)
     registry = default_registry()
-    spec = {s.name: s for s in registry.specs()}.get(name)
-    if spec is not None and any(p.name == "progress" for p in spec.params) and "progress" not in params:
-        params["progress"] = "false" if quiet else "auto"
+    params = with_declared_params(registry, name, params, progress="false" if quiet else "auto")
     restorer = registry.create(name, **params)
     if "deblur" not in restorer.tasks:
         raise InputError(f"--refine-with {method}: {name!r} does not deblur (it restores "

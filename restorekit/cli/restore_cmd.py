@@ -127,30 +127,9 @@ MEMORY_HINT = ("restore it in smaller tiles (--max-memory 512MiB or --tile 256, 
 
 def _device_params(registry, method: str, params: dict, device: str, **more) -> dict:
     """Add ``device=...`` (and each of ``more`` not None) for the method or pipeline steps that take it, unless given."""
-    specs = {s.name: s for s in registry.specs()}
-    wanted = {"device": device, **{k: v for k, v in more.items() if v is not None}}
+    from ._specs import with_declared_params
 
-    def add(name: str, prefix: str) -> None:
-        spec = specs.get(name)
-        for pname, value in wanted.items():
-            if spec is not None and any(p.name == pname for p in spec.params):
-                out.setdefault(f"{prefix}{pname}", value)
-
-    out = dict(params)
-    if method in specs:
-        spec = specs[method]
-        if spec.steps:
-            steps = [n for n, _ in spec.steps]
-        else:
-            add(method, "")
-            return out
-    elif "+" in method:
-        steps = [p.strip() for p in method.split("+")]
-    else:
-        return out  # unknown: registry.create gives the clear error
-    for step in steps:
-        add(step, f"{step}.")
-    return out
+    return with_declared_params(registry, method, params, device=device, **more)
 
 
 def _check_device_params(params: dict) -> None:

@@ -169,7 +169,6 @@ def check_rounds(rounds: Any, name: str = "rounds") -> int:
     return int(rounds)
 
 
-# --------------------------------------------------------------------------- Fourier helpers
 def check_relaxation(relaxation: Any) -> float:
     """``relaxation`` as a float in (0, 4] (:func:`refine_kernel`'s step multiple), or :class:`InputError`."""
     if isinstance(relaxation, bool) or not isinstance(relaxation, (int, float)) or not 0 < relaxation <= 4:
@@ -177,6 +176,7 @@ def check_relaxation(relaxation: Any) -> float:
     return float(relaxation)
 
 
+# --------------------------------------------------------------------------- Fourier helpers
 def _otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The ``rfft2`` of ``kernel`` placed with its centre at index (0, 0) of a ``shape`` grid."""
     from scipy import fft
@@ -499,7 +499,8 @@ def refine_kernel(y: Any, restored: Any, kernel: Any, *, smooth: float = REFINE_
     refit = _aligned(kernel_step(latent, padded, weight, start), start)
     if relaxation != 1:
         base = start.clip(min=0.0)
-        base = base / base.sum() if base.sum() > 0 else refit
+        mass = base.sum()
+        base = base / mass if mass > 0 else refit
         refit = _aligned(clean_kernel(base + relaxation * (refit - base)), start)
     return torch.from_numpy(np.ascontiguousarray(refit))
 
