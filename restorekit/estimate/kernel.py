@@ -102,7 +102,7 @@ REFINE_ROUNDS = 5
 #: ``k <- clean(k + relaxation * (k_refit - k))`` (over-relaxation of a slowly converging fixed point). The
 #: image deblurred with the current kernel fits that kernel (pnp's data step), so the re-estimate against it
 #: recovers only part of the kernel's error each round; 2 moved the ratio of 20 benchmark cases further in 4
-#: rounds than 1 did in 5 (3 was less stable; benchmarks/RESULTS.md, version 5).
+#: rounds than 1 did in 5 (3 had a lower mean but a higher median; benchmarks/RESULTS.md, version 5).
 REFINE_RELAXATION = 2.0
 #: L0 weight of the smoothing of the deblurred image before the refinement's kernel step: its edges are kept,
 #: the texture the deblurrer made up with a wrong kernel is flattened (0.002-0.008 measured alike, 0 worse).
