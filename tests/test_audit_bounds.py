@@ -80,7 +80,7 @@ def test_list_prints_defaults_as_a_user_types_them(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "--param iterations=auto  (" in out and "--param sigma_start=auto  (" in out
-    assert "--param clip=true  (" in out and "--param solver=hqs  (" in out
+    assert "--param clip=true  (" in out and "--param solver=auto  (" in out
     assert "=None" not in out and "0.19215686274509805" not in out
 
 

@@ -139,6 +139,27 @@ def test_admm_restores_too_and_differs_from_hqs(smoother):
     assert not torch.allclose(admm, hqs)
 
 
+def test_the_auto_solver_is_admm_for_inpainting_and_superresolution_and_hqs_for_deblurring(smoother):
+    x = scene(32)
+    tasks = {
+        "deblur": Compose(Blur(load_kernel("gaussian:1.2:7")), Noise(0.01)),
+        "inpaint": Compose(Mask.random(32, 32, 0.5, seed=0)),
+        "superresolve": Compose(Downsample(2)),
+    }
+    auto = quiet_pnp(denoiser=smoother, iterations=4)
+    assert auto.config["solver"] == "auto"
+    for task, d in tasks.items():
+        want = "hqs" if task == "deblur" else "admm"
+        assert auto.task_of(d) == task and auto.solver_name(d, task) == want
+        y = d.apply(x, seed=0)
+        same = quiet_pnp(denoiser=smoother, iterations=4, solver=want)(y, d)
+        other = quiet_pnp(denoiser=smoother, iterations=4, solver="admm" if want == "hqs" else "hqs")(y, d)
+        out = auto(y, d)
+        assert torch.equal(out, same), task
+        assert not torch.allclose(out, other), task
+    assert quiet_pnp(denoiser=smoother, solver="hqs").solver_name(tasks["inpaint"], "inpaint") == "hqs"
+
+
 def test_a_batch_restores_like_its_images_one_by_one(smoother):
     x = torch.cat([scene(32), scene(32).flip(-1)])
     d = Compose(Blur(load_kernel("gaussian:1.2:7")), Noise(0.02))

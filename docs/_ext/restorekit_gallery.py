@@ -132,7 +132,7 @@ def inpaint() -> Figure:
     panels.append(_restored("pnp (drunet)", restorekit.create("pnp", progress="false"), y, d, x))
     return Figure(panels, "Inpainting: Mask.random(160, 160, 0.5) and Noise(0.01) on a crop of "
                           "skimage.data.coffee(); biharmonic is scikit-image's inpaint_biharmonic (the "
-                          "restorekit-skimage plugin), pnp runs 40 iterations.")
+                          "restorekit-skimage plugin), pnp runs 24 iterations of ADMM.")
 
 
 def blind() -> Figure:

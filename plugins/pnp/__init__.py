@@ -1,7 +1,8 @@
 """Plug-and-play plugin: any registered denoiser restores blur, missing pixels and low resolution.
 
 How it works: ``pnp`` solves ``min_x ||y - A x||^2 + prior(x)`` by splitting
-(half-quadratic splitting, DPIR's solver, or ADMM; ``solvers.py``). Each
+(half-quadratic splitting, DPIR's solver, for deblurring; ADMM for inpainting
+and super-resolution; ``solvers.py``). Each
 iteration alternates the data step, the degradation's closed-form or
 conjugate-gradient proximal operator ``degradation.prox(y, z, rho_k)``, with
 the prior step, a call of the denoiser named by ``denoiser`` through the

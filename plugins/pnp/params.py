@@ -13,8 +13,14 @@ from .schedule import DEFAULT_RHO_SCALE
 from .solvers import SOLVERS
 
 #: Iterations when ``iterations`` is not given, per task (DPIR: 8 for deblurring, 24 for
-#: super-resolution, 40 for filling in missing pixels).
-DEFAULT_ITERATIONS = {"deblur": 8, "superresolve": 24, "inpaint": 40}
+#: super-resolution; 24 for filling in missing pixels with ADMM, where DPIR's 40 measured lower: RESULTS.md,
+#: on 4 CBSD68 images at 50% / 80% missing 24 iterations +0.01 / +0.02 dB over 30, 40 -0.05 / -0.08 below 30).
+DEFAULT_ITERATIONS = {"deblur": 8, "superresolve": 24, "inpaint": 24}
+#: The splitting when ``solver`` is ``auto``, per task: ADMM for inpainting and super-resolution, whose dual
+#: keeps feeding back what the denoiser's output misses of a noise-free measurement (RESULTS.md, session 8: on 8
+#: CBSD68 images +0.30 dB at 50% missing and +0.18 at 80%, on 4 images +0.10 at x4 and +0.14 at x2); HQS
+#: (DPIR's) for deblurring.
+DEFAULT_SOLVER = {"deblur": "hqs", "superresolve": "admm", "inpaint": "admm"}
 #: Iterations held at the last level after the descent when ``hold`` is not given, per task: 16 for
 #: super-resolution by :data:`HOLD_MIN_SCALE` or more, whose result is then the mean of outputs all at the last
 #: level (RESULTS.md: at x4 +0.12 dB over bicubic on 6 CBSD68 images against none held, 8 held +0.09; at x3 +0.06 on
@@ -73,10 +79,11 @@ def bool_or_auto(value) -> bool | str:
 PARAMS = (
     Param("denoiser", DEFAULT_DENOISER,
           "name of any registered denoiser (restorekit list --task denoise); it gets Noise(sigma_k) each iteration"),
-    Param("solver", "hqs", "splitting: 'hqs' (half-quadratic, DPIR's) or 'admm'", choices=SOLVERS),
+    Param("solver", "auto", "splitting: 'hqs' (half-quadratic, DPIR's) or 'admm'; 'auto' (default): admm for inpaint "
+          "and superresolve, hqs for deblur", choices=("auto",) + SOLVERS),
     Param("iterations", None,
           "iterations of the descent from sigma_start to sigma_end (then 'hold' more at the last level); 'auto' "
-          "(default): 8 for deblur, 24 for superresolve, 40 for inpaint",
+          "(default): 8 for deblur, 24 for superresolve and inpaint",
           parse=optional_positive_int, low=1, high=MAX_ITERATIONS),
     Param("hold", None,
           "iterations held at the last level after the descent (the outputs averaged then all come from that level); "

@@ -5,10 +5,12 @@ The denoiser is checked and built when ``pnp`` is built (so a bad
 restorer for the task ``denoise``, not a pipeline and not ``pnp`` itself.
 The measurement decides the task: a degradation that downsamples
 (``degradation.scale > 1``) is super-resolution, one with a mask is
-inpainting, any other (a blur) deblurring. The start ``x_0`` is the
-measurement itself for deblurring, the observed pixels with the holes filled
-by normalised Gaussian averaging of their observed neighbours for inpainting
-(:func:`fill_holes`), and a bicubic upsampling (``align_corners=False``, which
+inpainting, any other (a blur) deblurring, and with ``solver=auto`` (the
+default) the task picks the splitting (:data:`DEFAULT_SOLVER`): HQS for
+deblurring, ADMM for inpainting and super-resolution, whose dual keeps feeding
+back what the denoiser's output misses of the measurement. The start ``x_0`` is the
+measurement itself for deblurring, the biharmonic fill of the holes for inpainting
+(:func:`biharmonic_fill`), and a bicubic upsampling (``align_corners=False``, which
 puts each low-resolution pixel back on the block it was averaged from under
 the default bicubic ``Downsample``) for super-resolution. Everything stays on
 the input's device; a denoiser taking a ``device`` parameter is built once
@@ -54,7 +56,8 @@ from restorekit.restorer import Pipeline, Restorer, scale_of
 
 from . import TASKS, ensemble, schedule, solvers
 from .datastep import padded_step
-from .params import DEFAULT_AVERAGE, DEFAULT_HOLD, DEFAULT_ITERATIONS, HOLD_MIN_SCALE, PARAMS, SUMMARY
+from .params import (DEFAULT_AVERAGE, DEFAULT_HOLD, DEFAULT_ITERATIONS, DEFAULT_SOLVER, HOLD_MIN_SCALE, PARAMS,
+                     SUMMARY)
 
 
 def _denoiser_spec(registry, name: str, owner: str):
@@ -191,6 +194,13 @@ class PnPRestorer(Restorer):
             return "superresolve"
         return "inpaint" if getattr(degradation, "mask", None) is not None else "deblur"
 
+    def solver_name(self, degradation, task: str) -> str:
+        """``"hqs"`` or ``"admm"``: the ``solver`` given, or with ``auto`` the task's (:data:`DEFAULT_SOLVER`)."""
+        name = self.config["solver"]
+        if name != "auto":
+            return name
+        return DEFAULT_SOLVER[task]
+
     def schedule(self, degradation, task: str) -> tuple[list[float], list[float]]:
         """The denoiser levels ``sigma_k`` and penalties ``rho_k`` of every iteration."""
         count = self.config["iterations"] or DEFAULT_ITERATIONS[task]
@@ -272,7 +282,7 @@ class PnPRestorer(Restorer):
             return denoiser(v, noise(k, None))
 
         x0 = self.start(y, degradation, task)
-        solve = solvers.solver(self.config["solver"])
+        solve = solvers.solver(self.solver_name(degradation, task))
         average = self.config["average"] or DEFAULT_AVERAGE[task]
         out = solve(data_step, denoise, x0, rhos, steps=self._steps(len(rhos), task), average=average)
         if self.final_data_step(degradation, task):

@@ -19,7 +19,7 @@ import math
 #: DPIR's scale of the penalty: rho_k = 0.23 sigma^2 / sigma_k^2.
 DEFAULT_RHO_SCALE = 0.23
 #: The first denoiser level, 49 on the 0-255 scale (DPIR's), for every task: inpainting from its biharmonic
-#: fill too (on the first 20 CBSD68 images +1.03 / +0.78 dB over biharmonic at 50% / 80% missing, against
+#: fill too (with HQS, on the first 20 CBSD68 images +1.03 / +0.78 dB over biharmonic at 50% / 80% missing, against
 #: +0.90 / +0.67 from 20/255, RESULTS.md).
 DEFAULT_SIGMA_START = 49 / 255
 #: The measurement noise level assumed in rho_k when it is smaller (DPIR's 0.255/255), so a
