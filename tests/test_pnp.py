@@ -160,6 +160,25 @@ def test_the_auto_solver_is_admm_for_inpainting_and_superresolution_and_hqs_for_
     assert quiet_pnp(denoiser=smoother, solver="hqs").solver_name(tasks["inpaint"], "inpaint") == "hqs"
 
 
+def test_pnp_builds_a_learned_denoiser_with_its_low_noise_guard_off(monkeypatch):
+    import restorekit.learned_denoiser as learned_denoiser
+
+    pnp = quiet_pnp(iterations=3)
+    assert pnp.denoiser.config["low_noise_guard"] == "off"
+    alone = restorekit.create(pnp.config["denoiser"])
+    assert alone.config["low_noise_guard"] == "auto"  # built alone it is guarded
+    # so no SURE blend (a second network call each) at the levels where the guard would act (<= 0.02)
+    blends = []
+    real = learned_denoiser.sure_blend
+    monkeypatch.setattr(learned_denoiser, "sure_blend", lambda *a, **k: blends.append(1) or real(*a, **k))
+    x = scene(32)
+    d = Compose(Blur(load_kernel("gaussian:1.2:7")), Noise(0.01))
+    pnp(d.apply(x, seed=0), d)
+    assert blends == []
+    alone(d.apply(x, seed=0), Noise(0.01))  # the probe works: the guarded denoiser alone does blend
+    assert blends == [1]
+
+
 def test_a_batch_restores_like_its_images_one_by_one(smoother):
     x = torch.cat([scene(32), scene(32).flip(-1)])
     d = Compose(Blur(load_kernel("gaussian:1.2:7")), Noise(0.02))
