@@ -150,14 +150,14 @@ def test_the_auto_solver_is_admm_for_inpainting_and_superresolution_and_hqs_for_
     assert auto.config["solver"] == "auto"
     for task, d in tasks.items():
         want = "hqs" if task == "deblur" else "admm"
-        assert auto.task_of(d) == task and auto.solver_name(d, task) == want
+        assert auto.task_of(d) == task and auto.solver_name(task) == want
         y = d.apply(x, seed=0)
         same = quiet_pnp(denoiser=smoother, iterations=4, solver=want)(y, d)
         other = quiet_pnp(denoiser=smoother, iterations=4, solver="admm" if want == "hqs" else "hqs")(y, d)
         out = auto(y, d)
         assert torch.equal(out, same), task
         assert not torch.allclose(out, other), task
-    assert quiet_pnp(denoiser=smoother, solver="hqs").solver_name(tasks["inpaint"], "inpaint") == "hqs"
+    assert quiet_pnp(denoiser=smoother, solver="hqs").solver_name("inpaint") == "hqs"
 
 
 def test_pnp_builds_a_learned_denoiser_with_its_low_noise_guard_off(monkeypatch):
