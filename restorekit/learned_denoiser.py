@@ -33,7 +33,7 @@ that :func:`restorekit.training.fit` trains.
 autocast when restoring above :data:`LOW_NOISE` (the low-noise guard's
 Monte-Carlo probe needs float32 and keeps it): on a CPU that computes bfloat16
 natively (AVX512-BF16, AMX-BF16) it is about 2x faster and at most about 0.01 dB
-lower (0.001-0.006 dB on 20 CBSD68 images, ``benchmarks/RESULTS.md``); elsewhere bfloat16 is emulated and slower, and a
+lower (0.001-0.008 dB on 20 CBSD68 images, ``benchmarks/RESULTS.md``); elsewhere bfloat16 is emulated and slower, and a
 warning says so. The default is ``float32``.
 
 Such a denoiser declares ``uses_noise_level = True``: ``pnp`` hands it the
