@@ -102,13 +102,44 @@ def test_a_new_run_starts_from_another_runs_network_with_another_batch(tmp_path)
     assert all(torch.allclose(first[k], second[k], atol=1e-6) for k in first)  # lr 1e-12: still the source's
     meta = json.loads(shipped.with_suffix(".json").read_text())["metadata"]
     assert str(source) in meta["initialized_from"]
-    with pytest.raises(InputError, match="another architecture"):
-        train.train_drunet(train.DRUNetOptions(**{"data": str(folder), "gray_fraction": 0.0, "widths": "8,8,8,8",
+    # a wider, deeper network grows from it (Net2Net) and says so; a narrower one is refused
+    wide = DRUNet(channels=3, widths=(8, 8, 8, 8), blocks=2)
+    assert "grown from widths 4-4-8-8 x1 to 8-8-8-8 x2" in train.initialize_from(wide, source, seed=3)
+    with pytest.raises(InputError, match="must not shrink"):
+        train.train_drunet(train.DRUNetOptions(**{"data": str(folder), "gray_fraction": 0.0, "widths": "2,4,8,8",
                                                   "blocks": 1, "patch": 16, "crops_per_epoch": 8, "epochs": 1,
                                                   "val_crop": 16, "init_from": str(source)}),
                            tmp_path / "c", progress=False)
     with pytest.raises(InputError, match="choose one"):
         train.initialize_from(None, source, resume=True)
+
+
+@pytest.mark.parametrize("widths, blocks", [((8, 16, 16, 16), 1), ((6, 9, 8, 12), 3)])
+def test_a_grown_network_computes_the_same_function_and_its_copies_grow_apart(widths, blocks):
+    """widen_state_dict: wider (any widths not below the old) and deeper, the same output; training splits copies."""
+    from restorekit_plugins.drunet.widen import architecture_of, widen_state_dict
+
+    torch.manual_seed(0)
+    small = DRUNet(channels=3, widths=(4, 8, 8, 8), blocks=1)
+    for p in small.parameters():
+        torch.nn.init.normal_(p, std=0.05)  # far from the identity, so equal outputs mean something
+    big = DRUNet(channels=3, widths=widths, blocks=blocks)
+    big.load_state_dict(widen_state_dict(small.state_dict(), widths, blocks, seed=1))
+    assert architecture_of(big.state_dict()) == big.arch()
+    x = torch.rand(2, 3, 24, 20)
+    with torch.no_grad():
+        before, grown = small.denoise(x, 0.1), big.denoise(x, 0.1)
+    assert (before - x).abs().max() > 0.05 and torch.allclose(grown, before, rtol=1e-4, atol=1e-5)
+    # head's output maps 4.. copy maps 0..3 (same incoming weights); one step of training makes them differ
+    head = big.head.weight
+    copies = [(j, int(torch.nonzero((head[:4] == head[j]).flatten(1).all(1))[0])) for j in range(4, widths[0])]
+    loss = (big.denoise(x, 0.1) - x.flip(-1)).square().mean()
+    loss.backward()
+    assert any(not torch.allclose(head.grad[j], head.grad[i]) for j, i in copies)
+    with pytest.raises(ValueError, match="must not shrink"):
+        widen_state_dict(small.state_dict(), (2, 8, 8, 8), 1)
+    with pytest.raises(ValueError, match="must not fall"):
+        widen_state_dict(big.state_dict(), widths, blocks - 1)
 
 
 def test_bfloat16_precision_is_close_above_the_guard_and_exact_float32_within_it(monkeypatch):

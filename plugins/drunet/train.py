@@ -75,7 +75,8 @@ class DRUNetOptions(TrainOptions):
                        choices=("auto", "on", "off"))
     init_from: str = option("", "start a new run from the network of this checkpoint (another run's "
                             "checkpoint.pt; e.g. to continue on a GPU with a larger batch): weights only, a fresh "
-                            "optimizer and history")
+                            "optimizer and history; a narrower or shallower network is grown to --widths/--blocks "
+                            "computing the same function (Net2Net)")
     export_checkpoint: bool = option(False, "train nothing: ship the network of the checkpoint in --out as it "
                                             "is (with --export), a run not finished marked so in its .json")
 
@@ -159,7 +160,7 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
     seed_everything(opts.seed)
     net = DRUNet(channels=3, widths=widths, blocks=opts.blocks)
     if opts.init_from:
-        described["initialized_from"] = initialize_from(net, opts.init_from, resume)
+        described["initialized_from"] = initialize_from(net, opts.init_from, resume, seed=opts.seed)
     cfg = TrainConfig(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, lr_drop_at=opts.lr_drop_at,
                       seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
                       progress=progress, log_every=25)
@@ -174,15 +175,20 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
     return result
 
 
-def initialize_from(net, path: str | os.PathLike, resume: bool = False) -> str:
+def initialize_from(net, path: str | os.PathLike, resume: bool = False, seed: int = 0) -> str:
     """Load the network weights of the checkpoint at ``path`` into ``net``; say what was loaded.
 
-    A new run starts from them (a fresh optimizer, schedule and history); the
-    architecture must be the same. Refused together with ``--resume``, which
+    A new run starts from them (a fresh optimizer, schedule and history). A
+    checkpoint of a narrower or shallower network is grown to ``net``'s widths
+    and blocks so that it computes the same function (:mod:`.widen`, Net2Net;
+    ``seed`` draws how copied feature maps share their weights); any other
+    architecture is refused. Refused together with ``--resume``, which
     continues a run with its own weights.
     """
     from restorekit.errors import InputError
     from restorekit.training import load_checkpoint
+
+    from .widen import architecture_of, widen_state_dict
 
     if resume:
         raise InputError("--init-from starts a new run from another run's weights and --resume continues the run in "
@@ -194,13 +200,26 @@ def initialize_from(net, path: str | os.PathLike, resume: bool = False) -> str:
     state = load_checkpoint(source)
     if not isinstance(state, dict) or "model" not in state:
         raise InputError(f"--init-from {source}: not a checkpoint written by 'restorekit train' (it holds no model)")
+    grown = ""
     try:
-        net.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise InputError(f"--init-from {source}: its network has another architecture ({str(exc).splitlines()[0]}); "
-                         "give the same --widths and --blocks as that run") from None
+        old = architecture_of(state["model"])
+    except ValueError as exc:
+        raise InputError(f"--init-from {source}: {exc} (give a 'restorekit train drunet' checkpoint)") from None
+    new = net.arch()
+    if old != new:
+        if old["channels"] != new["channels"]:
+            raise InputError(f"--init-from {source}: its network restores {old['channels']} channels, this run's "
+                             f"{new['channels']}")
+        try:
+            state["model"] = widen_state_dict(state["model"], new["widths"], new["blocks"], seed=seed)
+        except ValueError as exc:
+            raise InputError(f"--init-from {source}: {exc}; give --widths and --blocks at least its own "
+                             f"({','.join(map(str, old['widths']))} and {old['blocks']})") from None
+        grown = (f", grown from widths {'-'.join(map(str, old['widths']))} x{old['blocks']} to "
+                 f"{'-'.join(map(str, new['widths']))} x{new['blocks']} computing the same function (Net2Net)")
+    net.load_state_dict(state["model"])
     steps = len(state.get("history", {}).get("step", [])) and state["history"]["step"][-1]
-    return f"{source} (step {steps})" if steps else str(source)
+    return (f"{source} (step {steps})" if steps else str(source)) + grown
 
 
 def _jsonable(d: dict) -> dict:
