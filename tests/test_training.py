@@ -165,6 +165,7 @@ def test_a_few_steps_reduce_the_loss(tmp_path):
     h = result.history
     assert h["steps_per_epoch"] == 6 and len(h["epoch_loss"]) == 4 and h["epoch_loss"][-1] < h["epoch_loss"][0]
     assert len(h["val_psnr"]) == 4 and h["val_psnr"][-1] > h["val_psnr"][0]
+    assert len(h["val_seconds"]) == 4 and h["val_seconds"] == sorted(h["val_seconds"]) <= [h["seconds"]] * 4
     assert {p.name for p in tmp_path.iterdir()} == {CHECKPOINT_NAME, "history.json", "curves.png"}
 
 
@@ -191,6 +192,17 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     result = fit(resumed, _samples(), _cfg(epochs=2), sampler=SAMPLER, out=tmp_path, resume=True)
     assert len(result.history["epoch_loss"]) == 2
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_state(straight), _state(resumed)))
+
+
+def test_a_history_from_before_val_seconds_gets_none_for_its_earlier_validations(tmp_path):
+    val = fixed_pairs(_smooth_images(1, 1, 32, seed=5), DegradationSampler(sigma=0.1))
+    fit(_net(), _samples(), _cfg(epochs=1), val_pairs=val, sampler=SAMPLER, out=tmp_path)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    del state["history"]["val_seconds"]  # as a checkpoint of an earlier version has it
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    result = fit(_net(), _samples(), _cfg(epochs=2), val_pairs=val, sampler=SAMPLER, out=tmp_path, resume=True)
+    first, second = result.history["val_seconds"]
+    assert first is None and 0 < second <= result.history["seconds"]
 
 
 def test_crash_mid_epoch_resumes_from_the_last_checkpoint(tmp_path):

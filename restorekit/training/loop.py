@@ -181,8 +181,10 @@ def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def new_history() -> dict:
+    """An empty training history; ``val_seconds`` is the run's ``seconds`` at each validation (``None`` for
+    validations of a history written before it was kept), so runs compare per second as well as per step."""
     return {"step": [], "loss": [], "epoch_loss": [], "val_step": [], "val_epoch": [], "val_psnr": [],
-            "seconds": 0.0, "steps_per_epoch": 0}
+            "val_seconds": [], "seconds": 0.0, "steps_per_epoch": 0}
 
 
 def clamped_psnr(output: torch.Tensor, clean: torch.Tensor) -> float:
@@ -540,6 +542,8 @@ def fit(model: Any, train_set: Any, config: TrainConfig | None = None,
             if val_pairs:
                 value = evaluate_psnr(trained, val_pairs, device, val_metric, bf16) if ctx.is_main else 0.0
                 value = distributed.broadcast_float(value, ctx)
+                # (a history from before val_seconds was kept gets None for its earlier validations)
+                history.setdefault("val_seconds", [None] * len(history["val_step"])).append(time.time() - started)
                 history["val_step"].append((epoch + 1) * steps_per_epoch)
                 history["val_epoch"].append(epoch + 1)
                 history["val_psnr"].append(value)
