@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU recipe: everything restorekit checks on a lent GPU, in one script, within about 9 minutes.
 #
-#   bash benchmarks/gpu_check.sh [--out DIR] [--data DIR] [--train-seconds N] [--python PY] [--dry-run]
+#   bash benchmarks/gpu_check.sh [--out DIR] [--data DIR] [--train-seconds N] [--checkpoint PT] [--python PY]
+#                                [--dry-run]
 #
 # On the GPU machine (the `device` tool's `run`, which copies this working tree there), e.g.:
 #   bash benchmarks/gpu_check.sh --out "$OUT" --data .gpu_data
@@ -13,9 +14,10 @@
 #   4. timings, CUDA against the same CPU side by side: benchmarks/gpu_bench.py (the fused
 #      Linear+ReLU, the drunet prior, pnp, CBM3D) -> DIR/gpu_bench.json                         (1 min)
 #   5. the prior's training continued with a larger batch on the GPU: `restorekit train drunet
-#      --init-from benchmarks/training/drunet-color/checkpoint.pt --batch-size 64 --device cuda`,
-#      stopped after --train-seconds (default 180) by SIGINT, which checkpoints; history, curves and
-#      the checkpoint land in DIR/drunet-gpu                                                    (3 min)
+#      --init-from benchmarks/training/drunet-color/checkpoint.pt --batch-size 64 --device cuda`
+#      (--checkpoint: another run's checkpoint.pt, e.g. a grown network's; its widths and blocks are
+#      read from it), stopped after --train-seconds (default 180) by SIGINT, which checkpoints;
+#      history, curves and the checkpoint land in DIR/drunet-gpu                                (3 min)
 # A step that fails is recorded and the next one still runs; the exit status is that of the worst step.
 # --dry-run (any machine, no GPU needed; what tests/test_gpu_recipe.py runs): prints each step's
 # command, checks that what it needs is there, and runs step 4 as `gpu_bench.py --dry-run` on the CPU.
@@ -25,6 +27,7 @@ set -u
 OUT=benchmarks/results/gpu
 DATA=""
 TRAIN_SECONDS=180
+CHECKPOINT=benchmarks/training/drunet-color/checkpoint.pt
 PYTHON="${PYTHON:-python3}"
 DRY=0
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
         --out) OUT="$2"; shift 2 ;;
         --data) DATA="$2"; shift 2 ;;
         --train-seconds) TRAIN_SECONDS="$2"; shift 2 ;;
+        --checkpoint) CHECKPOINT="$2"; shift 2 ;;
         --python) PYTHON="$2"; shift 2 ;;
         --dry-run) DRY=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -48,7 +52,6 @@ if [ -z "$DATA" ]; then
         if [ -n "$candidate" ] && [ -d "$candidate/CBSD432" ]; then DATA="$candidate"; break; fi
     done
 fi
-CHECKPOINT=benchmarks/training/drunet-color/checkpoint.pt
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
 WORST=0
@@ -111,7 +114,13 @@ elif [ -z "$DATA" ]; then
 else
     GRAY=(--gray-data "$DATA/Train400")
     [ -d "$DATA/Train400" ] || GRAY=(--gray-fraction 0)
-    TRAIN=("$PYTHON" -m restorekit.cli.main train drunet --init-from "$CHECKPOINT" --batch-size 64 --device cuda
+    # the network the checkpoint holds (a grown one is wider or deeper than the trainer's default)
+    SHAPE=$("$PYTHON" -c 'import sys; from restorekit.training import load_checkpoint
+from restorekit_plugins.drunet.widen import architecture_of
+a = architecture_of(load_checkpoint(sys.argv[1])["model"])
+print(",".join(map(str, a["widths"])), a["blocks"])' "$CHECKPOINT" 2>/dev/null) || SHAPE="16,32,64,128 2"
+    TRAIN=("$PYTHON" -m restorekit.cli.main train drunet --init-from "$CHECKPOINT" --widths "${SHAPE% *}"
+           --blocks "${SHAPE#* }" --batch-size 64 --device cuda
            --data "$DATA/CBSD432" "${GRAY[@]}" --epochs 100 --out "$OUT/drunet-gpu" --overwrite
            --threads 8 --no-progress)
     if [ "$DRY" = 1 ]; then

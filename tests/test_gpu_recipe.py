@@ -39,11 +39,27 @@ def test_dry_run_prints_every_step_and_runs_the_timings_on_the_cpu(tmp_path):
     summary = (out / "summary.txt").read_text()
     for step in ("step 02 build", "step 03 cuda-tests", "step 04 timings", "step 05 training"):
         assert step in summary, summary
-    assert "--init-from benchmarks/training/drunet-color/checkpoint.pt" in summary
+    assert "--init-from benchmarks/training/drunet-color/checkpoint.pt --widths 16,32,64,128 --blocks 2" in summary
     assert "--batch-size 64" in summary and "--device cuda" in summary
     timings = json.loads((out / "gpu_bench_dry_run.json").read_text())
     assert timings["dry_run"] is True and timings["gpu"] is None
     assert "cpu_s" in timings["cases"]["drunet"] and "cpu_s" in timings["cases"]["pnp"]
+
+
+def test_dry_run_trains_the_network_a_given_checkpoint_holds(tmp_path):
+    """--checkpoint (e.g. a grown network's): the training step reads its widths and blocks from it."""
+    pytest.importorskip("torch")
+    from restorekit.training import save_checkpoint
+    from restorekit_plugins.drunet.model import DRUNet
+
+    grown = save_checkpoint(tmp_path / "grown.pt", {"model": DRUNet(3, (8, 8, 16, 24), blocks=3).state_dict()})
+    data = tmp_path / "data" / "CBSD432"
+    data.mkdir(parents=True)
+    result = run_recipe("--dry-run", "--out", str(tmp_path / "gpu"), "--data", str(data.parent),
+                        "--checkpoint", str(grown), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = (tmp_path / "gpu" / "summary.txt").read_text()
+    assert f"--init-from {grown} --widths 8,8,16,24 --blocks 3" in summary, summary
 
 
 def test_bad_arguments_are_one_line(tmp_path):
