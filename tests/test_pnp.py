@@ -439,6 +439,15 @@ def test_tile_is_refused_for_a_denoiser_that_does_not_tile(smoother):
     assert "\n" not in str(info.value)
 
 
+def test_precision_reaches_a_denoiser_that_takes_it_and_is_refused_for_one_that_does_not(smoother):
+    assert quiet_pnp().denoiser.config["precision"] == "float32"
+    assert quiet_pnp(precision="bfloat16").denoiser.config["precision"] == "bfloat16"
+    for other in (smoother, "dncnn"):
+        with pytest.raises(ParameterError, match="has no 'precision' parameter") as info:
+            quiet_pnp(denoiser=other, precision="bfloat16")
+        assert "\n" not in str(info.value)
+
+
 def test_the_default_denoiser_gets_the_tile_of_pnp():
     built = quiet_pnp(tile=96, max_memory="300MiB")
     assert built.denoiser.config["tile"] == 96 and built.denoiser.config["max_memory"] == 300 * 1024**2

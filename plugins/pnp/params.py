@@ -110,6 +110,9 @@ PARAMS = (
           "default: with drunet trained on maps it measured 0.19 dB lower at 50% missing (RESULTS.md)"),
     Param("ensemble", True, "cycle the 8 flips/rotations over the iterations (one denoiser call each, so no "
           "extra cost; +0.2 to +0.5 dB measured with ffdnet); false: the image as it is every time"),
+    Param("precision", "float32", "the denoiser's arithmetic, for one that takes 'precision' (drunet, ffdnet): "
+          "float32 (default), or bfloat16 (autocast: 2-3x faster per call where the CPU has AVX512-BF16 or "
+          "AMX-BF16; RESULTS.md measures what it costs pnp)", choices=("float32", "bfloat16")),
     Param("progress", "auto", "progress bar over the iterations on stderr: true (shown once a run passes 2 s, "
           "terminal or not; restorekit restore's default, --no-progress turns it off), false, or 'auto' (when "
           "stderr is a terminal)", parse=bool_or_auto),

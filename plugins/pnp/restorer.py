@@ -144,7 +144,7 @@ class PnPRestorer(Restorer):
 
     # ------------------------------------------------------------------ pieces
     def _denoiser_build_params(self) -> dict:
-        """What the denoiser is built with: ``tile`` and ``max_memory`` when it takes them, its guard off.
+        """What the denoiser is built with: ``tile``, ``max_memory`` and ``precision`` when given, its guard off.
 
         A value set on ``pnp`` (``--tile``, ``--max-memory``) for a denoiser
         that takes no such parameter is refused: pnp would otherwise ignore
@@ -155,6 +155,13 @@ class PnPRestorer(Restorer):
         """
         takes = {p.name for p in self._spec.params}
         out = {"low_noise_guard": DENOISER_GUARD} if "low_noise_guard" in takes else {}
+        if self.config["precision"] != "float32":
+            if "precision" not in takes:
+                raise ParameterError(
+                    f"pnp: precision={self.config['precision']} was given but the denoiser "
+                    f"{self.config['denoiser']!r} has no 'precision' parameter; drop it, or choose a learned "
+                    "denoiser that reads the noise level (drunet, ffdnet)")
+            out["precision"] = self.config["precision"]
         for pname, unset in (("tile", 0), ("max_memory", "auto")):
             value = self.config[pname]
             if pname in takes:
