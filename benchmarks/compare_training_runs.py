@@ -91,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from restorekit.atomic import atomic_output
 
         fig, ax = plt.subplots(figsize=(7, 4))

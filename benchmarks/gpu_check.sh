@@ -118,24 +118,29 @@ else
     SHAPE=$("$PYTHON" -c 'import sys; from restorekit.training import load_checkpoint
 from restorekit_plugins.drunet.widen import architecture_of
 a = architecture_of(load_checkpoint(sys.argv[1])["model"])
-print(",".join(map(str, a["widths"])), a["blocks"])' "$CHECKPOINT" 2>/dev/null) || SHAPE="16,32,64,128 2"
-    TRAIN=("$PYTHON" -m restorekit.cli.main train drunet --init-from "$CHECKPOINT" --widths "${SHAPE% *}"
-           --blocks "${SHAPE#* }" --batch-size 64 --device cuda
-           --data "$DATA/CBSD432" "${GRAY[@]}" --epochs 100 --out "$OUT/drunet-gpu" --overwrite
-           --threads 8 --no-progress)
-    if [ "$DRY" = 1 ]; then
-        "$PYTHON" -m restorekit.cli.main train drunet --help 2>/dev/null | grep -q -- "--init-from" \
-            || { note "[dry run] step 05: 'restorekit train drunet' has no --init-from"; WORST=1; }
-        note "[dry run] step 05 training (stopped by SIGINT after $TRAIN_SECONDS s): ${TRAIN[*]}"
+print(",".join(map(str, a["widths"])), a["blocks"])' "$CHECKPOINT" 2>"$OUT/05-checkpoint.log")
+    if [ -z "$SHAPE" ]; then
+        note "step 05 training: skipped, cannot read the network of $CHECKPOINT (log: $OUT/05-checkpoint.log)"
+        WORST=1
     else
-        start=$(date +%s)
-        timeout -s INT -k 60 "$TRAIN_SECONDS" "${TRAIN[@]}" > "$OUT/05-training.log" 2>&1
-        rc=$?
-        case "$rc" in  # 124: stopped by the planned SIGINT (the trainer checkpoints and exits)
-            0|124|130) note "step 05 training: ran $(( $(date +%s) - start )) s (exit $rc; 124/130: stopped as planned)" ;;
-            *) note "step 05 training: exit $rc (log: $OUT/05-training.log)"; [ "$rc" -gt "$WORST" ] && WORST=$rc ;;
-        esac
-        [ -f "$OUT/drunet-gpu/history.json" ] && note "training history: $OUT/drunet-gpu/history.json"
+        TRAIN=("$PYTHON" -m restorekit.cli.main train drunet --init-from "$CHECKPOINT" --widths "${SHAPE% *}"
+               --blocks "${SHAPE#* }" --batch-size 64 --device cuda
+               --data "$DATA/CBSD432" "${GRAY[@]}" --epochs 100 --out "$OUT/drunet-gpu" --overwrite
+               --threads 8 --no-progress)
+        if [ "$DRY" = 1 ]; then
+            "$PYTHON" -m restorekit.cli.main train drunet --help 2>/dev/null | grep -q -- "--init-from" \
+                || { note "[dry run] step 05: 'restorekit train drunet' has no --init-from"; WORST=1; }
+            note "[dry run] step 05 training (stopped by SIGINT after $TRAIN_SECONDS s): ${TRAIN[*]}"
+        else
+            start=$(date +%s)
+            timeout -s INT -k 60 "$TRAIN_SECONDS" "${TRAIN[@]}" > "$OUT/05-training.log" 2>&1
+            rc=$?
+            case "$rc" in  # 124: stopped by the planned SIGINT (the trainer checkpoints and exits)
+                0|124|130) note "step 05 training: ran $(( $(date +%s) - start )) s (exit $rc; 124/130: stopped as planned)" ;;
+                *) note "step 05 training: exit $rc (log: $OUT/05-training.log)"; [ "$rc" -gt "$WORST" ] && WORST=$rc ;;
+            esac
+            [ -f "$OUT/drunet-gpu/history.json" ] && note "training history: $OUT/drunet-gpu/history.json"
+        fi
     fi
 fi
 note "worst exit status: $WORST"
