@@ -14,9 +14,9 @@
 #   4. timings, CUDA against the same CPU side by side: benchmarks/gpu_bench.py (the fused
 #      Linear+ReLU, the drunet prior, pnp, CBM3D) -> DIR/gpu_bench.json                         (1 min)
 #   5. the prior's training continued with a larger batch on the GPU: `restorekit train drunet
-#      --init-from benchmarks/training/drunet-color/checkpoint.pt --batch-size 64 --device cuda`
-#      (--checkpoint: another run's checkpoint.pt, e.g. a grown network's; its widths and blocks are
-#      read from it), stopped after --train-seconds (default 180) by SIGINT, which checkpoints;
+#      --init-from benchmarks/training/drunet-color-deep/checkpoint.pt --batch-size 64 --device cuda`
+#      (the shipped prior's run; --checkpoint: another run's checkpoint.pt, e.g. the wider network's;
+#      its widths and blocks are read from it), stopped after --train-seconds (default 180) by SIGINT, which checkpoints;
 #      history, curves and the checkpoint land in DIR/drunet-gpu                                (3 min)
 # A step that fails is recorded and the next one still runs; the exit status is that of the worst step.
 # --dry-run (any machine, no GPU needed; what tests/test_gpu_recipe.py runs): prints each step's
@@ -27,7 +27,7 @@ set -u
 OUT=benchmarks/results/gpu
 DATA=""
 TRAIN_SECONDS=180
-CHECKPOINT=benchmarks/training/drunet-color/checkpoint.pt
+CHECKPOINT=benchmarks/training/drunet-color-deep/checkpoint.pt
 PYTHON="${PYTHON:-python3}"
 DRY=0
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }

@@ -18,7 +18,9 @@ holds a checkpoint otherwise). ``--resume`` instead continues the runs an
 interrupted re-training left behind. A model trained in stages (a run resumed
 with other settings, e.g. ``drunet-color``: larger crops and a lower rate after
 epoch 18) also records ``metadata.continue_commands``, each a ``--resume`` of
-the same run folder; they run in order after the first command.
+the same run folder or a new run grown from an earlier stage's checkpoint
+(``--init-from``, e.g. ``drunet-color``'s 4-block network grown from the 2-block
+run); they run in order after the first command.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def main(argv=None) -> int:
             words = shlex.split(line)
             if words and words[0] == "python":
                 words[0] = sys.executable
+            elif words and words[0] == "restorekit":  # the CLI of this interpreter's install, PATH or not
+                words[:1] = [sys.executable, "-m", "restorekit"]
             if "--resume" not in words:
                 words.append("--resume" if args.resume else "--overwrite")
             result = subprocess.run(words, cwd=ROOT)

@@ -46,10 +46,19 @@ def test_shipped_weights_denoise_better_than_ffdnet_at_sigma_0_1():
 
 def test_the_sidecar_says_how_the_run_ended_and_how_to_rerun_it():
     meta = json.loads((WEIGHTS_DIR / "drunet-color.json").read_text())["metadata"]
-    assert meta["finished"] is True and meta["steps"] == meta["epochs"] * 266
+    # a grown network counts its own steps (its epochs) and, in "steps", those of the network it was grown from
+    assert meta["finished"] is True and meta.get("steps_this_network", meta["steps"]) == meta["epochs"] * 266
+    assert meta["steps"] >= meta["epochs"] * 266
     assert meta["trained_for"]["noise_sigma_range"] == [0.0, 0.21]
     assert meta["command"].startswith("python -m restorekit_plugins.drunet.train")  # make weights re-runs it
-    assert all("--resume" in later for later in meta["continue_commands"])  # then the stages resumed
+    folders = {meta["command"].split("--out ")[1].split()[0]}  # then each stage resumes a run or grows one's network
+    for later in meta["continue_commands"]:
+        out = later.split("--out ")[1].split()[0]
+        if "--init-from" in later:
+            assert later.split("--init-from ")[1].split()[0] in {f"{f}/checkpoint.pt" for f in folders}, later
+        else:
+            assert "--resume" in later and out in folders, later
+        folders.add(out)
     assert "benchmarks/training/drunet-color" in meta["run_history"]  # the committed run it came from
     assert meta["machine"]["cpu"] and meta["precision"] in ("float32", "bfloat16 autocast")
 

@@ -39,7 +39,7 @@ def test_dry_run_prints_every_step_and_runs_the_timings_on_the_cpu(tmp_path):
     summary = (out / "summary.txt").read_text()
     for step in ("step 02 build", "step 03 cuda-tests", "step 04 timings", "step 05 training"):
         assert step in summary, summary
-    assert "--init-from benchmarks/training/drunet-color/checkpoint.pt --widths 16,32,64,128 --blocks 2" in summary
+    assert "--init-from benchmarks/training/drunet-color-deep/checkpoint.pt --widths 16,32,64,128 --blocks 4" in summary
     assert "--batch-size 64" in summary and "--device cuda" in summary
     timings = json.loads((out / "gpu_bench_dry_run.json").read_text())
     assert timings["dry_run"] is True and timings["gpu"] is None

@@ -196,7 +196,7 @@ def initialize_from(net, path: str | os.PathLike, resume: bool = False, seed: in
     source = Path(path)
     if not source.is_file():
         raise InputError(f"--init-from {source}: no such checkpoint file (give a run's checkpoint.pt, e.g. "
-                         "benchmarks/training/drunet-color/checkpoint.pt)")
+                         "benchmarks/training/drunet-color-deep/checkpoint.pt)")
     state = load_checkpoint(source)
     if not isinstance(state, dict) or "model" not in state:
         raise InputError(f"--init-from {source}: not a checkpoint written by 'restorekit train' (it holds no model)")
