@@ -143,7 +143,9 @@ def _recorded_commands() -> list[tuple[str, str]]:
         if meta.get("command"):
             found.append((side.stem, meta["command"]))
         for later in meta.get("continue_commands") or []:  # stages resumed with other settings
-            assert "--resume" in shlex.split(later), f"{side.name}: a continue command must --resume the run"
+            words = shlex.split(later)
+            assert "--resume" in words or "--init-from" in words, \
+                f"{side.name}: a continue command must --resume a run or grow one (--init-from)"
             found.append((side.stem + " (continued)", later))
     return found
 
