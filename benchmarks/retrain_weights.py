@@ -65,8 +65,6 @@ def main(argv=None) -> int:
             words = shlex.split(line)
             if words and words[0] == "python":
                 words[0] = sys.executable
-            elif words and words[0] == "restorekit":  # the CLI of this interpreter's install, PATH or not
-                words[:1] = [sys.executable, "-m", "restorekit"]
             if "--resume" not in words:
                 words.append("--resume" if args.resume else "--overwrite")
             result = subprocess.run(words, cwd=ROOT)
