@@ -40,10 +40,10 @@ def _restorekit(*args: str) -> str:
 
 def _scores(image: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     from restorekit.bench_blind import _psnr_upto_shift, sse_upto_shift
+    from restorekit.metrics import psnr
 
-    plain = float(10 * np.log10(1.0 / np.mean((image - clean) ** 2)))
     a, b = image.transpose(2, 0, 1)[None], clean.transpose(2, 0, 1)[None]
-    return plain, float(_psnr_upto_shift(sse_upto_shift(a, b), b))
+    return float(psnr(a, b)), float(_psnr_upto_shift(sse_upto_shift(a, b), b))
 
 
 def main(argv: list[str] | None = None) -> int:

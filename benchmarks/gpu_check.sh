@@ -16,8 +16,8 @@
 #   5. the prior's training continued with a larger batch on the GPU: `restorekit train drunet
 #      --init-from benchmarks/training/drunet-color-deep/checkpoint.pt --batch-size 64 --device cuda`
 #      (the shipped prior's run; --checkpoint: another run's checkpoint.pt, e.g. the wider network's;
-#      its widths and blocks are read from it), stopped after --train-seconds (default 180) by SIGINT, which checkpoints;
-#      history, curves and the checkpoint land in DIR/drunet-gpu                                (3 min)
+#      its widths and blocks are read from it), stopped after --train-seconds (default 180) by SIGINT,
+#      which checkpoints; history, curves and the checkpoint land in DIR/drunet-gpu             (3 min)
 # A step that fails is recorded and the next one still runs; the exit status is that of the worst step.
 # --dry-run (any machine, no GPU needed; what tests/test_gpu_recipe.py runs): prints each step's
 # command, checks that what it needs is there, and runs step 4 as `gpu_bench.py --dry-run` on the CPU.
