@@ -3,16 +3,19 @@
 Issue 14's benchmark (bench_blind.py) blurs with a circular border and keeps the noise as drawn; a
 photo has borders and is saved lossily. Here each case (a CBSD68 image and one of Levin's kernels) is
 blurred with the reflect border, given Gaussian noise of --sigma (seed = image index), clipped to
-[0, 1], saved as JPEG at --quality (PIL) and read back; then every --settings entry ROUNDS:RELAXATION
-restores it blind as 'restore --method pnp --kernel auto' does (blind_degradation with the estimated
-noise level, the kernel refined ROUNDS times, each round moving it RELAXATION times its re-estimate's
-step; then pnp). The score is the PSNR up to a shift (restorekit.bench_blind.sse_upto_shift, 15-pixel
+[0, 1], saved as JPEG at --quality (PIL) and read back; then every --settings entry
+ROUNDS:RELAXATION[:STARTS] restores it blind as 'restore --method pnp --kernel auto' does
+(blind_degradation with the estimated noise level, the coarse-to-fine estimate run from STARTS, e.g.
+horizontal or vertical+diagonal, default the estimator's KERNEL_STARTS, the kernel refined ROUNDS
+times, each round moving it RELAXATION times its re-estimate's step; then pnp). The score is the PSNR up to a shift (restorekit.bench_blind.sse_upto_shift, 15-pixel
 border left out) against the clean image, and each setting's gain over the first.
 
 Writes (atomically) benchmarks/results/blind_jpeg.{md,json} (--out).
 
 Run:
   OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_blind_jpeg.py
+  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_blind_jpeg.py --settings 5:2:horizontal,5:2 \
+      --out benchmarks/results/blind_jpeg_starts     # estimator version 5's one start against version 6's two
 """
 
 from __future__ import annotations
@@ -31,12 +34,22 @@ DATA = Path(os.environ.get("RESTOREKIT_DATA", HERE.parent.parent / "shared" / "d
 CASES = "0:2,3:5,6:1,9:6,12:3,15:8,18:4,1:7"
 
 
-def parse_pairs(text: str, what: str, kinds: tuple[type, type]) -> list[tuple]:
-    """``"A:B,C:D"`` as ``[(A, B), (C, D)]`` converted by ``kinds``, or a one-line error naming ``what``."""
+def parse_pairs(text: str, what: str, kinds: tuple[type, ...], optional: int = 0) -> list[tuple]:
+    """``"A:B,C:D"`` as ``[(A, B), (C, D)]`` converted by ``kinds``, or a one-line error naming ``what``.
+
+    The last ``optional`` fields may be left out of an item (they are then ``None``)."""
     try:
-        return [tuple(kind(v) for kind, v in zip(kinds, item.split(":"), strict=True)) for item in text.split(",")]
+        items = []
+        for item in text.split(","):
+            fields = item.split(":")
+            if not len(kinds) - optional <= len(fields) <= len(kinds):
+                raise ValueError(item)
+            items.append(tuple(kind(v) for kind, v in zip(kinds, fields)) + (None,) * (len(kinds) - len(fields)))
+        return items
     except ValueError:
-        raise SystemExit(f"error: {what} takes A:B pairs separated by commas, got {text!r}") from None
+        shape = ":".join("ABCD"[:len(kinds) - optional]) + "".join(f"[:{c}]" for c in "ABCD"[len(kinds) - optional:len(kinds)])
+        noun = "pairs" if shape == "A:B" else "items"
+        raise SystemExit(f"error: {what} takes {shape} {noun} separated by commas, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,15 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DATA / "CBSD68"), help="clean images (default: CBSD68)")
     parser.add_argument("--cases", default=CASES, help=f"IMAGE_INDEX:LEVIN_KERNEL,... (default {CASES})")
     parser.add_argument("--settings", default="3:1,5:2",
-                        help="ROUNDS:RELAXATION,... refinement settings; the first is the reference "
-                             "(default 3:1,5:2: estimator version 4, then version 5)")
+                        help="ROUNDS:RELAXATION[:STARTS],... refinement settings (STARTS: the estimate's starts "
+                             "joined by +, e.g. horizontal or vertical+diagonal; default the estimator's); the first "
+                             "is the reference (default 3:1,5:2: version 4's refinement, then version 5's)")
     parser.add_argument("--sigma", type=float, default=0.01, help="noise level before the JPEG (default 0.01)")
     parser.add_argument("--quality", type=int, default=75, help="JPEG quality (default 75)")
     parser.add_argument("--size", type=int, default=31, help="estimated kernel size (default 31)")
     parser.add_argument("--out", default=str(HERE / "results" / "blind_jpeg"), help="output stem (.md, .json)")
     args = parser.parse_args(argv)
     cases = parse_pairs(args.cases, "--cases", (int, int))
-    settings = parse_pairs(args.settings, "--settings", (int, float))
+    settings = parse_pairs(args.settings, "--settings", (int, float, str), optional=1)
 
     import numpy as np
     import torch
@@ -64,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     from restorekit.bench_blind import _psnr_upto_shift, sse_upto_shift
     from restorekit.degrade import Blur, Compose, Noise
     from restorekit.errors import InputError
-    from restorekit.estimate.kernel import blind_degradation, check_relaxation, check_rounds
+    from restorekit.estimate.kernel import KERNEL_STARTS, blind_degradation, check_relaxation, check_rounds, check_starts
     from restorekit.kernels import load_kernel
 
     try:
-        for rounds, relaxation in settings:
-            check_rounds(rounds, "ROUNDS")
-            check_relaxation(relaxation)
+        settings = [(check_rounds(rounds, "ROUNDS"), check_relaxation(relaxation),
+                     check_starts(KERNEL_STARTS if starts is None else starts.split("+")))
+                    for rounds, relaxation, starts in settings]
     except InputError as error:
         raise SystemExit(f"error: --settings: {error}") from None
     torch.set_num_threads(1)
@@ -82,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
         lines.append(line)
 
-    names = [f"{r} rounds x{x:g}" for r, x in settings]
+    names = [f"{r} rounds x{x:g}, {'+'.join(st)}" for r, x, st in settings]
     say(f"Blind `pnp` on JPEGs (quality {args.quality}, noise {args.sigma:g} before it, reflect border), PSNR up to "
         f"shift (dB); CPU: {cpu_model()}, one thread")
     say("")
@@ -104,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         y_jpeg = torch.from_numpy(decoded.reshape(decoded.shape[0], decoded.shape[1], -1)).permute(2, 0, 1)[None]
         truth = x[0].double().numpy()
         psnrs = []
-        for rounds, relaxation in settings:
+        for rounds, relaxation, starts in settings:
             degradation, _ = blind_degradation(y_jpeg, args.size, boundary="reflect", deblurrer=pnp, rounds=rounds,
-                                               relaxation=relaxation)
+                                               relaxation=relaxation, starts=starts)
             with torch.no_grad():
                 restored = pnp(y_jpeg, degradation)[0].double().numpy()
             psnrs.append(_psnr_upto_shift(sse_upto_shift(restored, truth), truth))

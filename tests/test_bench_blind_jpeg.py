@@ -20,7 +20,9 @@ def load():
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--cases", "0-2"], "--cases takes A:B pairs"),
-    (["--settings", "3"], "--settings takes A:B pairs"),
+    (["--settings", "3"], "--settings takes A:B[:C] items"),
+    (["--settings", "3:1:vertical:x"], "--settings takes A:B[:C] items"),
+    (["--settings", "3:1:sideways"], "starts must be one or more of"),
     (["--settings", "3:0"], "relaxation must be a number in (0, 4]"),
     (["--settings=-1:2"], "ROUNDS"),
 ])
@@ -42,12 +44,14 @@ def test_runs_and_writes_the_table(tmp_path):
     crop = data.astronaut()[:80, 150:230].astype(np.float32) / 255
     write_image(folder / "a.png", torch.from_numpy(crop).permute(2, 0, 1)[None])
     out = tmp_path / "res"
-    assert load().main(["--data", str(folder), "--cases", "0:2", "--settings", "0:1,1:2", "--size", "9",
+    assert load().main(["--data", str(folder), "--cases", "0:2", "--settings", "0:1:horizontal,1:2", "--size", "9",
                         "--out", str(out)]) == 0
     table = (tmp_path / "res.md").read_text()
-    assert "| a.png | levin:2 |" in table and "1 rounds x2 - 0 rounds x1" in table
+    assert "| a.png | levin:2 |" in table
+    assert "1 rounds x2, vertical+diagonal - 0 rounds x1, horizontal" in table
     record = json.loads((tmp_path / "res.json").read_text())
-    assert record["settings"] == [[0, 1.0], [1, 2.0]] and len(record["cases"][0]["psnr"]) == 2
+    assert record["settings"] == [[0, 1.0, ["horizontal"]], [1, 2.0, ["vertical", "diagonal"]]]
+    assert len(record["cases"][0]["psnr"]) == 2
     assert all(np.isfinite(record["cases"][0]["psnr"]))
     with pytest.raises(SystemExit, match="outside the 1 images"):
         load().main(["--data", str(folder), "--cases", "3:2", "--out", str(out)])

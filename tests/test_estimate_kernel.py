@@ -149,6 +149,52 @@ def test_kernel_step_l1_term_removes_spurious_values():
     assert sparse.min() >= 0 and sparse.sum() == pytest.approx(1.0)
 
 
+def test_several_starts_keep_the_kernel_that_fits_best(monkeypatch):
+    """With several starts the estimate is the single-start kernel whose last step fits the gradients best
+    (estimator version 6): every start runs in full, and the smallest misfit at the finest level wins."""
+    import restorekit.estimate.kernel as kernel_module
+
+    y = blurred(96, 1)
+    singles = {start: estimate_kernel(y, 15, starts=start).numpy() for start in kernel_module.START_LINES}
+    assert len({s.tobytes() for s in singles.values()}) > 1  # the starts lead to different kernels here
+    seen = []
+    original = kernel_module.gradient_misfit
+
+    def recording(latent, blurred_, weight, kernel):
+        value = original(latent, blurred_, weight, kernel)
+        if kernel.shape[0] == 15:
+            seen.append((value, kernel.copy()))
+        return value
+
+    monkeypatch.setattr(kernel_module, "gradient_misfit", recording)
+    k = estimate_kernel(y, 15, starts=tuple(kernel_module.START_LINES)).numpy()
+    assert len(seen) == len(kernel_module.START_LINES)
+    best = min(seen, key=lambda pair: pair[0])[1]
+    np.testing.assert_array_equal(k, best)
+    assert any(np.array_equal(k, s) for s in singles.values())
+
+
+def test_default_starts_run_more_than_pans_single_start():
+    import restorekit.estimate.kernel as kernel_module
+
+    assert len(kernel_module.KERNEL_STARTS) >= 2
+    assert set(kernel_module.KERNEL_STARTS) <= set(kernel_module.START_LINES)
+
+
+@pytest.mark.parametrize("starts", [(), "sideways", ("vertical", "up"), 5, [1]])
+def test_bad_starts_are_refused(starts):
+    with pytest.raises(InputError, match="starts must be one or more of horizontal, vertical"):
+        estimate_kernel(blurred(64, 0), 7, starts=starts)
+
+
+def test_blind_degradation_hands_its_starts_to_the_estimate():
+    y = blurred(96, 1)
+    _, found = blind_degradation(y, 15, boundary="circular", starts="horizontal")
+    np.testing.assert_array_equal(found["kernel"].numpy(), estimate_kernel(y, 15, starts="horizontal").numpy())
+    with pytest.raises(InputError, match="starts must be"):
+        blind_degradation(y, 15, starts=("vertical", "sideways"))
+
+
 def test_public_export():
     assert restorekit.estimate_kernel is estimate_kernel
     assert "estimate_kernel" in restorekit.__all__

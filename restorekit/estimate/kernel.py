@@ -20,7 +20,7 @@ deblurring:
   less than 10% of the mass, and normalisation to sum 1; ``lambda`` falls by
   1/1.1 per alternation.
 
-Four changes to that scheme, measured on CBSD68 blurred by Levin et al.'s kernels
+Five changes to that scheme, measured on CBSD68 blurred by Levin et al.'s kernels
 (``benchmarks/RESULTS.md``), keep texture out of the kernel, which otherwise
 fills its support with streaks on textured photos:
 
@@ -43,7 +43,13 @@ fills its support with streaks on textured photos:
   the r-map (0.85, was 0.7);
 * the kernel step's normal matrix is the auto-correlation of the weighted
   gradients, which is positive semi-definite (the earlier mixed form was not,
-  and its conjugate gradients could diverge).
+  and its conjugate gradients could diverge);
+* several starts (estimator version 6): the whole coarse-to-fine scheme runs
+  from a vertical and from a diagonal two-pixel line (:data:`KERNEL_STARTS`;
+  Pan et al. start from a horizontal one) and the kernel whose last step
+  leaves the smaller weighted gradient residual (:func:`gradient_misfit`) is
+  kept. The scheme is non-convex, and on textured photos a start can end in
+  a streaky kernel that another start avoids; the residual told them apart.
 
 Two details make it work on any image, not only on synthetic periodic blur:
 the image is mirror-padded by the kernel size before the Fourier transforms,
@@ -68,8 +74,9 @@ if TYPE_CHECKING:  # torch is imported on first use
 
 #: Changes when the estimator's results change: a blind benchmark's checkpoint from another version is not reused.
 #: Version 4 adds the refinement on the deblurred image (:func:`refine_kernel`, :data:`REFINE_ROUNDS`);
-#: version 5 over-relaxes it (:data:`REFINE_RELAXATION`) and runs 5 rounds.
-ESTIMATOR_VERSION = 5
+#: version 5 over-relaxes it (:data:`REFINE_RELAXATION`) and runs 5 rounds; version 6 runs the coarse-to-fine
+#: estimate from several starts and keeps the best fit (:data:`KERNEL_STARTS`).
+ESTIMATOR_VERSION = 6
 #: Ratio of the image pyramid (image and kernel sizes) from one level to the next coarser one.
 PYRAMID_RATIO = math.sqrt(0.5)
 #: Kernel size (pixels) at the coarsest level.
@@ -89,6 +96,15 @@ PRUNE = 1 / 200
 USEFUL_SHARE = 0.85
 #: Side of the r-map's window (pixels).
 RMAP_WINDOW = 5
+#: The coarse-to-fine estimate's starting kernels, each a two-pixel line at the coarsest level: the estimate runs
+#: once from each and keeps the one whose gradients fit the blurred image best (:func:`estimate_kernel`). Pan et al.
+#: start from the horizontal line alone; on CBSD68 with Levin's kernels that start was the worst of the four, and
+#: keeping the better fit of a vertical and a diagonal start was the best pair measured (``benchmarks/RESULTS.md``,
+#: estimator version 6).
+KERNEL_STARTS = ("vertical", "diagonal")
+#: The starts :func:`estimate_kernel` knows: the two pixels of each line, as offsets from the centre (row, column).
+START_LINES = {"horizontal": ((0, -1), (0, 0)), "vertical": ((-1, 0), (0, 0)),
+               "diagonal": ((-1, -1), (0, 0)), "antidiagonal": ((-1, 1), (0, 0))}
 #: The least noise level the blind path hands a deblurrer when it estimated the level itself. A kernel
 #: estimate is never exact and JPEG smooths the noise the estimate reads (0.0014-0.0017 for sigma 0.01 at
 #: quality 75), so a deblurrer told the raw estimate trusts the data too much: on 4 CBSD68 images x Levin's
@@ -519,7 +535,7 @@ def _aligned(kernel: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return kernel if moved is None else moved
 
 
-def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8,
+def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8, starts: Any = KERNEL_STARTS,
                     progress: bool = False) -> torch.Tensor:
     """Estimate the blur kernel of a blurred image from the image alone (blind deblurring).
 
@@ -527,7 +543,11 @@ def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8,
     intermediate image alternates with a kernel step in the gradient domain
     (least squares with Tikhonov and reweighted L1 terms) (Xu, Zheng and Jia 2013; Pan, Hu, Su and Yang 2014; see
     the module docstring for the scheme and its constants). Colour images
-    are estimated on their luminance.
+    are estimated on their luminance. The scheme is non-convex and its result
+    depends on the two-pixel line it starts from, so it runs once from each
+    of ``starts`` and keeps the kernel that fits the blurred image's
+    gradients best (the smallest weighted residual of its last kernel step,
+    :func:`gradient_misfit`; :data:`KERNEL_STARTS`).
 
     Parameters
     ----------
@@ -542,8 +562,13 @@ def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8,
         Alternations of intermediate image and kernel per pyramid level
         (default 8; Pan et al. use 5, 8 measured a little better on CBSD68
         with Levin's kernels).
+    starts : str or sequence of str
+        The starting lines, each run in full (each costs one estimate's time):
+        any of ``"horizontal"``, ``"vertical"``, ``"diagonal"``,
+        ``"antidiagonal"`` (:data:`START_LINES`; default :data:`KERNEL_STARTS`;
+        ``"horizontal"`` alone is Pan et al.'s single start).
     progress : bool
-        Show a tqdm bar over the pyramid levels (on stderr).
+        Show a tqdm bar over the starts' pyramid levels (on stderr).
 
     Returns
     -------
@@ -556,8 +581,8 @@ def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8,
     ------
     InputError
         For a batch of several images, a channel count other than 1 or 3,
-        non-finite pixels or values off the [0, 1] scale, or a size that is even, below 3 or not less than
-        half the image's smaller side.
+        non-finite pixels or values off the [0, 1] scale, a size that is even, below 3 or not less than
+        half the image's smaller side, or ``starts`` empty or not among :data:`START_LINES`.
 
     Examples
     --------
@@ -576,37 +601,82 @@ def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8,
     >>> x_hat = restorekit.create("pnp")(y, Compose(Blur(k), Noise(0.005)))  # doctest: +SKIP
     """
     import torch
-    from scipy import fft
 
     gray = _as_gray(y)
     size = check_kernel_size(size, gray.shape)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise InputError(f"iterations must be a whole number >= 1, got {iterations!r}")
+    starts = check_starts(starts)
     sizes = pyramid_sizes(size)
-    h, w = gray.shape
-    k = np.zeros((sizes[0], sizes[0]))
-    c = sizes[0] // 2
-    k[c, c - 1:c + 1] = 0.5  # Pan et al.'s start: a two-pixel horizontal line
-    levels = range(len(sizes))
+    steps = [(start, level) for start in starts for level in range(len(sizes))]
     if progress:
-        from tqdm.auto import tqdm
         import sys
 
-        levels = tqdm(levels, desc="estimate kernel", unit="level", leave=False, file=sys.stderr)
-    for level in levels:
-        ks = sizes[level]
-        factor = ks / size
-        shape = (max(2 * ks + 1, int(round(h * factor))), max(2 * ks + 1, int(round(w * factor))))
-        blurred = _resize(gray, shape)
-        if k.shape[0] != ks:
-            k = _resize_kernel(k, ks)
-        padded, weight = _padded(blurred, ks)
-        lam = LAMBDA_START
-        for _ in range(iterations):
-            latent = l0_intermediate(padded, k, lam)
-            k = kernel_step(latent, padded, weight, k)
-            lam = max(lam / 1.1, LAMBDA_MIN)
-    return torch.from_numpy(np.ascontiguousarray(k))
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="estimate kernel", unit="level", leave=False, file=sys.stderr)
+    best, best_misfit = None, math.inf
+    k = None
+    for start, level in steps:
+        if level == 0:
+            k = _start_kernel(start, sizes[0])
+        k, misfit = _pyramid_level(gray, size, sizes[level], k, iterations)
+        if level == len(sizes) - 1 and (best is None or misfit < best_misfit):
+            best, best_misfit = k, misfit
+    return torch.from_numpy(np.ascontiguousarray(best))
+
+
+def check_starts(starts: Any) -> tuple[str, ...]:
+    """``starts`` as a tuple of known start names (:data:`START_LINES`), or an :class:`InputError`."""
+    if isinstance(starts, str):
+        starts = (starts,)
+    try:
+        starts = tuple(starts)
+    except TypeError:
+        starts = None
+    if not starts or not all(isinstance(s, str) and s in START_LINES for s in starts):
+        raise InputError(f"starts must be one or more of {', '.join(START_LINES)}, got {starts!r}")
+    return starts
+
+
+def _start_kernel(start: str, size: int) -> np.ndarray:
+    """A two-pixel line (:data:`START_LINES`) of mass 1 at the centre of a ``size x size`` kernel."""
+    k = np.zeros((size, size))
+    c = size // 2
+    for dy, dx in START_LINES[start]:
+        k[c + dy, c + dx] = 0.5
+    return k
+
+
+def _pyramid_level(gray: np.ndarray, size: int, ks: int, k: np.ndarray, iterations: int) -> tuple[np.ndarray, float]:
+    """One pyramid level of :func:`estimate_kernel`: the kernel ``k`` (resized to ``ks``) after ``iterations``
+    alternations on ``gray`` resized to the level, and the :func:`gradient_misfit` of its last step."""
+    factor = ks / size
+    h, w = gray.shape
+    shape = (max(2 * ks + 1, int(round(h * factor))), max(2 * ks + 1, int(round(w * factor))))
+    blurred = _resize(gray, shape)
+    if k.shape[0] != ks:
+        k = _resize_kernel(k, ks)
+    padded, weight = _padded(blurred, ks)
+    lam = LAMBDA_START
+    for _ in range(iterations):
+        latent = l0_intermediate(padded, k, lam)
+        k = kernel_step(latent, padded, weight, k)
+        lam = max(lam / 1.1, LAMBDA_MIN)
+    return k, gradient_misfit(latent, padded, weight, k)
+
+
+def gradient_misfit(latent: np.ndarray, blurred: np.ndarray, weight: np.ndarray, kernel: np.ndarray) -> float:
+    """``sum w |k * grad S - grad B|^2``: how far ``kernel`` blurs the sharp image's gradients from the blurred
+    image's, on the weighted pixels (the kernel step's data term, circular model)."""
+    from scipy import fft
+
+    otf = _otf(kernel, latent.shape)
+    total = 0.0
+    for grad in (_dx, _dy):
+        blurred_grad = fft.irfft2(otf * fft.rfft2(grad(latent), workers=1), s=latent.shape, workers=1)
+        total += float((weight * (blurred_grad - grad(blurred)) ** 2).sum())
+    return total
 
 
 # --------------------------------------------------------------------------- blind degradation
@@ -625,7 +695,8 @@ def estimate_sigma(y: Any) -> float:
 
 def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigma: float | None = None,
                       progress: bool = False, deblurrer: Any = None,
-                      rounds: int = REFINE_ROUNDS, relaxation: float = REFINE_RELAXATION) -> tuple[Any, dict]:
+                      rounds: int = REFINE_ROUNDS, relaxation: float = REFINE_RELAXATION,
+                      starts: Any = KERNEL_STARTS) -> tuple[Any, dict]:
     """The degradation of a blurred photo, estimated from it: ``Compose(Blur(k), Noise(sigma))``.
 
     Parameters
@@ -653,6 +724,9 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
     relaxation : float
         How far each round moves the kernel, as a multiple of its re-estimate's
         step (:func:`refine_kernel`; default :data:`REFINE_RELAXATION`).
+    starts : str or sequence of str
+        The coarse-to-fine estimate's starts (:func:`estimate_kernel`; default
+        :data:`KERNEL_STARTS`).
 
     Returns
     -------
@@ -676,7 +750,8 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
 
     rounds = check_rounds(rounds)
     relaxation = check_relaxation(relaxation)
-    kernel = estimate_kernel(y, size, progress=progress)
+    starts = check_starts(starts)
+    kernel = estimate_kernel(y, size, starts=starts, progress=progress)
     estimated = sigma is None
     raw = max(0.0, estimate_sigma(y)) if estimated else float(sigma)
     sigma = max(raw, BLIND_SIGMA_FLOOR) if estimated else raw
@@ -694,6 +769,6 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
     return degradation, found
 
 
-__all__ = ["BLIND_SIGMA_FLOOR", "ESTIMATOR_VERSION", "REFINE_RELAXATION", "REFINE_ROUNDS", "REFINE_SMOOTH", "blind_degradation",
-           "check_kernel_size", "check_relaxation", "check_rounds", "clean_kernel", "estimate_kernel", "estimate_sigma", "kernel_step", "l0_intermediate",
+__all__ = ["BLIND_SIGMA_FLOOR", "ESTIMATOR_VERSION", "KERNEL_STARTS", "REFINE_RELAXATION", "REFINE_ROUNDS", "REFINE_SMOOTH", "blind_degradation",
+           "START_LINES", "check_kernel_size", "check_relaxation", "check_rounds", "check_starts", "clean_kernel", "estimate_kernel", "estimate_sigma", "gradient_misfit", "kernel_step", "l0_intermediate",
            "pyramid_sizes", "refine_kernel"]
