@@ -1,21 +1,10 @@
 """benchmarks/bench_blind_jpeg.py: refinement settings compared on JPEG'd photos (runs on a tiny folder)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_blind_jpeg.py"
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("bench_blind_jpeg", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -26,13 +15,13 @@ def load():
     (["--settings", "3:0"], "relaxation must be a number in (0, 4]"),
     (["--settings=-1:2"], "ROUNDS"),
 ])
-def test_bad_arguments_exit_with_one_line(argv, fragment):
+def test_bad_arguments_exit_with_one_line(argv, fragment, load_benchmark):
     with pytest.raises(SystemExit) as stop:
-        load().main(argv)
+        load_benchmark("bench_blind_jpeg").main(argv)
     assert fragment in str(stop.value) and "\n" not in str(stop.value)
 
 
-def test_runs_and_writes_the_table(tmp_path):
+def test_runs_and_writes_the_table(tmp_path, load_benchmark):
     from skimage import data
 
     from restorekit.imageio import write_image
@@ -44,7 +33,7 @@ def test_runs_and_writes_the_table(tmp_path):
     crop = data.astronaut()[:80, 150:230].astype(np.float32) / 255
     write_image(folder / "a.png", torch.from_numpy(crop).permute(2, 0, 1)[None])
     out = tmp_path / "res"
-    assert load().main(["--data", str(folder), "--cases", "0:2", "--settings", "0:1:horizontal,1:2", "--size", "9",
+    assert load_benchmark("bench_blind_jpeg").main(["--data", str(folder), "--cases", "0:2", "--settings", "0:1:horizontal,1:2", "--size", "9",
                         "--out", str(out)]) == 0
     table = (tmp_path / "res.md").read_text()
     assert "| a.png | levin:2 |" in table
@@ -54,4 +43,4 @@ def test_runs_and_writes_the_table(tmp_path):
     assert len(record["cases"][0]["psnr"]) == 2
     assert all(np.isfinite(record["cases"][0]["psnr"]))
     with pytest.raises(SystemExit, match="outside the 1 images"):
-        load().main(["--data", str(folder), "--cases", "3:2", "--out", str(out)])
+        load_benchmark("bench_blind_jpeg").main(["--data", str(folder), "--cases", "3:2", "--out", str(out)])
