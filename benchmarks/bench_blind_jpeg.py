@@ -47,7 +47,8 @@ def parse_pairs(text: str, what: str, kinds: tuple[type, ...], optional: int = 0
             items.append(tuple(kind(v) for kind, v in zip(kinds, fields)) + (None,) * (len(kinds) - len(fields)))
         return items
     except ValueError:
-        shape = ":".join("ABCD"[:len(kinds) - optional]) + "".join(f"[:{c}]" for c in "ABCD"[len(kinds) - optional:len(kinds)])
+        letters, need = "ABCD"[:len(kinds)], len(kinds) - optional
+        shape = ":".join(letters[:need]) + "".join(f"[:{c}]" for c in letters[need:])
         noun = "pairs" if shape == "A:B" else "items"
         raise SystemExit(f"error: {what} takes {shape} {noun} separated by commas, got {text!r}") from None
 

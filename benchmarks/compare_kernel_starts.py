@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from restorekit.bench import _load, collect_images, cpu_model
     from restorekit.degrade import Blur, Compose, Noise
     from restorekit.errors import InputError
-    from restorekit.estimate.kernel import START_LINES, _as_gray, _pyramid_level, _start_kernel, check_kernel_size, pyramid_sizes
+    from restorekit.estimate.kernel import START_LINES, coarse_to_fine
     from restorekit.kernels import load_kernel_set
 
     torch.set_num_threads(1)
@@ -105,15 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         x = _load(path)
         x = x[None] if x.ndim == 3 else x
         y = Compose(Blur(kernel.to(x.dtype)), Noise(args.sigma)).apply(x, seed=index)
-        gray = _as_gray(y)
-        size = check_kernel_size(args.size, gray.shape)
-        sizes = pyramid_sizes(size)
         record = {"image": label, "kernel": kernel_label, "starts": {}}
         for start in starts:
             began = time.process_time()
-            k = _start_kernel(start, sizes[0])
-            for level_size in sizes:
-                k, misfit = _pyramid_level(gray, size, level_size, k, 8)
+            try:
+                k, misfit = coarse_to_fine(y, args.size, start)
+            except InputError as error:
+                raise SystemExit(f"error: {error}") from None
             record["starts"][start] = {"similarity": similarity(k, kernel.numpy()), "misfit": misfit,
                                        "cpu_seconds": time.process_time() - began}
         cases.append(record)

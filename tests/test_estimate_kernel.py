@@ -187,6 +187,18 @@ def test_bad_starts_are_refused(starts):
         estimate_kernel(blurred(64, 0), 7, starts=starts)
 
 
+def test_coarse_to_fine_runs_one_start_and_refuses_others():
+    from restorekit.estimate.kernel import coarse_to_fine
+
+    y = blurred(96, 1)
+    k, misfit = coarse_to_fine(y, 15, "vertical")
+    np.testing.assert_array_equal(k, estimate_kernel(y, 15, starts="vertical").numpy())
+    assert misfit > 0
+    for bad in ("sideways", ("vertical",), None):
+        with pytest.raises(InputError, match="start must be one of horizontal"):
+            coarse_to_fine(y, 15, bad)
+
+
 def test_blind_degradation_hands_its_starts_to_the_estimate():
     y = blurred(96, 1)
     _, found = blind_degradation(y, 15, boundary="circular", starts="horizontal")

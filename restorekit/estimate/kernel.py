@@ -568,7 +568,7 @@ def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8, starts: Any 
         ``"antidiagonal"`` (:data:`START_LINES`; default :data:`KERNEL_STARTS`;
         ``"horizontal"`` alone is Pan et al.'s single start).
     progress : bool
-        Show a tqdm bar over the starts' pyramid levels (on stderr).
+        Show a tqdm bar over the starts (on stderr).
 
     Returns
     -------
@@ -604,26 +604,52 @@ def estimate_kernel(y: Any, size: int = 31, *, iterations: int = 8, starts: Any 
 
     gray = _as_gray(y)
     size = check_kernel_size(size, gray.shape)
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise InputError(f"iterations must be a whole number >= 1, got {iterations!r}")
+    _check_iterations(iterations)
     starts = check_starts(starts)
-    sizes = pyramid_sizes(size)
-    steps = [(start, level) for start in starts for level in range(len(sizes))]
     if progress:
         import sys
 
         from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="estimate kernel", unit="level", leave=False, file=sys.stderr)
-    best, best_misfit = None, math.inf
-    k = None
-    for start, level in steps:
-        if level == 0:
-            k = _start_kernel(start, sizes[0])
-        k, misfit = _pyramid_level(gray, size, sizes[level], k, iterations)
-        if level == len(sizes) - 1 and (best is None or misfit < best_misfit):
-            best, best_misfit = k, misfit
+        starts = tqdm(starts, desc="estimate kernel", unit="start", leave=False, file=sys.stderr)
+    estimates = [coarse_to_fine(gray, size, start, iterations=iterations) for start in starts]
+    best, _ = min(estimates, key=lambda estimate: estimate[1])  # the first of equal misfits
     return torch.from_numpy(np.ascontiguousarray(best))
+
+
+def coarse_to_fine(y: Any, size: int, start: str, *, iterations: int = 8) -> tuple[np.ndarray, float]:
+    """The coarse-to-fine estimate from one start: the kernel and its :func:`gradient_misfit` at the finest level.
+
+    What :func:`estimate_kernel` runs for each of its ``starts`` (same
+    arguments; ``start`` one name of :data:`START_LINES`); it keeps the kernel
+    of least misfit. Returns the kernel as a float64 ``(size, size)`` array.
+    """
+    gray = _as_gray(y)
+    size = check_kernel_size(size, gray.shape)
+    _check_iterations(iterations)
+    if not isinstance(start, str) or start not in START_LINES:
+        raise InputError(f"start must be one of {', '.join(START_LINES)}, got {start!r}")
+    sizes = pyramid_sizes(size)
+    h, w = gray.shape
+    k = _start_kernel(start, sizes[0])
+    for ks in sizes:
+        factor = ks / size
+        shape = (max(2 * ks + 1, int(round(h * factor))), max(2 * ks + 1, int(round(w * factor))))
+        blurred = _resize(gray, shape)
+        if k.shape[0] != ks:
+            k = _resize_kernel(k, ks)
+        padded, weight = _padded(blurred, ks)
+        lam = LAMBDA_START
+        for _ in range(iterations):
+            latent = l0_intermediate(padded, k, lam)
+            k = kernel_step(latent, padded, weight, k)
+            lam = max(lam / 1.1, LAMBDA_MIN)
+    return k, gradient_misfit(latent, padded, weight, k)
+
+
+def _check_iterations(iterations: Any) -> None:
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise InputError(f"iterations must be a whole number >= 1, got {iterations!r}")
 
 
 def check_starts(starts: Any) -> tuple[str, ...]:
@@ -646,24 +672,6 @@ def _start_kernel(start: str, size: int) -> np.ndarray:
     for dy, dx in START_LINES[start]:
         k[c + dy, c + dx] = 0.5
     return k
-
-
-def _pyramid_level(gray: np.ndarray, size: int, ks: int, k: np.ndarray, iterations: int) -> tuple[np.ndarray, float]:
-    """One pyramid level of :func:`estimate_kernel`: the kernel ``k`` (resized to ``ks``) after ``iterations``
-    alternations on ``gray`` resized to the level, and the :func:`gradient_misfit` of its last step."""
-    factor = ks / size
-    h, w = gray.shape
-    shape = (max(2 * ks + 1, int(round(h * factor))), max(2 * ks + 1, int(round(w * factor))))
-    blurred = _resize(gray, shape)
-    if k.shape[0] != ks:
-        k = _resize_kernel(k, ks)
-    padded, weight = _padded(blurred, ks)
-    lam = LAMBDA_START
-    for _ in range(iterations):
-        latent = l0_intermediate(padded, k, lam)
-        k = kernel_step(latent, padded, weight, k)
-        lam = max(lam / 1.1, LAMBDA_MIN)
-    return k, gradient_misfit(latent, padded, weight, k)
 
 
 def gradient_misfit(latent: np.ndarray, blurred: np.ndarray, weight: np.ndarray, kernel: np.ndarray) -> float:
@@ -750,7 +758,6 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
 
     rounds = check_rounds(rounds)
     relaxation = check_relaxation(relaxation)
-    starts = check_starts(starts)
     kernel = estimate_kernel(y, size, starts=starts, progress=progress)
     estimated = sigma is None
     raw = max(0.0, estimate_sigma(y)) if estimated else float(sigma)
@@ -770,5 +777,5 @@ def blind_degradation(y: Any, size: int = 31, *, boundary: str = "reflect", sigm
 
 
 __all__ = ["BLIND_SIGMA_FLOOR", "ESTIMATOR_VERSION", "KERNEL_STARTS", "REFINE_RELAXATION", "REFINE_ROUNDS", "REFINE_SMOOTH", "blind_degradation",
-           "START_LINES", "check_kernel_size", "check_relaxation", "check_rounds", "check_starts", "clean_kernel", "estimate_kernel", "estimate_sigma", "gradient_misfit", "kernel_step", "l0_intermediate",
+           "START_LINES", "check_kernel_size", "check_relaxation", "check_rounds", "check_starts", "clean_kernel", "coarse_to_fine", "estimate_kernel", "estimate_sigma", "gradient_misfit", "kernel_step", "l0_intermediate",
            "pyramid_sizes", "refine_kernel"]
