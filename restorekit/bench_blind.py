@@ -354,7 +354,8 @@ def run_blind_benchmark(
     from .bench import _load, collect_images, machine_description, parse_method
     from .checks import check_seed, check_sigma
     from .degrade import Blur, Compose, Noise
-    from .estimate.kernel import ESTIMATOR_VERSION, REFINE_ROUNDS, blind_degradation, check_kernel_size, check_rounds
+    from .estimate.kernel import (ESTIMATOR_VERSION, KERNEL_STARTS, REFINE_ROUNDS, blind_degradation, check_kernel_size,
+                                   check_rounds, refinement_deblurrer)
     from .kernels import load_kernel_set
 
     rank, world = part
@@ -373,7 +374,8 @@ def run_blind_benchmark(
     if limit is not None:
         sources = sources[:int(limit)]
     settings = {"kernels": str(kernels), "sigma": sigma, "seed": seed, "size": size, "boundary": "circular",
-                "estimator": ESTIMATOR_VERSION, "refine": refine,
+                "estimator": ESTIMATOR_VERSION, "refine": refine, "starts": list(KERNEL_STARTS),
+                "refine_precision": getattr(refinement_deblurrer(restorer), "config", {}).get("precision", "as given"),
                 "machine": machine_description(), "torch_threads": torch.get_num_threads()}
     done: dict[tuple[str, str], BlindCase] = {}
     if checkpoint is not None and Path(checkpoint).is_file():

@@ -433,6 +433,22 @@ class Restorer(abc.ABC):
             raise RestorerFailedError(f"{describe_restorer(self)} broke the restorer contract: {problem}")
         return out
 
+    def replaced(self, **changes: Any) -> "Restorer":
+        """A new restorer of this class with this one's parameters, ``changes`` applied (checked as in ``__init__``).
+
+        Keeps the plugin's name and version. Raises :class:`ParameterError`
+        for a parameter the class does not take or a value it refuses.
+
+        Examples
+        --------
+        >>> import restorekit
+        >>> restorekit.create("wiener", snr=50).replaced(snr=10).config["snr"]
+        10.0
+        """
+        new = type(self)(**{**self.config, **changes})
+        new.plugin_name, new.plugin_version = self.plugin_name, self.plugin_version
+        return new
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({args})"

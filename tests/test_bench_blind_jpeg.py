@@ -37,9 +37,11 @@ def test_runs_and_writes_the_table(tmp_path, load_benchmark):
                         "--out", str(out)]) == 0
     table = (tmp_path / "res.md").read_text()
     assert "| a.png | levin:2 |" in table
-    assert "1 rounds x2, vertical+diagonal - 0 rounds x1, horizontal" in table
+    from restorekit.estimate.kernel import KERNEL_STARTS
+
+    assert f"1 rounds x2, {'+'.join(KERNEL_STARTS)} - 0 rounds x1, horizontal" in table
     record = json.loads((tmp_path / "res.json").read_text())
-    assert record["settings"] == [[0, 1.0, ["horizontal"]], [1, 2.0, ["vertical", "diagonal"]]]
+    assert record["settings"] == [[0, 1.0, ["horizontal"]], [1, 2.0, list(KERNEL_STARTS)]]
     assert len(record["cases"][0]["psnr"]) == 2
     assert all(np.isfinite(record["cases"][0]["psnr"]))
     with pytest.raises(SystemExit, match="outside the 1 images"):

@@ -582,3 +582,69 @@ def test_blind_benchmark_in_parts_merges_into_the_single_run(tmp_path):
         BlindResult.merge([parts[0], other, parts[2]])
     with pytest.raises(InputError, match="part must be"):
         run_blind_benchmark(*args, size=9, progress=False, part=(3, 3))
+
+
+# --------------------------------------------------------------------------- refinement in bfloat16 (version 7)
+def test_refinement_deblurrer_is_pnp_in_bfloat16_where_the_cpu_has_it(monkeypatch):
+    import restorekit.training.machine as machine
+    from restorekit.estimate.kernel import refinement_deblurrer
+
+    pnp = restorekit.create("pnp", progress=False)
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: True)
+    fast = refinement_deblurrer(pnp)
+    assert fast is not pnp and fast.config["precision"] == "bfloat16"
+    assert {k: v for k, v in fast.config.items() if k != "precision"} == \
+        {k: v for k, v in pnp.config.items() if k != "precision"}
+    assert fast.plugin_name == pnp.plugin_name == "pnp" and fast.registry is pnp.registry
+    assert pnp.config["precision"] == "float32"  # the caller's restorer is left as it was
+    # on another device, for a deblurrer without 'precision', or one already set: the deblurrer itself
+    assert refinement_deblurrer(pnp, torch.device("cuda")) is pnp
+    over_dncnn = restorekit.create("pnp", denoiser="dncnn", progress=False)
+    assert refinement_deblurrer(over_dncnn) is over_dncnn
+    wiener = restorekit.create("wiener")
+    assert refinement_deblurrer(wiener) is wiener
+    already = restorekit.create("pnp", precision="bfloat16", progress=False)
+    assert refinement_deblurrer(already) is already
+
+    def plain(image, degradation):  # a bare callable is not a Restorer
+        return image
+
+    assert refinement_deblurrer(plain) is plain
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: False)
+    assert refinement_deblurrer(pnp) is pnp  # emulated bfloat16 is slower than float32
+
+
+def test_blind_degradation_refines_with_the_faster_copy_unless_told_same(monkeypatch):
+    import restorekit.estimate.kernel as kernel_module
+
+    sharp = torch.from_numpy(scene(96, 0))[None, None]
+    y = blurred(96, 0)
+    used = []
+
+    def deblurrer(image, degradation):
+        used.append("given")
+        return sharp
+
+    def faster(image, degradation):
+        used.append("faster")
+        return sharp
+
+    monkeypatch.setattr(kernel_module, "refinement_deblurrer", lambda d, device=None: faster)
+    blind_degradation(y, 15, boundary="circular", deblurrer=deblurrer, rounds=2)
+    assert used == ["faster", "faster"]
+    used.clear()
+    blind_degradation(y, 15, boundary="circular", deblurrer=deblurrer, rounds=2, refine_precision="same")
+    assert used == ["given", "given"]
+    with pytest.raises(InputError, match="refine_precision must be 'auto' or 'same'"):
+        blind_degradation(y, 15, deblurrer=deblurrer, refine_precision="bfloat16")
+
+
+def test_replaced_restorer_takes_the_changes_and_refuses_unknown_ones():
+    from restorekit.errors import ParameterError
+
+    wiener = restorekit.create("wiener", snr=50)
+    other = wiener.replaced(snr=10)
+    assert other.config["snr"] == 10 and wiener.config["snr"] == 50
+    assert other.plugin_name == wiener.plugin_name and type(other) is type(wiener)
+    with pytest.raises(ParameterError):
+        wiener.replaced(no_such_parameter=1)

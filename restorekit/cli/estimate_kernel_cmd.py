@@ -10,9 +10,9 @@ DESCRIPTION = """\
 Estimate the blur kernel of one blurred (possibly noisy) image from the image
 alone: coarse-to-fine over an image pyramid, an L0 sparse-gradient
 intermediate image alternating with a least-squares kernel step on the
-gradients (Xu, Zheng and Jia 2013; Pan et al. 2014), run from a vertical
-and from a diagonal two-pixel start, keeping the kernel that fits the
-image's gradients better. Colour images are estimated on their luminance.
+gradients (Xu, Zheng and Jia 2013; Pan et al. 2014), run from a vertical,
+a diagonal and a horizontal two-pixel start, keeping the kernel that fits
+the image's gradients best. Colour images are estimated on their luminance.
 The kernel is non-negative, sums to 1 and is centred on its centre of mass.
 
 -o ending in .npy saves the kernel as a float64 array; ending in .png saves
