@@ -682,6 +682,11 @@ class Pipeline(Restorer):
             out = step.restore_checked(out, degradation, scales)
         return out
 
+    def replaced(self, **changes: Any) -> "Restorer":
+        """Refused in one line: a pipeline's parameters are its steps'; build it again from replaced steps."""
+        raise ParameterError(f"pipeline {self.name!r} has no parameters of its own to replace; replace them on its "
+                             "steps (pipeline.steps[i].replaced(...)) and build the pipeline again")
+
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, steps={self.steps!r})"
 

@@ -648,3 +648,11 @@ def test_replaced_restorer_takes_the_changes_and_refuses_unknown_ones():
     assert other.plugin_name == wiener.plugin_name and type(other) is type(wiener)
     with pytest.raises(ParameterError):
         wiener.replaced(no_such_parameter=1)
+    from restorekit.restorer import Pipeline
+
+    chain = Pipeline([wiener, other])
+    with pytest.raises(ParameterError, match="no parameters of its own to replace"):
+        chain.replaced(snr=5)
+    from restorekit.estimate.kernel import refinement_deblurrer
+
+    assert refinement_deblurrer(chain) is chain  # no precision of its own: the chain as given
