@@ -445,9 +445,13 @@ class Restorer(abc.ABC):
         >>> restorekit.create("wiener", snr=50).replaced(snr=10).config["snr"]
         10.0
         """
-        new = type(self)(**{**self.config, **changes})
+        new = self._rebuilt({**self.config, **changes})
         new.plugin_name, new.plugin_version = self.plugin_name, self.plugin_version
         return new
+
+    def _rebuilt(self, params: dict) -> "Restorer":
+        """This class built with ``params`` (a subclass whose constructor takes more than its parameters adds it)."""
+        return type(self)(**params)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())

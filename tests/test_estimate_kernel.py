@@ -656,3 +656,14 @@ def test_replaced_restorer_takes_the_changes_and_refuses_unknown_ones():
     from restorekit.estimate.kernel import refinement_deblurrer
 
     assert refinement_deblurrer(chain) is chain  # no precision of its own: the chain as given
+
+
+def test_refinement_deblurrer_builds_its_copy_once(monkeypatch):
+    import restorekit.training.machine as machine
+    from restorekit.estimate.kernel import refinement_deblurrer
+
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: True)
+    pnp = restorekit.create("pnp", progress=False)
+    first = refinement_deblurrer(pnp)
+    assert refinement_deblurrer(pnp) is first  # every image of a batch refines with the same copy
+    assert refinement_deblurrer(restorekit.create("pnp", progress=False)) is not first

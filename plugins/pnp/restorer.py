@@ -142,11 +142,9 @@ class PnPRestorer(Restorer):
         self.min_size = int(getattr(self.denoiser, "min_size", 1))
         self._warn_blind = not getattr(self.denoiser, "uses_noise_level", False)
 
-    def replaced(self, **changes) -> "PnPRestorer":
-        """As :meth:`restorekit.restorer.Restorer.replaced`, the denoiser found in this pnp's registry."""
-        new = type(self)(registry=self.registry, **{**self.config, **changes})
-        new.plugin_name, new.plugin_version = self.plugin_name, self.plugin_version
-        return new
+    def _rebuilt(self, params: dict) -> "PnPRestorer":
+        """For :meth:`~restorekit.restorer.Restorer.replaced`: the denoiser found in this pnp's registry."""
+        return type(self)(registry=self.registry, **params)
 
     # ------------------------------------------------------------------ pieces
     def _denoiser_build_params(self) -> dict:

@@ -67,6 +67,7 @@ kernel step, as blind deconvolution fixes a kernel only up to a shift.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -806,6 +807,8 @@ def refinement_deblurrer(deblurrer: Any, device: Any = None) -> Any:
     against 3.4 s a round) and the error ratios after 5 rounds are those of
     float32 on the mean (2.353 against 2.345 on 16 cases, 14 within 0.025;
     ``benchmarks/RESULTS.md``, estimator version 7). Otherwise ``deblurrer`` itself.
+    The copy is built once per ``deblurrer`` (a batch of photos, or a
+    benchmark's cases, shares it).
     """
     from ..errors import ParameterError
     from ..restorer import Restorer
@@ -815,10 +818,18 @@ def refinement_deblurrer(deblurrer: Any, device: Any = None) -> Any:
         return deblurrer
     if (device is not None and getattr(device, "type", "cpu") != "cpu") or not cpu_has_native_bf16():
         return deblurrer
-    try:
-        return deblurrer.replaced(precision="bfloat16")
-    except ParameterError:  # e.g. pnp over a denoiser that has no precision parameter
-        return deblurrer
+    copy = _BFLOAT16_COPIES.get(deblurrer)
+    if copy is None:
+        try:
+            copy = deblurrer.replaced(precision="bfloat16")
+        except ParameterError:  # e.g. pnp over a denoiser that has no precision parameter
+            copy = deblurrer
+        _BFLOAT16_COPIES[deblurrer] = copy
+    return copy
+
+
+#: :func:`refinement_deblurrer`'s copies, one per deblurrer (each a network loaded), dropped with the deblurrer.
+_BFLOAT16_COPIES: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
 __all__ = ["BLIND_SIGMA_FLOOR", "ESTIMATOR_VERSION", "KERNEL_STARTS", "REFINE_RELAXATION", "REFINE_ROUNDS", "REFINE_SMOOTH", "blind_degradation",
