@@ -20,9 +20,10 @@ deblurring:
   less than 10% of the mass, and normalisation to sum 1; ``lambda`` falls by
   1/1.1 per alternation.
 
-Five changes to that scheme, measured on CBSD68 blurred by Levin et al.'s kernels
-(``benchmarks/RESULTS.md``), keep texture out of the kernel, which otherwise
-fills its support with streaks on textured photos:
+Six changes to that scheme, measured on CBSD68 blurred by Levin et al.'s kernels
+(``benchmarks/RESULTS.md``); the first five keep texture out of the kernel,
+which otherwise fills its support with streaks on textured photos, and the
+last makes the refinement faster:
 
 * gradient selection after L. Xu and J. Jia, "Two-phase kernel estimation
   for robust motion deblurring", ECCV 2010: the coarse-to-fine kernel step
