@@ -354,8 +354,9 @@ def run_blind_benchmark(
     from .bench import _load, collect_images, machine_description, parse_method
     from .checks import check_seed, check_sigma
     from .degrade import Blur, Compose, Noise
-    from .estimate.kernel import (ESTIMATOR_VERSION, KERNEL_STARTS, REFINE_ROUNDS, blind_degradation, check_kernel_size,
-                                   check_rounds, refinement_deblurrer)
+    from .estimate.kernel import (ESTIMATOR_VERSION, KERNEL_STARTS, REFINE_EARLY_ROUNDS, REFINE_ROUNDS, REFINE_SMOOTH,
+                                   REFINE_SMOOTH_EARLY, blind_degradation, check_kernel_size, check_rounds,
+                                   refinement_deblurrer)
     from .kernels import load_kernel_set
 
     rank, world = part
@@ -375,6 +376,7 @@ def run_blind_benchmark(
         sources = sources[:int(limit)]
     settings = {"kernels": str(kernels), "sigma": sigma, "seed": seed, "size": size, "boundary": "circular",
                 "estimator": ESTIMATOR_VERSION, "refine": refine, "starts": list(KERNEL_STARTS),
+                "refine_smooth": {"first_rounds": REFINE_EARLY_ROUNDS, "early": REFINE_SMOOTH_EARLY, "then": REFINE_SMOOTH},
                 "refine_precision": getattr(refinement_deblurrer(restorer), "config", {}).get("precision", "as given"),
                 "machine": machine_description(), "torch_threads": torch.get_num_threads()}
     done: dict[tuple[str, str], BlindCase] = {}

@@ -664,6 +664,27 @@ def test_blind_degradation_refines_with_the_faster_copy_unless_told_same(monkeyp
         blind_degradation(y, 15, deblurrer=deblurrer, refine_precision="bfloat16")
 
 
+def test_blind_degradation_smooths_harder_in_the_first_refinement_rounds(monkeypatch):
+    import restorekit.estimate.kernel as kernel_module
+
+    sharp = torch.from_numpy(scene(96, 0))[None, None]
+    y = blurred(96, 0)
+    real = kernel_module.refine_kernel
+    smoothing = []
+
+    def spy(y, restored, kernel, **options):
+        smoothing.append(options["smooth"])
+        return real(y, restored, kernel, **options)
+
+    monkeypatch.setattr(kernel_module, "refine_kernel", spy)
+    early, rounds = kernel_module.REFINE_EARLY_ROUNDS, kernel_module.REFINE_EARLY_ROUNDS + 2
+    _, found = blind_degradation(y, 15, boundary="circular", deblurrer=lambda image, degradation: sharp,
+                                 rounds=rounds, refine_precision="same")
+    assert found["refined"] == rounds
+    assert kernel_module.REFINE_SMOOTH_EARLY > kernel_module.REFINE_SMOOTH > 0
+    assert smoothing == [kernel_module.REFINE_SMOOTH_EARLY] * early + [kernel_module.REFINE_SMOOTH] * 2
+
+
 def test_replaced_restorer_takes_the_changes_and_refuses_unknown_ones():
     from restorekit.errors import ParameterError
 
