@@ -376,7 +376,8 @@ def run_blind_benchmark(
         sources = sources[:int(limit)]
     settings = {"kernels": str(kernels), "sigma": sigma, "seed": seed, "size": size, "boundary": "circular",
                 "estimator": ESTIMATOR_VERSION, "refine": refine, "starts": list(KERNEL_STARTS),
-                "refine_smooth": {"first_rounds": REFINE_EARLY_ROUNDS, "early": REFINE_SMOOTH_EARLY, "then": REFINE_SMOOTH},
+                "refine_smooth": {"first_rounds": REFINE_EARLY_ROUNDS, "early": REFINE_SMOOTH_EARLY,
+                                  "then": REFINE_SMOOTH},
                 "refine_precision": getattr(refinement_deblurrer(restorer), "config", {}).get("precision", "as given"),
                 "machine": machine_description(), "torch_threads": torch.get_num_threads()}
     done: dict[tuple[str, str], BlindCase] = {}

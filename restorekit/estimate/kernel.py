@@ -866,7 +866,7 @@ _BFLOAT16_COPIES: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDiction
 
 
 __all__ = ["BLIND_SIGMA_FLOOR", "ESTIMATOR_VERSION", "KERNEL_STARTS", "REFINE_EARLY_ROUNDS", "REFINE_RELAXATION",
-           "REFINE_ROUNDS", "REFINE_SMOOTH", "REFINE_SMOOTH_EARLY",
-           "REFINE_USEFUL_SHARE", "blind_degradation",
-           "START_LINES", "check_kernel_size", "check_relaxation", "check_rounds", "check_starts", "clean_kernel", "coarse_to_fine", "estimate_kernel", "estimate_sigma", "gradient_misfit", "kernel_step", "l0_intermediate",
+           "REFINE_ROUNDS", "REFINE_SMOOTH", "REFINE_SMOOTH_EARLY", "REFINE_USEFUL_SHARE", "blind_degradation",
+           "START_LINES", "check_kernel_size", "check_relaxation", "check_rounds", "check_starts", "clean_kernel",
+           "coarse_to_fine", "estimate_kernel", "estimate_sigma", "gradient_misfit", "kernel_step", "l0_intermediate",
            "pyramid_sizes", "refine_kernel", "refinement_deblurrer"]
