@@ -5,7 +5,9 @@ read it; the script prints the mean and worst relative error of each and the mea
 (one thread). Then (issue 14):
 
 * Poisson-Gaussian: ``estimate_noise(y, model="poisson-gaussian")`` against the true gain and read-noise
-  sigma for each ``--pg`` setting (mean / worst relative error, and how many images are within 15%);
+  sigma for each ``--pg`` setting (mean / worst relative error, and how many images are within 15%),
+  beside the bound (:func:`read_noise_bound`): how many images even an ideal estimator that knows the
+  clean image is expected to place within 15% of the read noise, and the chance that it places all;
 * JPEG: the Gaussian estimate of noise-free images saved as JPEG at each ``--jpeg`` quality (what the 8x8
   block edges alone read as), and of noisy images saved as JPEG, against the sigma of the noise added
   before compression and the std of what JPEG left of it (the JPEG image minus the JPEG of the clean
@@ -104,18 +106,45 @@ def main() -> int:
     return 0
 
 
+def read_noise_bound(clean, gain: float, sigma: float, within: float = 0.15) -> tuple[float, float]:
+    """How well any unbiased estimator can find the read noise ``sigma`` of one image, even knowing it clean.
+
+    Returns ``(relative_sd, p_within)``: the Cramer-Rao bound on the standard deviation of the estimated
+    ``sigma`` over ``sigma``, and the chance that such an estimator lands within ``within`` of ``sigma``
+    (the estimate of ``sigma^2`` taken as normal with the bound's variance). The model is the
+    heteroscedastic Gaussian one of Foi et al. (2008): each value of ``clean`` (any shape, [0, 1]) gets
+    independent noise of variance ``v = gain * x + sigma^2``, whose Fisher information about
+    ``(gain, sigma^2)`` is ``sum 1 / (2 v^2) [[x^2, x], [x, 1]]``. An estimator that does not know the clean
+    image (``estimate_noise``) has less information, so it cannot do better on average.
+    """
+    from scipy.stats import norm
+
+    x = np.clip(np.asarray(clean, dtype=np.float64).ravel(), 0, None)
+    v = gain * x + sigma**2
+    w = 0.5 / v**2
+    info = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
+    det = float(np.linalg.det(info))
+    if not np.isfinite(det) or det <= 1e-12 * float(info[0, 0] * info[1, 1]):
+        return float("inf"), 0.0  # one intensity only: gain and read noise cannot be told apart
+    sd_variance = float(np.sqrt(info[0, 0] / det))  # the (sigma^2, sigma^2) entry of the inverse
+    b = sigma**2
+    p = norm.cdf(((1 + within) ** 2 - 1) * b / sd_variance) - norm.cdf(((1 - within) ** 2 - 1) * b / sd_variance)
+    return sd_variance / (2 * b), float(p)
+
+
 def poisson_gaussian(images, settings: str) -> None:
     import restorekit
     from restorekit.degrade import PoissonGaussian
 
     say()
     say("| gain | sigma | gain error mean / worst | within 15% | sigma error mean / worst | within 15% "
-        "| s per call |")
-    say("|---|---|---|---|---|---|---|")
+        "| s per call | bound: sigma within 15%, expected (chance of all) |")
+    say("|---|---|---|---|---|---|---|---|")
     for item in settings.split(","):
         gain, sigma = (float(v) for v in item.split(":"))
-        eg, es, spent = [], [], 0.0
+        eg, es, spent, bound = [], [], 0.0, []
         for i, x in enumerate(images):
+            bound.append(read_noise_bound(x.numpy(), gain, sigma))
             y = PoissonGaussian(gain, sigma).apply(x, seed=i)
             t = time.process_time()
             est = restorekit.estimate_noise(y, model="poisson-gaussian")
@@ -125,9 +154,11 @@ def poisson_gaussian(images, settings: str) -> None:
         n = len(images)
         say(f"| {gain} | {sigma} | {np.mean(eg):+.1%} / {max(eg, key=abs):+.1%} | "
             f"{sum(abs(e) <= 0.15 for e in eg)}/{n} | {np.mean(es):+.1%} / {max(es, key=abs):+.1%} | "
-            f"{sum(abs(e) <= 0.15 for e in es)}/{n} | {spent / n:.2f} |")
+            f"{sum(abs(e) <= 0.15 for e in es)}/{n} | {spent / n:.2f} | {sum(b[1] for b in bound):.2f}/{n} "
+            f"({np.prod([b[1] for b in bound]):.0%}) |")
         RECORDS["poisson_gaussian"].append({"gain": gain, "sigma": sigma, "gain_errors": eg, "sigma_errors": es,
-                                            "s_per_call": spent / n})
+                                            "s_per_call": spent / n, "bound_relative_sd": [b[0] for b in bound],
+                                            "bound_p_within": [b[1] for b in bound]})
 
 
 def _jpeg(x, quality: int):
