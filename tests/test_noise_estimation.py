@@ -211,3 +211,38 @@ def test_poisson_gaussian_on_a_noise_free_flat_image_is_zero_without_warnings():
         warnings.simplefilter("error")
         est = restorekit.estimate_noise(torch.full((1, 3, 64, 64), 0.5), model="poisson-gaussian")
     assert est.gain == 0.0 and est.sigma < 1e-4
+
+
+# ------------------------------- the read noise: the stabilised refinement (issue 14, session 16)
+def test_refinement_sees_through_texture_alike_in_every_channel():
+    # Fine texture of the noise's own size, the same in R, G and B: the per-channel bins of the line fit
+    # read it as variance (+30% on the read noise, measured); the patches of all channels at once keep it
+    # in their large eigenvalues.
+    from restorekit.degrade import PoissonGaussian
+    from restorekit.estimate.noise import _pg_fit
+
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0.02, 0.98, 256)[None, :].expand(256, 256)
+    x = (ramp + 0.02 * torch.randn(256, 256, generator=g)).clamp(0, 1)[None, None].expand(1, 3, 256, 256)
+    for gain, sigma in ((0.01, 0.02), (0.02, 0.02)):
+        y = PoissonGaussian(gain, sigma).apply(x.contiguous(), seed=1)
+        line_gain, line_sigma = _pg_fit(y[0].double().numpy(), 7)
+        assert line_sigma > 1.2 * sigma
+        est = restorekit.estimate_noise(y, model="poisson-gaussian")
+        assert est.sigma == pytest.approx(sigma, rel=0.1)
+        assert est.gain == pytest.approx(gain, rel=0.1)
+
+
+@pytest.mark.parametrize("gain, sigma", [(0.05, 0.02), (0.01, 0.01)])
+def test_stabilised_variance_is_exact_at_low_counts(gain, sigma):
+    from restorekit.degrade.vst import anscombe
+    from restorekit.estimate.noise import _stabilised_variance
+
+    levels = np.array([0.0, 0.025, 0.05, 0.1, 0.5])
+    exact = _stabilised_variance(levels, gain, sigma)
+    rng = np.random.default_rng(0)
+    for level, want in zip(levels, exact):
+        y = gain * rng.poisson(level / gain, 400_000) + sigma * rng.standard_normal(400_000)
+        found = float(anscombe(torch.from_numpy(y), gain, sigma).var())
+        assert found == pytest.approx(want, rel=0.02)
+    assert exact[-1] == pytest.approx(1.0, abs=0.02)
