@@ -246,3 +246,11 @@ def test_stabilised_variance_is_exact_at_low_counts(gain, sigma):
         found = float(anscombe(torch.from_numpy(y), gain, sigma).var())
         assert found == pytest.approx(want, rel=0.02)
     assert exact[-1] == pytest.approx(1.0, abs=0.02)
+
+
+def test_stabilised_variance_of_many_photons_is_one_without_summing_them():
+    # A near-Gaussian image's line can have a tiny gain: 1.2 / 1e-7 photons must not be summed one by one.
+    from restorekit.estimate.noise import _stabilised_variance
+
+    found = _stabilised_variance(np.linspace(0, 1.2, 97), 1e-7, 0.02)
+    assert found[1:] == pytest.approx(1.0) and 0.9 < found[0] <= 1.0

@@ -132,6 +132,9 @@ PG_REFINE_FLOOR = 1e-3
 #: (brighter patches take the top's).
 PG_LEVEL_COUNT = 97
 PG_LEVEL_TOP = 1.2
+#: Above this many photons the stabilised variance is taken as 1 (it is 1.000 from about 30; the sum over counts
+#: stays small however small the gain).
+PG_STABLE_COUNT = 200.0
 #: Most Nelder-Mead iterations of the stabilised refinement (it stops after 45-65 evaluations on CBSD68).
 PG_REFINE_ITERATIONS = 80
 #: Weak-texture selection: patches whose gradient energy is below this quantile of pure noise's are kept.
@@ -312,15 +315,21 @@ def _stabilised_variance(levels: Any, gain: float, sigma: float) -> Any:
     import numpy as np
     from scipy.stats import poisson
 
+    variance = np.ones(len(levels))
+    counts = np.asarray(levels, dtype=np.float64) / gain
+    low = counts <= PG_STABLE_COUNT  # above it the transform's variance is 1 to within 1e-3
+    if not low.any():
+        return variance
     nodes = np.linspace(-8.0, 8.0, 641)  # the read noise in its own units: a fine rule, for the kink at 0
     weights = np.exp(-nodes**2 / 2)
     weights = weights / weights.sum()
-    counts = levels / gain
-    k = np.arange(int(counts.max() + 12 * np.sqrt(counts.max()) + 20) + 1)
-    pmf = poisson.pmf(k[None, :], counts[:, None])
+    top = float(counts[low].max())
+    k = np.arange(int(top + 12 * np.sqrt(top) + 20) + 1)
+    pmf = poisson.pmf(k[None, :], counts[low][:, None])
     values = _anscombe(gain * k[:, None] + sigma * nodes[None, :], gain, sigma)
     first, second = pmf @ (values * weights).sum(axis=1), pmf @ (values**2 * weights).sum(axis=1)
-    return np.maximum(second - first**2, 1e-9)
+    variance[low] = np.maximum(second - first**2, 1e-9)
+    return variance
 
 
 def _stabilised_fit(item: Any, gain: float, sigma: float, patch: int) -> tuple[float, float]:
