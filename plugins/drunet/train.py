@@ -1,4 +1,4 @@
-"""Train the DRUNet-style prior from ``../shared/data`` (or any image folders).
+r"""Train the DRUNet-style prior from ``../shared/data`` (or any image folders).
 
 The shipped model ``drunet-color`` is trained as ``--preset drunet-color`` says:
 colour, the noise sigma drawn per crop over the whole range down to zero (90%
@@ -17,6 +17,15 @@ Run (resumable: a run stopped at any point continues with ``--resume``)::
 
     restorekit train drunet --preset drunet-color --out runs/drunet-color --export drunet-color
     restorekit train drunet --out runs/drunet-color --resume --export drunet-color
+
+``drunet-color-pnp``, the weights ``pnp`` runs as its prior when it fills in missing pixels
+(``DRUNetRestorer.pnp_weights``), is the shipped network trained further through pnp's own inpainting
+solver: half the batches masked (each sample missing 50-90% of its pixels) and restored by pnp, the loss on
+pnp's result, the other half Gaussian denoising as above::
+
+    restorekit train drunet --out runs/drunet-color-pnp --init-from drunet-color --widths 16,32,64,128 \
+        --blocks 4 --pnp-share 0.5 --pnp-mask random:0.5-0.9 --patch 96 --batch-size 4 --lr 5e-5 \
+        --lr-drop-at 0.8 --epochs 3 --map-share 0 --export drunet-color-pnp
 
 ``--export NAME`` writes ``weights/NAME.pt`` and ``NAME.json`` (architecture,
 data, noise range, steps, validation PSNR, the CPU, precision and seconds, the
@@ -59,6 +68,12 @@ class DRUNetOptions(TrainOptions):
                               "of the pixels only, or growing with the intensity as shot noise does), so the "
                               "network learns to read maps such as Poisson-Gaussian noise's or pnp's inpainting "
                               "map", minimum=0, below=1)
+    pnp_share: float = option(0.0, "share of batches given a random mask (--pnp-mask) and restored through pnp's "
+                              "inpainting solver (ADMM, its defaults), the loss on pnp's result: the network is "
+                              "trained as the prior pnp runs it (PnPRestorer.forward; the gradient through its last "
+                              "8 iterations); the other batches are Gaussian denoising as usual", minimum=0, below=1)
+    pnp_mask: str = option("random:0.5-0.9", "the masks of the --pnp-share batches: random:LOW-HIGH (each sample's "
+                           "missing fraction uniform in the range) or random:FRACTION")
     patch: int = option(64, "crop side in pixels (a multiple of 8)", minimum=8)
     crops_per_epoch: int = option(3200, "random crops per epoch", minimum=1)
     epochs: int = option(18, "passes of --crops-per-epoch crops", minimum=1)
@@ -74,7 +89,8 @@ class DRUNetOptions(TrainOptions):
     bf16: str = option("auto", "bfloat16 autocast on the CPU (auto: where the CPU has AMX-BF16 or AVX512-BF16)",
                        choices=("auto", "on", "off"))
     init_from: str = option("", "start a new run from the network of this checkpoint (another run's "
-                            "checkpoint.pt; e.g. to continue on a GPU with a larger batch): weights only, a fresh "
+                            "checkpoint.pt, e.g. to continue on a GPU with a larger batch; or shipped weights: a "
+                            "name such as drunet-color, or a .pt with its .json): weights only, a fresh "
                             "optimizer and history; a narrower or shallower network is grown to --widths/--blocks "
                             "computing the same function (Net2Net)")
     export_checkpoint: bool = option(False, "train nothing: ship the network of the checkpoint in --out as it "
@@ -97,12 +113,36 @@ def parse_widths(text: str) -> tuple[int, ...]:
 
 
 def training_sampler(opts: DRUNetOptions):
-    """The :class:`restorekit.degrade.DegradationSampler` of ``opts``: sigma per sample over the range, a low
-    share, and a ``map_share`` of per-pixel maps."""
-    from restorekit.degrade import DegradationSampler
+    """The sampler of ``opts``: a :class:`restorekit.degrade.DegradationSampler` (sigma per sample over the range, a
+    low share, a ``map_share`` of per-pixel maps), mixed with ``pnp_share`` of masked batches
+    (:class:`restorekit.degrade.SamplerMixture`) when the run trains through pnp."""
+    from restorekit.degrade import DegradationSampler, SamplerMixture
 
-    return DegradationSampler(sigma_range=tuple(opts.sigma_range), low_fraction=opts.low_fraction,
-                              low_sigma=opts.low_sigma, map_share=opts.map_share)
+    noise = DegradationSampler(sigma_range=tuple(opts.sigma_range), low_fraction=opts.low_fraction,
+                               low_sigma=opts.low_sigma, map_share=opts.map_share)
+    if not opts.pnp_share:
+        return noise
+    return SamplerMixture([(1 - opts.pnp_share, noise), (opts.pnp_share, DegradationSampler(mask=opts.pnp_mask))])
+
+
+def trained_model(net, opts: DRUNetOptions):
+    """What ``fit`` trains: the ``drunet`` restorer around ``net``, inside ``pnp`` when ``pnp_share`` > 0 (its
+    :meth:`~restorekit_plugins.pnp.restorer.PnPRestorer.forward` runs the solver on masked batches and the
+    denoiser alone on noisy ones; the denoiser's guard off, as pnp builds it)."""
+    from .restorer import DRUNetRestorer
+
+    if not opts.pnp_share:
+        return DRUNetRestorer.from_network(net)
+    pnp = _pnp()  # from the registry: plugins use each other through it, never by import
+    guard = pnp.denoiser.config.get("low_noise_guard", "off")  # as pnp builds its denoiser
+    return pnp.with_denoiser(DRUNetRestorer.from_network(net, low_noise_guard=guard))
+
+
+def _pnp():
+    """pnp from the registry, with its defaults (the tasks' solvers and schedules), no progress bar."""
+    from restorekit.registry import default_registry
+
+    return default_registry().create("pnp", progress=False)
 
 
 def build_datasets(opts: DRUNetOptions, progress: bool = True):
@@ -142,7 +182,6 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
     from restorekit.training import TrainConfig, fit, seed_everything
 
     from .model import DRUNet
-    from .restorer import DRUNetRestorer
 
     if opts.export_checkpoint:
         if not export:
@@ -165,9 +204,11 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
                       seed=opts.seed, checkpoint_every=opts.checkpoint_every, device=opts.device,
                       progress=progress, log_every=25)
     title = f"DRUNet {'-'.join(map(str, widths))} x{opts.blocks}" + (" (bf16 autocast)" if bf16 else "")
+    if opts.pnp_share:
+        title += f", {opts.pnp_share:.0%} of batches through pnp"
     described["precision"] = "bfloat16 autocast" if bf16 else "float32"
     # The restorer that restores is the one trained: its forward reads each sample's sigma from the sampler's Noise.
-    result = fit(DRUNetRestorer.from_network(net), train, cfg, val_pairs=val, out=out, resume=resume, title=title,
+    result = fit(trained_model(net, opts), train, cfg, val_pairs=val, out=out, resume=resume, title=title,
                  sampler=sampler, bf16=bf16, extra_state={"arch": net.arch(), "options": _jsonable(asdict(opts)),
                                                           "precision": described["precision"]})
     if export and result.is_main:
@@ -176,7 +217,10 @@ def train_drunet(opts: DRUNetOptions, out: str | os.PathLike, resume: bool = Fal
 
 
 def initialize_from(net, path: str | os.PathLike, resume: bool = False, seed: int = 0) -> str:
-    """Load the network weights of the checkpoint at ``path`` into ``net``; say what was loaded.
+    """Load the network weights of the checkpoint (or shipped weights) at ``path`` into ``net``; say what was loaded.
+
+    ``path`` is a run's ``checkpoint.pt``, a weights ``.pt`` with its ``.json``
+    sidecar, or the name of shipped weights (``drunet-color``).
 
     A new run starts from them (a fresh optimizer, schedule and history). A
     checkpoint of a narrower or shallower network is grown to ``net``'s widths
@@ -194,10 +238,21 @@ def initialize_from(net, path: str | os.PathLike, resume: bool = False, seed: in
         raise InputError("--init-from starts a new run from another run's weights and --resume continues the run in "
                          "--out: choose one")
     source = Path(path)
+    if not source.is_file() and (WEIGHTS_DIR / f"{path}.pt").is_file():  # a shipped model's name
+        source = WEIGHTS_DIR / f"{path}.pt"
     if not source.is_file():
         raise InputError(f"--init-from {source}: no such checkpoint file (give a run's checkpoint.pt, e.g. "
-                         "benchmarks/training/drunet-color-deep/checkpoint.pt)")
-    state = load_checkpoint(source)
+                         "benchmarks/training/drunet-color-deep/checkpoint.pt, or shipped weights such as "
+                         "drunet-color)")
+    from restorekit.weights import sidecar_path
+
+    if source.suffix == ".pt" and sidecar_path(source).is_file():  # shipped weights: a verified state dict
+        from restorekit.weights import load_state_dict
+
+        weights, _ = load_state_dict(source)
+        state = {"model": weights}
+    else:
+        state = load_checkpoint(source)
     if not isinstance(state, dict) or "model" not in state:
         raise InputError(f"--init-from {source}: not a checkpoint written by 'restorekit train' (it holds no model)")
     grown = ""
@@ -220,6 +275,10 @@ def initialize_from(net, path: str | os.PathLike, resume: bool = False, seed: in
     net.load_state_dict(state["model"])
     steps = len(state.get("history", {}).get("step", [])) and state["history"]["step"][-1]
     return (f"{source} (step {steps})" if steps else str(source)) + grown
+
+
+def _backprop_iterations() -> int:
+    return int(_pnp().backprop_iterations)
 
 
 def _jsonable(d: dict) -> dict:
@@ -293,6 +352,11 @@ def ship(history: dict, net, opts: DRUNetOptions, described: dict, name: str | o
                             f"sigma {opts.val_sigma} given to the model",
         "options": _jsonable(asdict(opts)),
     }
+    if opts.pnp_share:
+        meta["trained_through_pnp"] = (f"{opts.pnp_share:.0%} of the batches masked ({opts.pnp_mask}) and restored by "
+                                       "pnp's inpainting solver (ADMM, its default schedule, ensemble and average), "
+                                       "the loss on pnp's result, the gradient through its last "
+                                       f"{_backprop_iterations()} iterations; the rest Gaussian denoising")
     path = Path(name) if str(name).endswith(".pt") else WEIGHTS_DIR / f"{name}.pt"
     return export(net, path, sampler=training_sampler(opts), history=h, metadata=meta,
                   precision=described.get("precision", "float32"), device=opts.device, threads=opts.threads,

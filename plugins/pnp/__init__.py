@@ -21,6 +21,13 @@ the schedule. On the reflect border the data step runs at most
 ``cg_iterations`` conjugate-gradient iterations (or pads, solves in closed
 form and crops: ``reflect_step=pad``, ``datastep.py``).
 
+The solver is also a training path: ``PnPRestorer.forward`` runs the same
+iterations differentiably (the gradient through the last 8), so ``fit``
+trains a denoiser's network as the prior pnp runs it
+(``restorekit train drunet --pnp-share``). A denoiser class may ship weights
+trained so for a task (``pnp_weights = {task: weights}``); pnp builds the
+denoiser with them for that task (``tuned``, on by default).
+
 Registration is lazy: this file imports no torch; ``restorer.py`` is imported
 when the restorer is first built.
 """

@@ -108,6 +108,9 @@ PARAMS = (
     Param("inpaint_map", False, "inpaint: tell the denoiser its level sigma_k on the missing pixels only and 0 on "
           "the observed ones (a per-pixel noise map) instead of one level, for a denoiser that reads maps; off by "
           "default: with drunet trained on maps it measured 0.19 dB lower at 50% missing (RESULTS.md)"),
+    Param("tuned", True, "use the denoiser's weights trained through pnp's own solver for the task when it ships "
+          "them (drunet: drunet-color-pnp for inpaint, trained through pnp's inpainting; RESULTS.md); false: the "
+          "denoiser's default weights for every task"),
     Param("ensemble", True, "cycle the 8 flips/rotations over the iterations (one denoiser call each, so no "
           "extra cost; +0.2 to +0.5 dB measured with ffdnet); false: the image as it is every time"),
     Param("precision", "float32", "the denoiser's arithmetic, for one that takes 'precision' (drunet, ffdnet): "

@@ -42,6 +42,16 @@ which puts the observed pixels back (to within the last penalty, rho_k about
 Inpainting stops its schedule at 2/255 (the data step puts the observed pixels
 back; the last levels only shape the missing ones). Deblurring keeps DPIR's
 schedule and returns the last denoiser output.
+
+:meth:`PnPRestorer.solve` is the loop both ways share: :meth:`~PnPRestorer.restore`
+runs it with the registered denoiser under ``no_grad``, and
+:meth:`~PnPRestorer.forward` with the denoiser's network and the gradient
+through the last :data:`BACKPROP_ITERATIONS` iterations, which
+:func:`restorekit.training.fit` trains (``restorekit train drunet
+--pnp-share``; :meth:`~PnPRestorer.with_denoiser` hands pnp the restorer around
+the network being trained). Weights a denoiser ships trained so for a task
+(its class's ``pnp_weights``) are what pnp builds it with for that task
+(``tuned``; :meth:`~PnPRestorer.tuned_weights`).
 """
 
 from __future__ import annotations
@@ -99,6 +109,9 @@ DATA_STEP_BYTES_PER_VALUE = {"closed": 72, "padded": 72, "cg": 112}
 #: session 8: without it the 20-image tables of Levin deblurring and x4 identical, 50% inpainting within 0.004 dB
 #: per image, in 26-33% less time).
 DENOISER_GUARD = "off"
+#: The last iterations the gradient flows through when a denoiser is trained through pnp (:meth:`PnPRestorer.forward`):
+#: the 8 whose outputs inpainting and super-resolution average, so every output averaged gets its gradient.
+BACKPROP_ITERATIONS = 8
 #: With ``progress=true`` the bar appears once a run has taken this long (short runs print nothing).
 PROGRESS_DELAY_S = 2.0
 
@@ -123,6 +136,8 @@ class PnPRestorer(Restorer):
     params = PARAMS
     summary = SUMMARY
     needs_degradation = True
+    #: Training through the solver (:meth:`forward`): the gradient flows through this many last iterations.
+    backprop_iterations = BACKPROP_ITERATIONS
 
     def __init__(self, registry=None, **params) -> None:
         super().__init__(**params)
@@ -136,11 +151,27 @@ class PnPRestorer(Restorer):
         if isinstance(self.denoiser, (Pipeline, PnPRestorer)):
             raise ParameterError(f"denoiser={name!r} builds a {type(self.denoiser).__name__}; "
                                  f"{self.name!r} needs a single denoiser such as dncnn")
-        self._by_device: dict[str, Restorer] = {}
+        self._by_device: dict[tuple[str, str | None], Restorer] = {}
+        self._own_denoiser = True  # built here from the registry (not handed in by with_denoiser)
         # What the denoiser takes, pnp takes (read by restorekit.testing.check_restorer).
         self.channels = tuple(getattr(self.denoiser, "channels", Restorer.channels))
         self.min_size = int(getattr(self.denoiser, "min_size", 1))
         self._warn_blind = not getattr(self.denoiser, "uses_noise_level", False)
+
+    def with_denoiser(self, denoiser: Restorer) -> "PnPRestorer":
+        """This pnp with the denoiser instance ``denoiser`` in place of the one it built; returns ``self``.
+
+        For a network being trained through :meth:`forward`, e.g.
+        ``registry.create("pnp").with_denoiser(DRUNetRestorer.from_network(net))``
+        (``restorekit train drunet --pnp-share``). A denoiser handed in is
+        used for every task: weights tuned for a task (:meth:`tuned_weights`)
+        replace only a denoiser pnp built itself.
+        """
+        self.denoiser = denoiser
+        self._by_device = {}
+        self._own_denoiser = False
+        self._warn_blind = not getattr(denoiser, "uses_noise_level", False)
+        return self
 
     def _rebuilt(self, params: dict) -> "PnPRestorer":
         """For :meth:`~restorekit.restorer.Restorer.replaced`: the denoiser found in this pnp's registry."""
@@ -178,14 +209,36 @@ class PnPRestorer(Restorer):
                     "drunet, ffdnet); pnp's own data step works on the whole image (its FFTs cannot be tiled)")
         return out
 
-    def denoiser_for(self, device: torch.device) -> Restorer:
-        """The denoiser to call for tensors on ``device`` (built there once when it takes ``device``)."""
-        if device.type == "cpu" or not any(p.name == "device" for p in self._spec.params):
+    def tuned_weights(self, task: str) -> str | None:
+        """The denoiser's weights trained through pnp's solver for ``task``, when it ships them and ``tuned`` is on.
+
+        A denoiser class declares them as ``pnp_weights = {task: weights}``
+        (``drunet``: ``{"inpaint": "drunet-color-pnp"}``, its network trained
+        through this solver's inpainting by :meth:`forward`); pnp then builds
+        the denoiser with those weights for that task. None otherwise, and for
+        a denoiser handed in by :meth:`with_denoiser`.
+        """
+        if not (self.config["tuned"] and self._own_denoiser) or not any(p.name == "weights" for p in self._spec.params):
+            return None
+        return dict(getattr(type(self.denoiser), "pnp_weights", None) or {}).get(task)
+
+    def denoiser_for(self, device: torch.device, task: str | None = None) -> Restorer:
+        """The denoiser to call for tensors on ``device`` for ``task`` (built once per device and tuned weights).
+
+        It is the one built with pnp unless the denoiser takes ``device`` and
+        ``device`` is not the CPU, or it ships weights tuned for ``task``
+        (:meth:`tuned_weights`).
+        """
+        weights = self.tuned_weights(task) if task is not None else None
+        on_device = device.type != "cpu" and any(p.name == "device" for p in self._spec.params)
+        if not on_device and weights is None:
             return self.denoiser
-        key = str(device)
+        key = (str(device) if on_device else "cpu", weights)
         if key not in self._by_device:
-            self._by_device[key] = self.registry.create(self.config["denoiser"], device=key,
-                                                        **self._denoiser_params)
+            extra = {"device": key[0]} if on_device else {}
+            if weights is not None:
+                extra["weights"] = weights
+            self._by_device[key] = self.registry.create(self.config["denoiser"], **extra, **self._denoiser_params)
         return self._by_device[key]
 
     def check_memory(self, shape: tuple[int, ...], kind: str, device: torch.device) -> None:
@@ -267,10 +320,25 @@ class PnPRestorer(Restorer):
                 "uses_noise_level = True), so it cannot follow the noise-level schedule; a noise-level-aware "
                 "denoiser such as ffdnet usually restores better (a denoiser that reads degradation.sigma declares "
                 "uses_noise_level = True)", RestorekitWarning, stacklevel=3)
-        task = self.task_of(degradation)
         y = image if image.dtype in (torch.float32, torch.float64) else image.float()
+        denoiser = self.denoiser_for(y.device, self.task_of(degradation))
+        out = self.solve(y, degradation, lambda v, noise, k: denoiser(v, noise), check_memory=True)
+        return out.clamp(0, 1).to(image.dtype)
+
+    def solve(self, y: torch.Tensor, degradation, prior, check_memory: bool = False,
+              progress: bool = True, x0: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the solver on the measurement ``y``; ``prior(v, noise, k)`` is iteration ``k``'s denoiser call.
+
+        What :meth:`restore` (the registered denoiser, no gradient) and
+        :meth:`forward` (the network being trained, differentiable) share: the
+        task, the schedule, the data step, the start, the ensemble's flips and
+        rotations and the final data step. ``v`` arrives clipped to [0, 1];
+        ``noise`` is the :class:`~restorekit.degrade.Noise` of the level
+        ``sigma_k`` (times the missing map with ``inpaint_map``). The result is
+        not clipped. ``x0`` replaces the task's start (:meth:`start`).
+        """
+        task = self.task_of(degradation)
         levels, rhos = self.schedule(degradation, task)
-        denoiser = self.denoiser_for(y.device)
         use_ensemble = self.config["ensemble"]
         height, width = y.shape[-2] * scale_of(degradation), y.shape[-1] * scale_of(degradation)
         padded = padded_step(degradation, y, (height, width)) if self.config["reflect_step"] == "pad" else None
@@ -280,7 +348,8 @@ class PnPRestorer(Restorer):
         weight = noise_weight(degradation, y)
         if weight is not None:  # signal-dependent noise: the data term weighted by 1 / variance, by CG
             kind = "cg"
-        self.check_memory((y.shape[0], y.shape[1], height, width), kind, y.device)
+        if check_memory:
+            self.check_memory((y.shape[0], y.shape[1], height, width), kind, y.device)
 
         def data_step(v: torch.Tensor, rho: float) -> torch.Tensor:
             if weight is not None:
@@ -299,16 +368,56 @@ class PnPRestorer(Restorer):
         def denoise(v: torch.Tensor, k: int) -> torch.Tensor:
             v = v.clamp(0, 1)
             if use_ensemble:
-                return ensemble.untransform(denoiser(ensemble.transform(v, k), noise(k, k)), k)
-            return denoiser(v, noise(k, None))
+                return ensemble.untransform(prior(ensemble.transform(v, k), noise(k, k), k), k)
+            return prior(v, noise(k, None), k)
 
-        x0 = self.start(y, degradation, task)
+        if x0 is None:
+            x0 = self.start(y, degradation, task)
         solve = solvers.solver(self.solver_name(task))
         average = self.config["average"] or DEFAULT_AVERAGE[task]
-        out = solve(data_step, denoise, x0, rhos, steps=self._steps(len(rhos), task), average=average)
+        steps = self._steps(len(rhos), task) if progress else range(len(rhos))
+        out = solve(data_step, denoise, x0, rhos, steps=steps, average=average)
         if self.final_data_step(degradation, task):
             out = data_step(out.clamp(0, 1), rhos[-1])
-        return out.clamp(0, 1).to(image.dtype)
+        return out
+
+    # ------------------------------------------------------------------ training through the solver
+    @property
+    def net(self):
+        """The denoiser's network (what :func:`restorekit.training.fit` trains through :meth:`forward`)."""
+        found = getattr(self.denoiser, "net", None)
+        if found is None:
+            raise ParameterError(f"pnp: the denoiser {self.config['denoiser']!r} has no network to train "
+                                 "(train through pnp with a learned denoiser such as drunet)")
+        return found
+
+    def forward(self, y: torch.Tensor, degradation=None, net=None) -> torch.Tensor:
+        """The differentiable solve: what :meth:`restore` runs, with the denoiser's network ``net`` as the prior.
+
+        :func:`restorekit.training.fit` trains the denoiser's network through
+        the whole solver on ``y, degradation = sampler(x)``: every iteration
+        runs, and the gradient flows through the last
+        :attr:`backprop_iterations` denoiser calls and data steps (the earlier
+        ones run without it: truncated backpropagation, so memory and time stay
+        those of a few calls). A degradation of noise alone (no blur, mask or
+        scale) is one prior step, the denoiser's own forward: a training
+        mixture of Gaussian denoising and restoration through the solver trains
+        one network for both. The inpainting start (a biharmonic fill) is
+        computed without gradient. No guard, tiling or progress; the result is
+        not clipped.
+        """
+        net = self.net if net is None else net
+        if degradation is None or not set(getattr(degradation, "tasks", ())) & {"deblur", "inpaint", "superresolve"}:
+            return self.denoiser.forward(y, degradation, net)
+        first_with_grad = len(self.schedule(degradation, self.task_of(degradation))[0]) - self.backprop_iterations
+
+        def prior(v: torch.Tensor, noise: Noise, k: int) -> torch.Tensor:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and k >= first_with_grad):
+                return self.denoiser.forward(v, noise, net).clamp(0, 1)
+
+        with torch.no_grad():
+            x0 = self.start(y, degradation, self.task_of(degradation))
+        return self.solve(y, degradation, prior, progress=False, x0=x0)
 
     def missing_map(self, degradation, y: torch.Tensor, task: str) -> torch.Tensor | None:
         """For inpainting with ``inpaint_map``: 1 on the missing pixels, 0 on the observed ``(N, 1, H, W)``.

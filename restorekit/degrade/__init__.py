@@ -58,7 +58,7 @@ from .downsample import BICUBIC_A, Downsample, bicubic_kernel, check_scale, crop
 from .fft import CPU_FFT_BACKENDS, cpu_fft_backend, half_spectrum_axis, psf2otf, psf2otf_full
 from .mask import Mask
 from .noise import Noise
-from .sampler import DegradationSampler
+from .sampler import DegradationSampler, SamplerMixture
 from .spec import DegradationSpec, MaskSpec, build_degradation, parse_degradation, task_degradation
 from .poisson import PoissonGaussian, parse_noise
 from .solvers import CG_ITERATIONS, CG_TOL, conjugate_gradient
@@ -75,6 +75,7 @@ __all__ = [
     "Compose",
     "Degradation",
     "DegradationSampler",
+    "SamplerMixture",
     "DegradationSpec",
     "Downsample",
     "Identity",

@@ -80,8 +80,9 @@ class DegradationSampler:
     boundary : {"circular", "reflect"}
         Border model of the blur or downsampling.
     mask : str or float, optional
-        ``"lower-half"``, ``"random:FRACTION"`` or a missing fraction: each
-        sample's mask (a random one drawn per sample).
+        ``"lower-half"``, ``"random:FRACTION"``, ``"random:LOW-HIGH"`` (each
+        sample's missing fraction drawn uniformly in ``[LOW, HIGH]``) or a
+        missing fraction: each sample's mask (a random one drawn per sample).
     scale : int
         Downsampling factor (1: none).
     tasks : sequence of str, optional
@@ -180,6 +181,10 @@ class DegradationSampler:
             h, w = h // self.scale, w // self.scale
             if self.mask == "lower-half":
                 parts.append(Mask.lower_half(h, w))
+            elif isinstance(self.mask, tuple):  # a missing fraction per sample, uniform in the range
+                low, high = self.mask
+                fraction = low + (high - low) * torch.rand(n, 1, 1, 1, generator=generator)
+                parts.append(Mask(torch.rand(n, 1, h, w, generator=generator) >= fraction))
             else:
                 parts.append(Mask(torch.rand(n, 1, h, w, generator=generator) >= self.mask))
         return parts
@@ -256,24 +261,107 @@ class DegradationSampler:
         return f"DegradationSampler({self.describe()})"
 
 
-def _mask_fraction(mask: Any) -> str | float | None:
+def _mask_fraction(mask: Any) -> str | float | tuple[float, float] | None:
+    """``None``, ``"lower-half"``, a missing fraction, or a ``(low, high)`` range of them (``random:LOW-HIGH``)."""
     if mask is None:
         return None
+    usage = "use 'lower-half', 'random:FRACTION' (e.g. random:0.5) or 'random:LOW-HIGH' (e.g. random:0.5-0.9)"
     if isinstance(mask, str):
         if mask == "lower-half":
             return mask
         kind, _, value = mask.partition(":")
-        if kind == "random":
-            try:
-                mask = float(value)
-            except ValueError:
-                mask = None
-        if not isinstance(mask, float):
-            raise InputError(f"unknown training mask {mask!r}; use 'lower-half' or 'random:FRACTION' (e.g. random:0.5)")
+        low, dash, high = value.partition("-")
+        try:
+            values = (float(low), float(high)) if dash and kind == "random" else (float(value),)
+        except ValueError:
+            values = ()
+        if kind != "random" or not values:
+            raise InputError(f"unknown training mask {mask!r}; {usage}")
+        for fraction in values:
+            if not 0 <= fraction < 1:
+                raise InputError(f"the missing fraction of a training mask must be in [0, 1), got {fraction}")
+        if len(values) == 2:
+            if values[0] > values[1]:
+                raise InputError(f"training mask {mask!r}: the range must be LOW-HIGH with LOW <= HIGH; {usage}")
+            return values
+        return values[0]
     fraction = float(mask)
     if not 0 <= fraction < 1:
         raise InputError(f"the missing fraction of a training mask must be in [0, 1), got {fraction}")
     return fraction
 
 
-__all__ = ["DegradationSampler"]
+class SamplerMixture:
+    """Several :class:`DegradationSampler` s, one drawn per batch with the given shares.
+
+    ``y, degradation = mixture(x, generator)``: the generator first draws which
+    sampler degrades this batch, then that sampler draws the rest. A restorer
+    trained through :func:`restorekit.training.fit` on a mixture learns every
+    part's task (e.g. Gaussian denoising with the denoiser alone and inpainting
+    through ``pnp``'s solver: ``PnPRestorer.forward``).
+
+    Parameters
+    ----------
+    parts : sequence of (float, DegradationSampler)
+        Each sampler with its share of the batches (normalised to sum to 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from restorekit.degrade import DegradationSampler, SamplerMixture
+    >>> mix = SamplerMixture([(0.5, DegradationSampler(sigma_range=(0, 0.2))),
+    ...                       (0.5, DegradationSampler(mask="random:0.5-0.9"))])
+    >>> mix.trained_for["tasks"]
+    ['denoise', 'inpaint']
+    """
+
+    def __init__(self, parts: Sequence[tuple[float, "DegradationSampler"]]) -> None:
+        parts = list(parts)
+        if not parts or any(not isinstance(p, DegradationSampler) for _, p in parts):
+            raise InputError("a sampler mixture needs (share, DegradationSampler) pairs, at least one")
+        shares = [float(w) for w, _ in parts]
+        if any(not w >= 0 for w in shares) or sum(shares) <= 0:
+            raise InputError(f"the shares of a sampler mixture must be >= 0 and not all 0, got {shares}")
+        total = sum(shares)
+        self.parts = [(w / total, p) for w, p in zip(shares, (p for _, p in parts))]
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, Degradation]:
+        """``(y, degradation)`` from the sampler drawn for this batch (see :meth:`DegradationSampler.__call__`)."""
+        u = float(torch.rand(1, generator=generator, dtype=torch.float64))
+        edge = 0.0
+        for share, sampler in self.parts:
+            edge += share
+            if u < edge:
+                return sampler(x, generator)
+        return self.parts[-1][1](x, generator)
+
+    @property
+    def trained_for(self) -> dict:
+        """The parts' ``trained_for`` merged: every task, the noise range and low-noise share of the noisy parts
+        (the guard's), the mask, and each part with its share under ``mixture``."""
+        merged: dict[str, Any] = {"tasks": sorted({t for _, p in self.parts for t in p.tasks}),
+                                  "kernel_sha256": None}
+        noisy = [p for _, p in self.parts if p.high > 0 or p.low_fraction]
+        if noisy:
+            merged["noise_sigma_range"] = [min(p.noise_sigma_range[0] for p in noisy),
+                                           max(p.noise_sigma_range[1] for p in noisy)]
+            for key in ("low_noise_share", "low_noise_sigma_max", "noise_maps"):
+                found = [p.trained_for[key] for p in noisy if key in p.trained_for]
+                if found:
+                    merged[key] = found[0]
+        else:
+            merged["noise_sigma_range"] = [0.0, 0.0]
+        masks = [p.mask_spec for _, p in self.parts if p.mask_spec is not None]
+        if masks:
+            merged["mask"] = masks[0]
+        merged["mixture"] = [{"share": round(w, 6), **p.trained_for} for w, p in self.parts]
+        return merged
+
+    def describe(self) -> dict:
+        return dict(self.trained_for)
+
+    def __repr__(self) -> str:
+        return f"SamplerMixture({self.describe()})"
+
+
+__all__ = ["DegradationSampler", "SamplerMixture"]
