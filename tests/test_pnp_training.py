@@ -132,7 +132,7 @@ def test_init_from_takes_shipped_weights_by_name():
 
     net = DRUNet(channels=3, widths=(16, 32, 64, 128), blocks=4)
     said = train.initialize_from(net, "drunet-color")
-    assert said.endswith("drunet-color.pt")
+    assert said == "drunet-color (shipped weights)"  # no path of this machine in a sidecar
     shipped = restorekit.create("drunet").net
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), shipped.state_dict().values()))
 
@@ -153,3 +153,19 @@ def test_pnp_uses_the_denoisers_weights_tuned_for_the_task(monkeypatch):
     assert plain(torch.rand(1, 3, 16, 16), Blur(torch.ones(3, 3) / 9)).shape == (1, 3, 16, 16)
     handed = restorekit.create("pnp", progress=False).with_denoiser(DRUNetRestorer.from_network(DRUNet()))
     assert handed.tuned_weights("inpaint") is None  # a denoiser handed in serves every task as it is
+
+
+def test_the_default_pnp_fills_in_with_drunet_trained_through_pnp():
+    from restorekit.weights import verify
+
+    from restorekit_plugins.drunet.restorer import WEIGHTS_DIR
+
+    pnp = restorekit.create("pnp", progress=False)
+    assert pnp.tuned_weights("inpaint") == "drunet-color-pnp" and pnp.tuned_weights("superresolve") is None
+    info = verify(WEIGHTS_DIR / "drunet-color-pnp.pt")  # shipped, its SHA-256 checked
+    meta = info["metadata"]
+    assert meta["options"]["pnp_share"] > 0 and "inpaint" in meta["trained_for"]["tasks"]
+    x, y, mask = _inpainting(3, missing=0.8)
+    tuned = pnp(y, mask)
+    plain = restorekit.create("pnp", progress=False, tuned=False)(y, mask)
+    assert not torch.equal(tuned, plain)  # the tuned weights are what ran

@@ -4,7 +4,11 @@ The network (``model.py``) reads the image and a map of its noise sigma; the
 level comes from the ``sigma`` parameter, the degradation (a number, or a
 per-pixel map such as Poisson-Gaussian noise's) or an estimate from the image
 (:class:`restorekit.learned_denoiser.NoiseLevelDenoiser`). It is the default
-prior of ``pnp``. Gray images are repeated into the colour model's three
+prior of ``pnp``; when pnp fills in missing pixels it builds this restorer with
+``drunet-color-pnp`` (:attr:`DRUNetRestorer.pnp_weights`), the same network
+trained further through pnp's own inpainting solver (``restorekit train drunet
+--pnp-share``): a better prior there, a slightly worse Gaussian denoiser, so it
+is not the default elsewhere. Gray images are repeated into the colour model's three
 channels (it saw such images in training). Weights, device, tiling and the
 trained-range guard come from :class:`restorekit.learned.LearnedRestorer`.
 
@@ -29,6 +33,9 @@ class DRUNetRestorer(NoiseLevelDenoiser):
                "scale); colour or grayscale")
     weights_dir = WEIGHTS_DIR
     default_weights = SHIPPED
+    #: Weights trained through pnp's solver for a task, which pnp builds this denoiser with for that task
+    #: (``pnp:tuned=false`` keeps ``drunet-color``): ``drunet-color-pnp`` for inpainting (benchmarks/RESULTS.md).
+    pnp_weights = {"inpaint": "drunet-color-pnp"}
     align = 8  # three stride-2 levels: tiles start on multiples of 8 so they see the whole image's grid
 
     def build_network(self, arch: dict):

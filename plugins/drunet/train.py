@@ -238,8 +238,9 @@ def initialize_from(net, path: str | os.PathLike, resume: bool = False, seed: in
         raise InputError("--init-from starts a new run from another run's weights and --resume continues the run in "
                          "--out: choose one")
     source = Path(path)
+    named = ""
     if not source.is_file() and (WEIGHTS_DIR / f"{path}.pt").is_file():  # a shipped model's name
-        source = WEIGHTS_DIR / f"{path}.pt"
+        source, named = WEIGHTS_DIR / f"{path}.pt", f"{path} (shipped weights)"
     if not source.is_file():
         raise InputError(f"--init-from {source}: no such checkpoint file (give a run's checkpoint.pt, e.g. "
                          "benchmarks/training/drunet-color-deep/checkpoint.pt, or shipped weights such as "
@@ -274,7 +275,7 @@ def initialize_from(net, path: str | os.PathLike, resume: bool = False, seed: in
                  f"{'-'.join(map(str, new['widths']))} x{new['blocks']} computing the same function (Net2Net)")
     net.load_state_dict(state["model"])
     steps = len(state.get("history", {}).get("step", [])) and state["history"]["step"][-1]
-    return (f"{source} (step {steps})" if steps else str(source)) + grown
+    return (named or (f"{source} (step {steps})" if steps else str(source))) + grown
 
 
 def _backprop_iterations() -> int:
