@@ -20,7 +20,9 @@ with other settings, e.g. ``drunet-color``: larger crops and a lower rate after
 epoch 18) also records ``metadata.continue_commands``, each a ``--resume`` of
 the same run folder or a new run grown from an earlier stage's checkpoint
 (``--init-from``, e.g. ``drunet-color``'s 4-block network grown from the 2-block
-run); they run in order after the first command.
+run); they run in order after the first command. A model trained from another
+shipped model's weights (``--init-from NAME``, e.g. ``drunet-color-pnp`` from
+``drunet-color``) is re-trained after it (:func:`in_training_order`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,28 @@ def shipped() -> list[tuple[str, str, list[str]]]:
     return found
 
 
+def in_training_order(jobs: list[tuple[str, str, list[str]]]) -> list[tuple[str, str, list[str]]]:
+    """``jobs`` in name order, except that one starting from another shipped model (``--init-from NAME``) comes
+    after that model, so it starts from the re-trained weights."""
+    names = {name for name, _, _ in jobs}
+
+    def needs(job) -> set[str]:
+        found = set()
+        for line in [job[1], *job[2]]:
+            words = shlex.split(line)
+            found |= {b for a, b in zip(words, words[1:]) if a == "--init-from" and b in names and b != job[0]}
+        return found
+
+    ordered, done, pending = [], set(), list(jobs)
+    while pending:
+        ready = [job for job in pending if needs(job) <= done] or pending[:1]  # a cycle: the listed order
+        for job in ready:
+            ordered.append(job)
+            done.add(job[0])
+            pending.remove(job)
+    return ordered
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--list", action="store_true", help="print the commands without running them")
@@ -53,7 +77,7 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="continue the runs an interrupted re-training left (default: start each from scratch)")
     args = p.parse_args(argv)
-    jobs = [(n, c, more) for n, c, more in shipped() if not args.only or n in args.only]
+    jobs = in_training_order([(n, c, more) for n, c, more in shipped() if not args.only or n in args.only])
     if not jobs:
         print("nothing to re-train (no shipped weights record a command, or --only matched none)", file=sys.stderr)
         return 2
