@@ -44,19 +44,13 @@ def _photos(gray: bool = False) -> list[torch.Tensor]:
 def _shipped_denoisers() -> list[str]:
     """Each shipped learned denoiser by name, and ``name:weights=W`` for the weights it ships for pnp's tasks
     (``pnp_weights``: drunet's trained through pnp's inpainting, which pnp runs as its prior there)."""
-    import importlib
-
     from restorekit.registry import default_registry
 
     names = []
     for spec in default_registry().specs():
         if "denoise" in spec.tasks and spec.plugin in {"dncnn", "ffdnet", "drunet"}:
             names.append(spec.name)
-            factory = spec.factory
-            if isinstance(factory, str):
-                module, _, attr = factory.partition(":")
-                factory = getattr(importlib.import_module(module), attr, None)
-            tuned = getattr(factory, "pnp_weights", None) or {}
+            tuned = getattr(spec.resolve_factory(), "pnp_weights", None) or {}
             names.extend(f"{spec.name}:weights={w}" for w in sorted(set(tuned.values())))
     return sorted(names)
 

@@ -279,7 +279,11 @@ def initialize_from(net, path: str | os.PathLike, resume: bool = False, seed: in
 
 
 def _backprop_iterations() -> int:
-    return int(_pnp().backprop_iterations)
+    """pnp's ``backprop_iterations``, read from its registered class (nothing is built)."""
+    from restorekit.registry import default_registry
+
+    spec = next(s for s in default_registry().specs() if s.name == "pnp")
+    return int(spec.resolve_factory().backprop_iterations)
 
 
 def _jsonable(d: dict) -> dict:

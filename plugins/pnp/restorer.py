@@ -326,7 +326,7 @@ class PnPRestorer(Restorer):
         return out.clamp(0, 1).to(image.dtype)
 
     def solve(self, y: torch.Tensor, degradation, prior, check_memory: bool = False,
-              progress: bool = True, x0: torch.Tensor | None = None) -> torch.Tensor:
+              progress: bool = True) -> torch.Tensor:
         """Run the solver on the measurement ``y``; ``prior(v, noise, k)`` is iteration ``k``'s denoiser call.
 
         What :meth:`restore` (the registered denoiser, no gradient) and
@@ -335,7 +335,7 @@ class PnPRestorer(Restorer):
         rotations and the final data step. ``v`` arrives clipped to [0, 1];
         ``noise`` is the :class:`~restorekit.degrade.Noise` of the level
         ``sigma_k`` (times the missing map with ``inpaint_map``). The result is
-        not clipped. ``x0`` replaces the task's start (:meth:`start`).
+        not clipped.
         """
         task = self.task_of(degradation)
         levels, rhos = self.schedule(degradation, task)
@@ -371,8 +371,7 @@ class PnPRestorer(Restorer):
                 return ensemble.untransform(prior(ensemble.transform(v, k), noise(k, k), k), k)
             return prior(v, noise(k, None), k)
 
-        if x0 is None:
-            x0 = self.start(y, degradation, task)
+        x0 = self.start(y, degradation, task)
         solve = solvers.solver(self.solver_name(task))
         average = self.config["average"] or DEFAULT_AVERAGE[task]
         steps = self._steps(len(rhos), task) if progress else range(len(rhos))
@@ -402,9 +401,9 @@ class PnPRestorer(Restorer):
         those of a few calls). A degradation of noise alone (no blur, mask or
         scale) is one prior step, the denoiser's own forward: a training
         mixture of Gaussian denoising and restoration through the solver trains
-        one network for both. The inpainting start (a biharmonic fill) is
-        computed without gradient. No guard, tiling or progress; the result is
-        not clipped.
+        one network for both. The start (a biharmonic fill, a bicubic
+        upsampling) depends on the measurement alone, so it carries no
+        gradient. No guard, tiling or progress; the result is not clipped.
         """
         net = self.net if net is None else net
         if degradation is None or not set(getattr(degradation, "tasks", ())) & {"deblur", "inpaint", "superresolve"}:
@@ -415,9 +414,7 @@ class PnPRestorer(Restorer):
             with torch.set_grad_enabled(torch.is_grad_enabled() and k >= first_with_grad):
                 return self.denoiser.forward(v, noise, net).clamp(0, 1)
 
-        with torch.no_grad():
-            x0 = self.start(y, degradation, self.task_of(degradation))
-        return self.solve(y, degradation, prior, progress=False, x0=x0)
+        return self.solve(y, degradation, prior, progress=False)
 
     def missing_map(self, degradation, y: torch.Tensor, task: str) -> torch.Tensor | None:
         """For inpainting with ``inpaint_map``: 1 on the missing pixels, 0 on the observed ``(N, 1, H, W)``.
