@@ -1,0 +1,81 @@
+"""The colour residual fit of the Poisson-Gaussian estimate (issue 14, session 18): Laplacian residuals
+across the local colour, a line through bins of their squares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import restorekit
+from restorekit.degrade import PoissonGaussian
+from restorekit.estimate.noise import _LAPLACIAN, _residual_fit
+
+
+def _colour_ramp(size: int = 192) -> torch.Tensor:
+    # Every channel linear in position, in different directions: the Laplacian leaves the noise alone.
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    return torch.stack([0.02 + 0.9 * xx, 0.05 + 0.6 * yy, 0.1 + 0.4 * (xx + yy) / 2])[None]
+
+
+def _shaded(size: int = 192, seed: int = 0) -> torch.Tensor:
+    # Strong fine shading texture (a photo's commonest: it scales R, G and B alike) on a smooth colour.
+    g = torch.Generator().manual_seed(seed)
+    shade = 0.35 + 0.6 * torch.rand(size, size, generator=g)
+    return (_colour_ramp(size) * shade).clamp(0, 1)
+
+
+@pytest.mark.parametrize("gain, sigma, within", [(0.01, 0.01, 0.06), (0.02, 0.02, 0.04), (0.05, 0.03, 0.04)])
+def test_unbiased_where_the_image_is_locally_linear(gain, sigma, within):
+    # 20 draws on a 256x256 ramp: the read noise scatters by 5-11% from draw to draw (measured), so the mean
+    # over the draws is within 2.5% of the truth unless the fit is biased.
+    ramp = _colour_ramp(256)
+    found = np.array([_residual_fit(PoissonGaussian(gain, sigma).apply(ramp, seed=s)[0].double().numpy())
+                      for s in range(20)])
+    assert found[:, 0].mean() == pytest.approx(gain, rel=0.02)
+    assert found[:, 1].mean() == pytest.approx(sigma, rel=within)
+
+
+@pytest.mark.parametrize("gain, sigma", [(0.01, 0.02), (0.02, 0.02)])
+def test_sees_through_shading_texture(gain, sigma):
+    y = PoissonGaussian(gain, sigma).apply(_shaded(), seed=3)[0].double().numpy()
+    # The texture is stronger than the noise in a channel's residual ...
+    from scipy.ndimage import convolve
+
+    mask = np.asarray(_LAPLACIAN)
+    texture = convolve(_shaded()[0, 0].double().numpy(), mask)[1:-1, 1:-1].std() / 6
+    assert texture > 1.1 * np.sqrt(gain * 0.3 + sigma**2)
+    # ... and across the colour it is gone.
+    found_gain, found_sigma = _residual_fit(y)
+    assert found_gain == pytest.approx(gain, rel=0.1)
+    assert found_sigma == pytest.approx(sigma, rel=0.15)
+
+
+def test_clipped_pixels_are_left_out():
+    # A third of the image saturated at 1 (a sky, a lamp) has no noise there; taken as data it would pull the
+    # bright bins' variance to zero and the line with them.
+    x = _colour_ramp()
+    y = PoissonGaussian(0.02, 0.02).apply(x, seed=0)
+    y[..., :64] = 1.0
+    gain, sigma = _residual_fit(y[0].double().numpy())
+    assert gain == pytest.approx(0.02, rel=0.1) and sigma == pytest.approx(0.02, rel=0.15)
+
+
+def test_only_for_colour_images_large_enough():
+    rng = np.random.default_rng(0)
+    assert _residual_fit(rng.random((1, 64, 64))) is None
+    assert _residual_fit(rng.random((4, 64, 64))) is None
+    assert _residual_fit(rng.random((3, 12, 12))) is None  # 100 pixels: too few for three bins
+
+
+def test_estimate_noise_combines_the_two_fits_on_colour_images(monkeypatch):
+    from restorekit.estimate import noise
+
+    y = PoissonGaussian(0.02, 0.02).apply(_colour_ramp(), seed=0)
+    real = noise._residual_fit
+    monkeypatch.setattr(noise, "_residual_fit", lambda item: None if real(item) is None else (0.08, 0.08))
+    monkeypatch.setattr(noise, "_stabilised_fit", lambda item, gain, sigma, patch: (0.02, 0.02))
+    est = restorekit.estimate_noise(y, model="poisson-gaussian")
+    assert est.gain == pytest.approx(0.04) and est.sigma == pytest.approx(0.04)  # geometric means
+    gray = restorekit.estimate_noise(y[:, :1], model="poisson-gaussian")
+    assert gray.gain == pytest.approx(0.02) and gray.sigma == pytest.approx(0.02)  # no colour: the first alone
