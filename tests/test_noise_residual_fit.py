@@ -79,3 +79,24 @@ def test_estimate_noise_combines_the_two_fits_on_colour_images(monkeypatch):
     assert est.gain == pytest.approx(0.04) and est.sigma == pytest.approx(0.04)  # geometric means
     gray = restorekit.estimate_noise(y[:, :1], model="poisson-gaussian")
     assert gray.gain == pytest.approx(0.02) and gray.sigma == pytest.approx(0.02)  # no colour: the first alone
+
+
+def test_a_blue_image_is_fitted_without_warnings():
+    # Blue is the axis the directions across the colour are built from; a colour near it must still give
+    # two directions (the ring mean is at least 1e-3 in every channel), and clipped pixels none.
+    import warnings
+
+    x = torch.zeros(1, 3, 96, 96)
+    x[:, 2] = torch.linspace(0.2, 0.9, 96)[None, :]
+    y = PoissonGaussian(0.02, 0.02).apply(x, seed=0)
+    y[:, :2] = 0.0  # exactly black red and green: the ring mean's colour is (0, 0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = _residual_fit(y[0].double().numpy())
+    assert found is None  # every pixel touches a clipped value: nothing to fit, no NaN
+    y = PoissonGaussian(0.02, 0.02).apply(x, seed=0)
+    y[:, :2] = 1e-4 * (1 + torch.rand(1, 2, 96, 96, generator=torch.Generator().manual_seed(0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gain, sigma = _residual_fit(y[0].double().numpy())
+    assert np.isfinite(gain) and np.isfinite(sigma) and gain > 0

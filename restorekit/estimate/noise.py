@@ -426,8 +426,9 @@ def _residual_fit(item: Any) -> tuple[float, float] | None:
     level = np.stack([convolve(c, mask**2 / norm, mode="reflect") for c in item])
     ring = np.clip(np.stack([_ring_mean(c) for c in item]), 1e-3, None)
     colour = ring / np.linalg.norm(ring, axis=0, keepdims=True)
+    # A direction across the colour: never zero, since every channel of ``ring`` is at least 1e-3.
     across = np.cross(colour, np.array([0.0, 0.0, 1.0])[:, None, None], axis=0)
-    across = across / np.maximum(np.linalg.norm(across, axis=0, keepdims=True), 1e-9)  # not along the colour
+    across = across / np.linalg.norm(across, axis=0, keepdims=True)
     clipped = maximum_filter(((item == 0) | (item == 1)).any(axis=0), size=3, mode="nearest")
     inside = np.zeros_like(clipped)
     inside[1:-1, 1:-1] = True  # the reflect-padded border's residuals see mirrored, correlated noise
