@@ -1,9 +1,8 @@
 """restorekit.estimate_noise against scikit-image's estimate_sigma, side by side on the same noisy images.
 
 For each sigma, every image of the folder gets Gaussian noise (seed = the image's index in the folder, sorted by
-name) and both estimators
-read it; the script prints the mean and worst relative error of each and the mean CPU seconds per call
-(one thread). Then (issue 14):
+name) and both estimators read it; the script prints the mean and worst relative error of each and the mean CPU
+seconds per call (one thread). Then (issue 14):
 
 * Poisson-Gaussian: ``estimate_noise(y, model="poisson-gaussian")`` against the true gain and read-noise
   sigma for each ``--pg`` setting (mean / worst relative error, and how many images are within 15%),
