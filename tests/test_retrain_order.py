@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _retrain():
-    spec = importlib.util.spec_from_file_location("retrain_weights", ROOT / "benchmarks" / "retrain_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_model_grown_from_a_shipped_one_is_retrained_after_it():
-    retrain = _retrain()
+def test_a_model_grown_from_a_shipped_one_is_retrained_after_it(load_benchmark):
+    retrain = load_benchmark("retrain_weights")
     jobs = [("a-tuned", "python -m x --init-from a --export a-tuned", []), ("a", "python -m x --export a", []),
             ("b", "python -m y --init-from runs/b/checkpoint.pt", [])]
     order = [name for name, _, _ in retrain.in_training_order(jobs)]

@@ -282,8 +282,7 @@ def _backprop_iterations() -> int:
     """pnp's ``backprop_iterations``, read from its registered class (nothing is built)."""
     from restorekit.registry import default_registry
 
-    spec = next(s for s in default_registry().specs() if s.name == "pnp")
-    return int(spec.resolve_factory().backprop_iterations)
+    return int(default_registry().get("pnp").resolve_factory().backprop_iterations)
 
 
 def _jsonable(d: dict) -> dict:
