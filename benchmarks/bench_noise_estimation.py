@@ -7,7 +7,9 @@ seconds per call (one thread). Then (issue 14):
 * Poisson-Gaussian: ``estimate_noise(y, model="poisson-gaussian")`` against the true gain and read-noise
   sigma for each ``--pg`` setting (mean / worst relative error, and how many images are within 15%),
   beside the bound (:func:`read_noise_bound`): how many images even an ideal estimator that knows the
-  clean image is expected to place within 15% of the read noise, and the chance that it places all;
+  clean image is expected to place within 15% of the read noise, and the chance that it places all; and
+  how often the estimates flagged uncertain (``NoiseEstimate.uncertain``: its two read-noise fits disagree)
+  missed 15%, against the rest;
 * JPEG: the Gaussian estimate of noise-free images saved as JPEG at each ``--jpeg`` quality (what the 8x8
   block edges alone read as), and of noisy images saved as JPEG, against the sigma of the noise added
   before compression and the std of what JPEG left of it (the JPEG image minus the JPEG of the clean
@@ -147,11 +149,12 @@ def poisson_gaussian(images, settings: str, start: int = 0) -> None:
 
     say()
     say("| gain | sigma | gain error mean / worst | within 15% | sigma error mean / worst | within 15% "
-        "| s per call | bound: sigma within 15%, expected (chance of all) |")
-    say("|---|---|---|---|---|---|---|---|")
+        "| s per call | bound: sigma within 15%, expected (chance of all) | flagged uncertain: missed / flagged "
+        "| not flagged: missed / images |")
+    say("|---|---|---|---|---|---|---|---|---|---|")
     for item in settings.split(","):
         gain, sigma = (float(v) for v in item.split(":"))
-        eg, es, spent, bound = [], [], 0.0, []
+        eg, es, spent, bound, flagged = [], [], 0.0, [], []
         for i, x in enumerate(images):
             bound.append(read_noise_bound(x.numpy(), gain, sigma))
             y = PoissonGaussian(gain, sigma).apply(x, seed=start + i)
@@ -160,14 +163,18 @@ def poisson_gaussian(images, settings: str, start: int = 0) -> None:
             spent += time.process_time() - t
             eg.append(est.gain / gain - 1)
             es.append(est.sigma / sigma - 1)
+            flagged.append(est.uncertain)
         n = len(images)
+        missed = [abs(e) > 0.15 for e in es]
+        hit = sum(m for m, f in zip(missed, flagged) if f)
+        rest = sum(m for m, f in zip(missed, flagged) if not f)
         say(f"| {gain} | {sigma} | {np.mean(eg):+.1%} / {max(eg, key=abs):+.1%} | "
             f"{sum(abs(e) <= 0.15 for e in eg)}/{n} | {np.mean(es):+.1%} / {max(es, key=abs):+.1%} | "
             f"{sum(abs(e) <= 0.15 for e in es)}/{n} | {spent / n:.2f} | {sum(b[1] for b in bound):.2f}/{n} "
-            f"({np.prod([b[1] for b in bound]):.0%}) |")
+            f"({np.prod([b[1] for b in bound]):.0%}) | {hit}/{sum(flagged)} | {rest}/{n - sum(flagged)} |")
         RECORDS["poisson_gaussian"].append({"gain": gain, "sigma": sigma, "gain_errors": eg, "sigma_errors": es,
                                             "s_per_call": spent / n, "bound_relative_sd": [b[0] for b in bound],
-                                            "bound_p_within": [b[1] for b in bound]})
+                                            "bound_p_within": [b[1] for b in bound], "uncertain": flagged})
 
 
 def _jpeg(x, quality: int):

@@ -100,3 +100,50 @@ def test_a_blue_image_is_fitted_without_warnings():
         warnings.simplefilter("error")
         gain, sigma = _residual_fit(y[0].double().numpy())
     assert np.isfinite(gain) and np.isfinite(sigma) and gain > 0
+
+
+def _with_fits(monkeypatch, first: float, second: float) -> None:
+    from restorekit.estimate import noise
+
+    real = noise._residual_fit
+    monkeypatch.setattr(noise, "_residual_fit", lambda item: None if real(item) is None else (0.02, second))
+    monkeypatch.setattr(noise, "_stabilised_fit", lambda item, gain, sigma, patch: (0.02, first))
+
+
+def test_fits_far_apart_make_the_read_noise_uncertain(monkeypatch):
+    y = PoissonGaussian(0.02, 0.02).apply(_colour_ramp(), seed=0)
+    _with_fits(monkeypatch, 0.02, 0.08)
+    est = restorekit.estimate_noise(y, model="poisson-gaussian")
+    assert est.read_noise_fits == ((0.02, 0.08),) and est.disagreement == pytest.approx(4.0)
+    assert est.uncertain
+    assert est.describe().endswith("; read noise uncertain: its two fits read 0.0200 and 0.0800")
+    _with_fits(monkeypatch, 0.02, 0.022)  # 10% apart: no note
+    est = restorekit.estimate_noise(y, model="poisson-gaussian")
+    assert not est.uncertain and est.uncertainty_note() == "" and "uncertain" not in est.describe()
+    gray = restorekit.estimate_noise(y[:, :1], model="poisson-gaussian")  # one fit: nothing to compare
+    assert gray.read_noise_fits == (None,) and gray.disagreement == 1.0 and not gray.uncertain
+
+
+def test_the_batch_names_its_worst_image(monkeypatch):
+    from restorekit.estimate.noise import PG_DISAGREEMENT, NoiseEstimate
+
+    est = NoiseEstimate(sigma=0.02, sigmas=(0.02, 0.02, 0.02), model="poisson-gaussian", gain=0.01,
+                        gains=(0.01,) * 3, read_noise_fits=((0.02, 0.021), None, (0.03, 0.015)))
+    assert est.disagreement == pytest.approx(2.0) and est.uncertain
+    assert est.uncertainty_note() == "read noise uncertain: its two fits read 0.0150 and 0.0300"
+    at_limit = NoiseEstimate(sigma=0.02, sigmas=(0.02,), model="poisson-gaussian", gain=0.01, gains=(0.01,),
+                             read_noise_fits=((0.02, 0.02 * PG_DISAGREEMENT),))
+    assert not at_limit.uncertain  # the limit itself is not uncertain
+    assert not restorekit.estimate_noise(_colour_ramp(64)).uncertain  # Gaussian: one estimate, never flagged
+
+
+def test_command_line_says_when_the_read_noise_is_uncertain(tmp_path, monkeypatch, capsys):
+    from restorekit.cli.main import main
+
+    noisy, out = tmp_path / "noisy.npy", tmp_path / "out.npy"
+    np.save(noisy, PoissonGaussian(0.02, 0.02).apply(_colour_ramp(64), seed=0)[0].permute(1, 2, 0).numpy())
+    _with_fits(monkeypatch, 0.01, 0.03)
+    assert main(["restore", str(noisy), "-o", str(out), "--method", "ffdnet", "--noise", "pg:auto"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"{noisy}: noise Poisson-Gaussian gain ")
+    assert line.endswith("(restorekit.estimate_noise); read noise uncertain: its two fits read 0.0100 and 0.0300")

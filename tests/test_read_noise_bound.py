@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 
 def _oracle_sigmas(clean, gain, sigma, draws, seed=0):
@@ -40,3 +41,25 @@ def test_the_bound_tightens_with_more_pixels_and_more_read_noise(load_benchmark)
 def test_one_intensity_cannot_separate_gain_from_read_noise(load_benchmark):
     bound = load_benchmark("bench_noise_estimation").read_noise_bound
     assert bound(np.full((32, 32), 0.4), 0.02, 0.02) == (float("inf"), 0.0)
+
+
+def test_the_table_counts_misses_among_flagged_and_unflagged_estimates(load_benchmark, monkeypatch, capsys):
+    import restorekit
+    from restorekit.estimate.noise import NoiseEstimate
+
+    bench = load_benchmark("bench_noise_estimation")
+    # Four images read as: flagged and off by 40%, flagged but right, not flagged and off, not flagged and right.
+    reads = iter([(0.028, (0.01, 0.03)), (0.02, (0.015, 0.03)), (0.012, (0.012, 0.012)), (0.02, None)])
+
+    def fake(y, model):
+        sigma, fits = next(reads)
+        return NoiseEstimate(sigma=sigma, sigmas=(sigma,), model=model, gain=0.02, gains=(0.02,),
+                             read_noise_fits=(fits,))
+
+    monkeypatch.setattr(restorekit, "estimate_noise", fake)
+    monkeypatch.setattr(bench, "RECORDS", {"poisson_gaussian": []})
+    images = [torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    bench.poisson_gaussian(images, "0.02:0.02")
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert row.startswith("| 0.02 | 0.02 |") and row.endswith("| 1/2 | 1/2 |")
+    assert bench.RECORDS["poisson_gaussian"][0]["uncertain"] == [True, True, False, False]

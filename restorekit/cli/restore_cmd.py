@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "pg:GAIN,SIGMA for Poisson-Gaussian noise (photon size and read-noise sigma, e.g. pg:0.02,0.01; denoisers "
         "that read a noise map get its per-pixel level, pnp weights its data step by it, others go through the "
         "Anscombe transform); not given: estimated from each image (restorekit.estimate_noise, one line per file); "
-        "pg:auto: Poisson-Gaussian gain and sigma estimated from each image",
+        "pg:auto: Poisson-Gaussian gain and sigma estimated from each image (the line says when the read noise "
+        "is uncertain: its two independent fits disagree)",
     )
     parser.add_argument(
         "--kernel", metavar="SPEC",
@@ -154,7 +155,8 @@ def _check_device_params(params: dict) -> None:
 def estimated_noise(source, image, poisson_gaussian: bool = False):
     """``Noise(sigma)`` with ``sigma`` estimated from ``image`` (no --sigma given); prints one line for ``source``.
 
-    With ``poisson_gaussian`` (``--sigma pg:auto``), ``PoissonGaussian(gain, sigma)`` estimated instead.
+    With ``poisson_gaussian`` (``--sigma pg:auto``), ``PoissonGaussian(gain, sigma)`` estimated instead; the
+    line then says when the read noise is uncertain (:attr:`~restorekit.estimate.noise.NoiseEstimate.uncertain`).
 
     None (no noise) for an image under 9 pixels on a side, too small to estimate.
 
@@ -170,7 +172,8 @@ def estimated_noise(source, image, poisson_gaussian: bool = False):
     found = estimate_noise(image, patch=min(7, min(image.shape[-2:]) // 3),
                            model="poisson-gaussian" if poisson_gaussian else "gaussian")
     what = f"Poisson-Gaussian gain {found.gain:.4f}, sigma" if poisson_gaussian else "sigma"
-    tqdm.write(f"{source}: noise {what} {found.sigma:.4f} estimated (restorekit.estimate_noise)", file=sys.stdout)
+    note = f"; {found.uncertainty_note()}" if found.uncertain else ""
+    tqdm.write(f"{source}: noise {what} {found.sigma:.4f} estimated (restorekit.estimate_noise){note}", file=sys.stdout)
     return found.degradation()
 
 
