@@ -27,6 +27,9 @@ pnp's result, the other half Gaussian denoising as above::
         --blocks 4 --pnp-share 0.5 --pnp-mask random:0.5-0.9 --patch 96 --batch-size 4 --lr 5e-5 \
         --lr-drop-at 0.8 --epochs 3 --map-share 0 --export drunet-color-pnp
 
+and then resumed to 7 epochs (the same options with ``--resume --epochs 7`` in place of ``--init-from
+drunet-color --epochs 3``; the shipped weights are that run's end, ``benchmarks/training/README.md``).
+
 ``--export NAME`` writes ``weights/NAME.pt`` and ``NAME.json`` (architecture,
 data, noise range, steps, validation PSNR, the CPU, precision and seconds, the
 command) when the run ends. ``--bf16`` trains under bfloat16 autocast (``auto``,
