@@ -496,10 +496,12 @@ def _residual_fit(item: Any) -> tuple[float, float] | None:
 
 def _pg_estimate(item: Any, patch: int) -> tuple[float, float, tuple[float, float] | None]:
     """``(gain, sigma, fits)`` of one image: the stabilised line fit, and on colour images its geometric mean
-    with :func:`_residual_fit`; ``fits`` holds the two read noises (None where only the first is used). The two go wrong on different images (patch PCA and a
-    pixel-level residual, texture removed by the colour in both but differently), so their mean scatters
-    less than either: on the first 20 CBSD68 images at issue 14's six settings the read noise was within 15%
-    on 104 of 120 image-settings against 93 and 100 for each alone (``benchmarks/RESULTS.md``)."""
+    with :func:`_residual_fit`; ``fits`` holds the two read noises (None where only the first is used).
+
+    The two go wrong on different images (patch PCA and a pixel-level residual, texture removed by the
+    colour in both but differently), so their mean scatters less than either: on the first 20 CBSD68 images
+    at issue 14's six settings the read noise was within 15% on 104 of 120 image-settings against 93 and 100
+    for each alone (``benchmarks/RESULTS.md``)."""
     import numpy as np
 
     gain, sigma = _stabilised_fit(item, *_pg_fit(item, patch), patch)
