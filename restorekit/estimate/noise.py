@@ -119,12 +119,17 @@ class NoiseEstimate:
     gains: tuple[float, ...] | None = None
     read_noise_fits: tuple[tuple[float, float] | None, ...] | None = None
 
+    def _widest_fits(self) -> tuple[float, float] | None:
+        """The image's two read-noise fits that lie furthest apart (by ratio), or None without two fits."""
+        pairs = [f for f in self.read_noise_fits or () if f is not None and min(f) > 0]
+        return max(pairs, key=lambda f: max(f) / min(f), default=None)
+
     @property
     def disagreement(self) -> float:
         """The largest ratio, over the batch's images, of the larger read-noise fit to the smaller (1.0 with
         fewer than two fits): how far apart two independent estimates of ``sigma`` came out."""
-        ratios = [max(f) / min(f) for f in self.read_noise_fits or () if f is not None and min(f) > 0]
-        return max(ratios, default=1.0)
+        widest = self._widest_fits()
+        return max(widest) / min(widest) if widest else 1.0
 
     @property
     def uncertain(self) -> bool:
@@ -145,8 +150,8 @@ class NoiseEstimate:
         or ``""`` when the estimate is not :attr:`uncertain`."""
         if not self.uncertain:
             return ""
-        worst = max((f for f in self.read_noise_fits if f is not None and min(f) > 0), key=lambda f: max(f) / min(f))
-        return f"read noise uncertain: its two fits read {min(worst):.4f} and {max(worst):.4f}"
+        widest = self._widest_fits()
+        return f"read noise uncertain: its two fits read {min(widest):.4f} and {max(widest):.4f}"
 
     def degradation(self) -> Any:
         """The estimated noise as a degradation: ``Noise(sigma)`` or ``PoissonGaussian(gain, sigma)``."""
