@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "that read a noise map get its per-pixel level, pnp weights its data step by it, others go through the "
         "Anscombe transform); not given: estimated from each image (restorekit.estimate_noise, one line per file); "
         "pg:auto: Poisson-Gaussian gain and sigma estimated from each image (the line says when the read noise "
-        "is uncertain: its two independent fits disagree)",
+        "is uncertain: its two independent fits disagree, or one of them is loose)",
     )
     parser.add_argument(
         "--kernel", metavar="SPEC",

@@ -69,10 +69,12 @@ across the local colour so that shading texture, alike in R, G and B, cancels,
 and a line through 128 intensity bins of the squared projections. The two fail
 on different images, and the result is the geometric mean of their gains and
 of their read noises (:func:`_pg_estimate`; RESULTS gives the figures).
-Where the two read noises differ by more than :data:`PG_DISAGREEMENT`, the
-estimate says it is uncertain (:attr:`NoiseEstimate.uncertain`, and a note in
-:meth:`NoiseEstimate.describe`): on CBSD68 such estimates missed 15% several
-times as often as the rest (``benchmarks/RESULTS.md``).
+Where the two read noises differ by more than :data:`PG_DISAGREEMENT`, or the
+residual fit's own standard error of the read noise exceeds
+:data:`PG_READ_NOISE_ERROR`, the estimate says it is uncertain
+(:attr:`NoiseEstimate.uncertain`, and a note in :meth:`NoiseEstimate.describe`):
+on CBSD68 such estimates missed 15% several times as often as the rest
+(``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ class NoiseEstimate:
         Poisson-Gaussian only: per image, the read noise ``sigma`` of the two fits whose geometric mean
         ``sigmas`` holds (the stabilised patch fit's, the colour residual fit's), or None for an image with
         one fit (gray, or no signal dependence found).
+    read_noise_errors : tuple, or None
+        Poisson-Gaussian only: per image, the colour residual fit's own relative standard error of its read
+        noise (from its bins' scatter about its line), or None where ``read_noise_fits`` is None.
     """
 
     sigma: float
@@ -118,6 +123,7 @@ class NoiseEstimate:
     gain: float | None = None
     gains: tuple[float, ...] | None = None
     read_noise_fits: tuple[tuple[float, float] | None, ...] | None = None
+    read_noise_errors: tuple[float | None, ...] | None = None
 
     def _widest_fits(self) -> tuple[float, float] | None:
         """The image's two read-noise fits that lie furthest apart (by ratio), or None without two fits."""
@@ -132,10 +138,17 @@ class NoiseEstimate:
         return max(widest) / min(widest) if widest else 1.0
 
     @property
+    def read_noise_error(self) -> float:
+        """The largest, over the batch's images, of the residual fit's relative standard error of its read
+        noise (0.0 without such a fit)."""
+        return max((e for e in self.read_noise_errors or () if e is not None), default=0.0)
+
+    @property
     def uncertain(self) -> bool:
-        """True when the two read-noise fits of some image differ by more than :data:`PG_DISAGREEMENT`:
-        such estimates of ``sigma`` missed 15% several times as often as the others on CBSD68."""
-        return self.disagreement > PG_DISAGREEMENT
+        """True when the two read-noise fits of some image differ by more than :data:`PG_DISAGREEMENT`, or
+        the residual fit's own standard error of the read noise exceeds :data:`PG_READ_NOISE_ERROR`: such
+        estimates of ``sigma`` missed 15% several times as often as the others on CBSD68."""
+        return bool(self.disagreement > PG_DISAGREEMENT or self.read_noise_error > PG_READ_NOISE_ERROR)
 
     def describe(self) -> str:
         """One line for the CLI, e.g. ``noise sigma 0.0312 estimated (PCA of patches, Chen 2015)``; an
@@ -147,11 +160,15 @@ class NoiseEstimate:
 
     def uncertainty_note(self) -> str:
         """``read noise uncertain: its two fits read 0.0081 and 0.0124`` (the image whose fits differ most),
-        or ``""`` when the estimate is not :attr:`uncertain`."""
-        if not self.uncertain:
-            return ""
-        widest = self._widest_fits()
-        return f"read noise uncertain: its two fits read {min(widest):.4f} and {max(widest):.4f}"
+        and/or ``its residual fit's standard error is 23%`` (the batch's largest), whichever made the estimate
+        :attr:`uncertain`; ``""`` when it is not."""
+        reasons = []
+        if self.disagreement > PG_DISAGREEMENT:
+            widest = self._widest_fits()
+            reasons.append(f"its two fits read {min(widest):.4f} and {max(widest):.4f}")
+        if self.read_noise_error > PG_READ_NOISE_ERROR:
+            reasons.append(f"its residual fit's standard error is {self.read_noise_error:.0%}")
+        return "read noise uncertain: " + "; ".join(reasons) if reasons else ""
 
     def degradation(self) -> Any:
         """The estimated noise as a degradation: ``Noise(sigma)`` or ``PoissonGaussian(gain, sigma)``."""
@@ -191,8 +208,16 @@ RESIDUAL_PER_BIN = 256
 RESIDUAL_ROUNDS = 4
 #: Two read-noise fits further apart than this ratio make the estimate :attr:`NoiseEstimate.uncertain`. On the
 #: 20 + 48 CBSD68 images of ``benchmarks/bench_noise_estimation.py`` 11% / 24% of the image-settings were
-#: flagged, and 62% / 53% of those missed 15% against 7% / 18% of the rest (``benchmarks/RESULTS.md``).
+#: flagged by this test alone, and 62% / 53% of those missed 15% against 7% / 18% of the rest
+#: (``benchmarks/RESULTS.md``; with :data:`PG_READ_NOISE_ERROR` too, 17% / 28% flagged, 55% / 55% of them missed).
 PG_DISAGREEMENT = 1.35
+#: The residual fit's least-squares standard error of the read noise, times this, is its spread from draw to draw:
+#: neighbouring residuals are correlated and fall in neighbouring bins, so the bins' scatter about the line
+#: understates it (measured 1.3-1.7 times, 100 draws on 128x128 and 256x256 colour ramps and shaded ramps).
+RESIDUAL_ERROR_SCALE = 1.5
+#: A residual fit whose relative standard error of the read noise exceeds this also makes the estimate
+#: :attr:`NoiseEstimate.uncertain`: from 0.15 / 0.6745 = 0.22 on, a normal error misses 15% more often than not.
+PG_READ_NOISE_ERROR = 0.22
 #: Weak-texture selection: patches whose gradient energy is below this quantile of pure noise's are kept.
 TEXTURE_QUANTILE = 0.99
 #: The name and references of the Poisson-Gaussian method.
@@ -441,9 +466,9 @@ def _ring_mean(channel: Any) -> Any:
     return (uniform_filter(channel, 7, mode="reflect") * 49 - uniform_filter(channel, 3, mode="reflect") * 9) / 40
 
 
-def _residual_fit(item: Any) -> tuple[float, float] | None:
-    """``(gain, sigma)`` of a colour image (3, H, W) from Laplacian residuals across the local colour; ``None``
-    when the image is not a colour one or too few unclipped pixels remain.
+def _residual_fit(item: Any) -> tuple[float, float, float] | None:
+    """``(gain, sigma, sigma_error)`` of a colour image (3, H, W) from Laplacian residuals across the local
+    colour; ``None`` when the image is not a colour one or too few unclipped pixels remain.
 
     Each channel's Laplacian residual (Immerkaer, "Fast noise variance estimation", CVIU 1996) is zero on a
     locally linear image, and its noise has variance ``gain * m + 36 sigma^2``, where ``m`` is the
@@ -457,6 +482,10 @@ def _residual_fit(item: Any) -> tuple[float, float] | None:
     squared residual against their mean ``m`` by weighted least squares, weights ``1 / variance^2`` from
     the previous line (the bins are averages of many residuals, so the line has no errors-in-variables
     bias). Pixels whose 3x3 neighbourhood holds a value of exactly 0 or 1 (clipped) are left out.
+
+    ``sigma_error`` is the fit's own relative standard error of ``sigma``: the weighted least squares'
+    covariance scaled by the bins' scatter about the line (texture left in some bins widens it), halved from
+    ``sigma^2`` to ``sigma``, times :data:`RESIDUAL_ERROR_SCALE`; infinite when the intercept is 0 or below.
     """
     import numpy as np
     from scipy.ndimage import convolve, maximum_filter
@@ -496,12 +525,16 @@ def _residual_fit(item: Any) -> tuple[float, float] | None:
         normal = np.array([[np.sum(weight * mean * mean), np.sum(weight * mean)], [np.sum(weight * mean), np.sum(weight)]])
         gain, offset = np.linalg.lstsq(normal, [np.sum(weight * mean * variance), np.sum(weight * variance)], rcond=None)[0]
         predicted = np.maximum(gain * mean + offset, floor)
-    return float(gain), float(np.sqrt(max(offset, 0.0)))
+    scatter = float(np.sum(((variance - predicted) / predicted) ** 2)) / max(count - 2, 1)
+    offset_sd = float(np.sqrt(max(np.linalg.pinv(normal)[1, 1] * scatter, 0.0)))
+    sigma_error = RESIDUAL_ERROR_SCALE * offset_sd / (2 * offset) if offset > 0 else float("inf")
+    return float(gain), float(np.sqrt(max(offset, 0.0))), float(sigma_error)
 
 
-def _pg_estimate(item: Any, patch: int) -> tuple[float, float, tuple[float, float] | None]:
-    """``(gain, sigma, fits)`` of one image: the stabilised line fit, and on colour images its geometric mean
-    with :func:`_residual_fit`; ``fits`` holds the two read noises (None where only the first is used).
+def _pg_estimate(item: Any, patch: int) -> tuple[float, float, tuple[float, float] | None, float | None]:
+    """``(gain, sigma, fits, error)`` of one image: the stabilised line fit, and on colour images its geometric
+    mean with :func:`_residual_fit`; ``fits`` holds the two read noises and ``error`` the residual fit's
+    relative standard error of its read noise (both None where only the first fit is used).
 
     The two go wrong on different images (patch PCA and a pixel-level residual, texture removed by the
     colour in both but differently), so their mean scatters less than either: on the first 20 CBSD68 images
@@ -512,8 +545,9 @@ def _pg_estimate(item: Any, patch: int) -> tuple[float, float, tuple[float, floa
     gain, sigma = _stabilised_fit(item, *_pg_fit(item, patch), patch)
     residual = _residual_fit(item) if gain > 0 else None
     if residual is None or residual[0] <= 0 or residual[1] <= 0 or sigma <= 0:
-        return gain, sigma, None
-    return float(np.sqrt(gain * residual[0])), float(np.sqrt(sigma * residual[1])), (sigma, residual[1])
+        return gain, sigma, None, None
+    return (float(np.sqrt(gain * residual[0])), float(np.sqrt(sigma * residual[1])), (sigma, residual[1]),
+            residual[2])
 
 
 #: ITU-R BT.601 luma weights (JPEG's Y): white noise of sigma in R, G, B leaves ``sigma * |LUMA|`` in Y.
@@ -628,7 +662,8 @@ def estimate_noise(image: Any, per_channel: bool = False, patch: int = PATCH, mo
         fits = [_pg_estimate(item, patch) for item in array]
         return NoiseEstimate(sigma=float(np.mean([f[1] for f in fits])), sigmas=tuple(f[1] for f in fits),
                              model=model, method=PG_METHOD, gain=float(np.mean([f[0] for f in fits])),
-                             gains=tuple(f[0] for f in fits), read_noise_fits=tuple(f[2] for f in fits))
+                             gains=tuple(f[0] for f in fits), read_noise_fits=tuple(f[2] for f in fits),
+                             read_noise_errors=tuple(f[3] for f in fits))
     sigmas, channels = [], []
     for item in array:
         sigmas.append(_colour_checked(_sigma_from_patches(_patch_matrix(item, patch)), item, patch))
