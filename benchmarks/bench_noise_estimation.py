@@ -8,8 +8,9 @@ seconds per call (one thread). Then (issue 14):
   sigma for each ``--pg`` setting (mean / worst relative error, and how many images are within 15%),
   beside the bound (:func:`read_noise_bound`): how many images even an ideal estimator that knows the
   clean image is expected to place within 15% of the read noise, and the chance that it places all; how
-  many that estimator (:func:`read_noise_oracle`) does place on the very draws the row scores; and how often the estimates flagged uncertain (``NoiseEstimate.uncertain``: its two read-noise fits disagree)
-  missed 15%, against the rest;
+  many that estimator (:func:`read_noise_oracle`) does place on the very draws the row scores; and how
+  often the estimates flagged uncertain (``NoiseEstimate.uncertain``: its two read-noise fits disagree,
+  or the residual fit's own standard error is large) missed 15%, against the rest;
 * JPEG: the Gaussian estimate of noise-free images saved as JPEG at each ``--jpeg`` quality (what the 8x8
   block edges alone read as), and of noisy images saved as JPEG, against the sigma of the noise added
   before compression and the std of what JPEG left of it (the JPEG image minus the JPEG of the clean
