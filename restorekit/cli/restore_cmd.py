@@ -172,8 +172,9 @@ def estimated_noise(source, image, poisson_gaussian: bool = False):
     found = estimate_noise(image, patch=min(7, min(image.shape[-2:]) // 3),
                            model="poisson-gaussian" if poisson_gaussian else "gaussian")
     what = f"Poisson-Gaussian gain {found.gain:.4f}, sigma" if poisson_gaussian else "sigma"
-    note = f"; {found.uncertainty_note()}" if found.uncertain else ""
-    tqdm.write(f"{source}: noise {what} {found.sigma:.4f} estimated (restorekit.estimate_noise){note}", file=sys.stdout)
+    note = found.uncertainty_note()
+    tqdm.write(f"{source}: noise {what} {found.sigma:.4f} estimated (restorekit.estimate_noise)"
+               + (f"; {note}" if note else ""), file=sys.stdout)
     return found.degradation()
 
 

@@ -148,26 +148,32 @@ class NoiseEstimate:
         """True when the two read-noise fits of some image differ by more than :data:`PG_DISAGREEMENT`, or
         the residual fit's own standard error of the read noise exceeds :data:`PG_READ_NOISE_ERROR`: such
         estimates of ``sigma`` missed 15% several times as often as the others on CBSD68."""
-        return bool(self.disagreement > PG_DISAGREEMENT or self.read_noise_error > PG_READ_NOISE_ERROR)
+        return bool(self._uncertainty_reasons())
+
+    def _uncertainty_reasons(self) -> list[str]:
+        """What makes the read noise :attr:`uncertain`, one phrase per reason (empty when nothing does)."""
+        reasons = []
+        widest = self._widest_fits()
+        if widest and max(widest) / min(widest) > PG_DISAGREEMENT:
+            reasons.append(f"its two fits read {min(widest):.4f} and {max(widest):.4f}")
+        if self.read_noise_error > PG_READ_NOISE_ERROR:
+            reasons.append(f"its residual fit's standard error is {self.read_noise_error:.0%}")
+        return reasons
 
     def describe(self) -> str:
         """One line for the CLI, e.g. ``noise sigma 0.0312 estimated (PCA of patches, Chen 2015)``; an
-        uncertain Poisson-Gaussian read noise (:attr:`uncertain`) is said so, with its two fits."""
+        uncertain Poisson-Gaussian read noise (:attr:`uncertain`) is said so, with what made it so."""
         if self.model == "poisson-gaussian":
             line = f"noise Poisson-Gaussian gain {self.gain:.4f}, sigma {self.sigma:.4f} estimated ({self.method})"
-            return f"{line}; {self.uncertainty_note()}" if self.uncertain else line
+            note = self.uncertainty_note()
+            return f"{line}; {note}" if note else line
         return f"noise sigma {self.sigma:.4f} estimated ({self.method})"
 
     def uncertainty_note(self) -> str:
         """``read noise uncertain: its two fits read 0.0081 and 0.0124`` (the image whose fits differ most),
         and/or ``its residual fit's standard error is 23%`` (the batch's largest), whichever made the estimate
         :attr:`uncertain`; ``""`` when it is not."""
-        reasons = []
-        if self.disagreement > PG_DISAGREEMENT:
-            widest = self._widest_fits()
-            reasons.append(f"its two fits read {min(widest):.4f} and {max(widest):.4f}")
-        if self.read_noise_error > PG_READ_NOISE_ERROR:
-            reasons.append(f"its residual fit's standard error is {self.read_noise_error:.0%}")
+        reasons = self._uncertainty_reasons()
         return "read noise uncertain: " + "; ".join(reasons) if reasons else ""
 
     def degradation(self) -> Any:
